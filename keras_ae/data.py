@@ -1,0 +1,396 @@
+"""Image datasets: where they are found, and the tf.data pipeline that feeds them.
+
+`load()` finds a named dataset locally (original IDX `.gz` files, a Keras-style
+`.npz`, CIFAR's binary batches) and falls back to TensorFlow Datasets. It
+returns whole splits as arrays (all supported datasets fit in memory).
+
+`train_dataset()` turns the training images into the stream `fit()` consumes,
+for several epochs: the images stay in memory (the cache), each epoch takes them
+in a fresh shuffled order, in batches of the global batch size, adds Gaussian
+noise on the fly if asked, and prefetches. Epoch `e` is a pure function of
+`(seed, e)`: its order is a permutation drawn from both, its noise comes from
+stateless random ops keyed by `(seed, e, batch)`. So order and noise are fresh
+every epoch, the same in every run with the same seed whatever the strategy or
+number of replicas, and a run resumed at epoch `e` sees what an uninterrupted
+run would. (`Dataset.shuffle` cannot give this: its seed must be a Python
+value, so it can't depend on the epoch inside the stream.)
+
+Example:
+
+    data = load("fashion_mnist")
+    ds = train_dataset(data.train_images, batch_size=128, epochs=5,
+                       noise_stddev=0.5, seed=1)
+    model.fit(ds, epochs=5,
+              steps_per_epoch=steps_per_epoch(len(data.train_images), 128))
+"""
+
+import dataclasses
+import gzip
+import math
+import os
+import struct
+import zlib
+
+import numpy as np
+import tensorflow as tf
+
+
+class DataError(Exception):
+    """A dataset could not be found or read; the message says where and why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """What is known about one named dataset."""
+
+    name: str
+    image_shape: tuple
+    tfds_name: str
+    formats: tuple  # local readers to try, in order: "idx", "npz", "cifar_bin"
+
+    @property
+    def dashed_name(self):
+        return self.name.replace("_", "-")
+
+
+DATASETS = {
+    spec.name: spec
+    for spec in [
+        DatasetSpec("mnist", (28, 28, 1), "mnist", ("idx", "npz")),
+        DatasetSpec("fashion_mnist", (28, 28, 1), "fashion_mnist", ("idx", "npz")),
+        DatasetSpec("kmnist", (28, 28, 1), "kmnist", ("idx", "npz")),
+        DatasetSpec("cifar10", (32, 32, 3), "cifar10", ("cifar_bin", "npz")),
+    ]
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageData:
+    """Both splits of a dataset: images NHWC (uint8 0-255, or float32 0-1)."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    source: str  # where it was read from, for logs
+
+
+# ---------------------------------------------------------------------------
+# Finding and reading a dataset.
+
+
+def local_dirs(name, data_dir=None):
+    """The directories searched for a local copy of `name`, in order."""
+    dashed = DATASETS[name].dashed_name
+    roots = [data_dir, os.environ.get("KERAS_AE_DATA_DIR")]
+    dirs = []
+    for root in filter(None, roots):
+        dirs += [root, os.path.join(root, dashed), os.path.join(root, name)]
+    dirs.append(os.path.join("/usr/share/datasets", dashed))
+    keras_cache = os.path.join(os.path.expanduser("~"), ".keras", "datasets")
+    dirs += [keras_cache, os.path.join(keras_cache, dashed)]
+    return list(dict.fromkeys(dirs))  # drop repeats, keep order
+
+
+def load(name, data_dir=None, train_examples=None, download=True):
+    """Loads both splits of a named dataset.
+
+    Looks for a local copy first (see `local_dirs`), then asks TensorFlow
+    Datasets, which downloads it if `download` is true. A local copy that exists
+    but cannot be read is an error, never silently replaced.
+
+    Args:
+        name: one of `DATASETS`.
+        data_dir: searched first; also TFDS's data directory. Default None.
+        train_examples: keep only the first N training examples. Default None.
+        download: let TFDS download when there is no local copy. Default True.
+
+    Returns:
+        An `ImageData`.
+
+    Raises:
+        DataError: not found, or found but unreadable; the message says where
+            it looked and how to fix it.
+    """
+    if name not in DATASETS:
+        raise DataError(
+            f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}"
+        )
+    spec = DATASETS[name]
+    data = None
+    searched = local_dirs(name, data_dir)
+    for directory in searched:
+        data = _read_local(spec, directory)
+        if data is not None:
+            break
+    if data is None:
+        data = _read_tfds(spec, data_dir, download, searched)
+    data = _validated(spec, data)
+    if train_examples is not None:
+        if train_examples > len(data.train_images):
+            raise DataError(
+                f"train_examples={train_examples} but {name} has only "
+                f"{len(data.train_images)} training examples"
+            )
+        data = dataclasses.replace(
+            data,
+            train_images=data.train_images[:train_examples],
+            train_labels=data.train_labels[:train_examples],
+        )
+    return data
+
+
+def read_idx(path):
+    """Reads one gzipped IDX file of unsigned bytes into an array."""
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{path}: not a readable gzip file ({e}); replace it") from e
+    if len(raw) < 4 or raw[:3] != b"\x00\x00\x08" or raw[3] == 0:
+        raise DataError(
+            f"{path}: magic number {raw[:4].hex() or 'missing'} is not that of an "
+            "unsigned-byte IDX file (00 00 08 0N); is this the right file?"
+        )
+    header = 4 + 4 * raw[3]
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated header; replace the file")
+    dims = struct.unpack(f">{raw[3]}I", raw[4:header])
+    if len(raw) != header + math.prod(dims):
+        raise DataError(
+            f"{path}: {len(raw) - header} data bytes, but the header's dimensions "
+            f"{dims} need {math.prod(dims)}; the file is truncated or corrupt"
+        )
+    return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
+
+
+def _read_local(spec, directory):
+    """Reads `spec` from `directory` in the first format present there, or None."""
+    for fmt in spec.formats:
+        data = _LOCAL_READERS[fmt](spec, directory)
+        if data is not None:
+            return data
+    return None
+
+
+def _read_idx_dir(spec, directory):
+    files = [
+        os.path.join(directory, f"{split}-{kind}-idx{ndim}-ubyte.gz")
+        for split in ("train", "t10k")
+        for kind, ndim in (("images", 3), ("labels", 1))
+    ]
+    if not all(os.path.isfile(f) for f in files):
+        return None
+    arrays = [read_idx(f) for f in files]
+    return ImageData(*arrays, source=f"IDX files in {directory}")
+
+
+def _read_npz(spec, directory):
+    path = os.path.join(directory, f"{spec.name}.npz")
+    if not os.path.isfile(path):
+        return None
+    keys = ("x_train", "y_train", "x_test", "y_test")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [k for k in keys if k not in npz.files]
+            if missing:
+                raise DataError(f"{path}: lacks array(s) {', '.join(missing)}")
+            arrays = [npz[k] for k in keys]
+    except (OSError, ValueError, zlib.error, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npz file ({e})") from e
+    return ImageData(*arrays, source=path)
+
+
+def _read_cifar_bin(spec, directory):
+    """CIFAR-10's binary version: records of 1 label byte + 3072 CHW pixels."""
+    batches = os.path.join(directory, "cifar-10-batches-bin")
+    names = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
+    paths = [os.path.join(batches, n) for n in names]
+    if not all(os.path.isfile(p) for p in paths):
+        return None
+    records = []
+    for path in paths:
+        raw = np.fromfile(path, np.uint8)
+        if raw.size == 0 or raw.size % 3073:
+            raise DataError(f"{path}: size {raw.size} is not a whole number of records")
+        records.append(raw.reshape(-1, 3073))
+    train, test = np.concatenate(records[:5]), records[5]
+
+    def split(r):
+        return r[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), r[:, 0]
+
+    return ImageData(*split(train), *split(test), source=f"binary batches in {batches}")
+
+
+_LOCAL_READERS = {"idx": _read_idx_dir, "npz": _read_npz, "cifar_bin": _read_cifar_bin}
+
+
+def _read_tfds(spec, data_dir, download, searched):
+    where = "\n  ".join(searched)
+    fix = (
+        f"Fix: put the original files (e.g. train-images-idx3-ubyte.gz) or "
+        f"{spec.name}.npz in a directory and pass --data_dir=DIR"
+        + (", or `apt-get install dataset-fashion-mnist`" if spec.name == "fashion_mnist" else "")
+        + ", or go online so TensorFlow Datasets can download it."
+    )
+    if not download:
+        raise DataError(
+            f"dataset {spec.name!r}: no local copy, and downloading is off. "
+            f"Looked in:\n  {where}\n{fix}"
+        )
+    try:
+        import tensorflow_datasets as tfds
+
+        train, test = tfds.as_numpy(
+            tfds.load(
+                spec.tfds_name,
+                split=["train", "test"],
+                batch_size=-1,
+                as_supervised=True,
+                data_dir=data_dir,
+            )
+        )
+    except Exception as e:  # any download/prepare failure: say all we know
+        raise DataError(
+            f"dataset {spec.name!r}: no local copy, and TensorFlow Datasets "
+            f"failed ({type(e).__name__}: {str(e)[:300]}). Looked in:\n  {where}\n{fix}"
+        ) from e
+    return ImageData(*train, *test, source=f"TensorFlow Datasets {spec.tfds_name!r}")
+
+
+def _validated(spec, data):
+    """Checks shapes, counts and pixel range; adds the channel axis to 2-D images."""
+    fields = {}
+    for split in ("train", "test"):
+        images = np.asarray(getattr(data, f"{split}_images"))
+        labels = np.asarray(getattr(data, f"{split}_labels"))
+        if images.ndim == 3 and spec.image_shape[-1] == 1:
+            images = images[..., np.newaxis]
+        problem = None
+        if images.shape[1:] != spec.image_shape:
+            problem = f"images have shape {images.shape[1:]}, expected {spec.image_shape}"
+        elif len(images) == 0:
+            problem = "no images"
+        elif labels.shape != (len(images),):
+            problem = f"{len(images)} images but labels of shape {labels.shape}"
+        elif images.dtype != np.uint8:
+            if not np.issubdtype(images.dtype, np.floating):
+                problem = f"pixel dtype {images.dtype}; expected uint8 or float"
+            elif not np.isfinite(images).all():
+                problem = "NaN or infinite pixel values"
+            elif images.min() < 0 or images.max() > 1:
+                problem = "float pixels outside [0, 1]"
+            else:
+                images = images.astype(np.float32)
+        if problem:
+            raise DataError(f"{spec.name} {split} split from {data.source}: {problem}")
+        fields[f"{split}_images"] = images
+        fields[f"{split}_labels"] = labels
+    return dataclasses.replace(data, **fields)
+
+
+# ---------------------------------------------------------------------------
+# The tf.data pipeline.
+
+
+def to_float(images):
+    """uint8 0-255 → float32 0-1; float input is only cast."""
+    if images.dtype == tf.uint8:
+        return tf.cast(images, tf.float32) / 255.0
+    return tf.cast(images, tf.float32)
+
+
+def add_noise(images, stddev, seed):
+    """`clip(images + stddev * N(0, 1), 0, 1)`, from a stateless seed of shape [2]."""
+    noise = tf.random.stateless_normal(tf.shape(images), seed=seed)
+    return tf.clip_by_value(images + stddev * noise, 0.0, 1.0)
+
+
+def steps_per_epoch(num_examples, batch_size, drop_remainder=False):
+    """Batches in one epoch of `num_examples`."""
+    if drop_remainder:
+        return num_examples // batch_size
+    return math.ceil(num_examples / batch_size)
+
+
+# Separate random streams for training and evaluation with the same seed.
+_TRAIN_STREAM, _EVAL_STREAM = 0, 1
+
+
+def train_dataset(
+    images,
+    *,
+    batch_size,
+    epochs,
+    noise_stddev=0.0,
+    seed=0,
+    first_epoch=0,
+    drop_remainder=False,
+):
+    """The training stream: epochs `first_epoch .. epochs-1`, back to back.
+
+    Each epoch visits every image once in a fresh order and yields
+    `(noisy, clean)` batches (`(x, x)` when `noise_stddev` is 0) of
+    `batch_size` images, the global batch. Use it with
+    `fit(..., epochs=epochs, steps_per_epoch=steps_per_epoch(len(images), batch_size))`.
+
+    Args:
+        images: array NHWC, uint8 or float32 in [0, 1].
+        batch_size: global batch size.
+        epochs: index one past the last epoch.
+        noise_stddev: Gaussian noise stddev; 0 for none. Default 0.
+        seed: the stream's seed. Default 0.
+        first_epoch: epoch to start from (when resuming). Default 0.
+        drop_remainder: drop each epoch's last partial batch (static shapes,
+            as TPUs need). Default False.
+    """
+    pixels = tf.constant(images)  # held in memory once, gathered batch by batch
+    stream_key = tf.constant([seed, _TRAIN_STREAM], tf.int64)
+
+    def one_epoch(epoch):
+        key = tf.random.experimental.stateless_fold_in(stream_key, epoch)
+        # A full uniform shuffle: a permutation drawn from (seed, epoch) alone.
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(len(images), dtype=tf.int64), seed=key
+        )
+        batches = (
+            tf.data.Dataset.from_tensor_slices(order)
+            .batch(batch_size, drop_remainder=drop_remainder)
+            .map(lambda index: to_float(tf.gather(pixels, index)))
+        )
+        return _with_targets(batches, noise_stddev, key)
+
+    dataset = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
+    return _finish(dataset)
+
+
+def eval_dataset(images, *, batch_size, noise_stddev=0.0, seed=0):
+    """One pass over `images` in order, as `(input, clean)` batches."""
+    batches = (
+        tf.data.Dataset.from_tensor_slices(images)
+        .batch(batch_size)
+        .map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    )
+    key = tf.constant([seed, _EVAL_STREAM], tf.int64)
+    return _finish(_with_targets(batches, noise_stddev, key))
+
+
+def _with_targets(batches, noise_stddev, key):
+    """Pairs each batch with its target: `(noisy, clean)` or `(x, x)`."""
+    if not noise_stddev:
+        return batches.map(lambda x: (x, x))
+
+    def noisy_pair(index, clean):
+        batch_key = tf.random.experimental.stateless_fold_in(key, index)
+        return add_noise(clean, noise_stddev, batch_key), clean
+
+    return batches.enumerate().map(noisy_pair, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _finish(dataset):
+    options = tf.data.Options()
+    # In-memory sources have no files to shard: multi-worker shards elements.
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA
+    )
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)

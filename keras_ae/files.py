@@ -1,0 +1,32 @@
+"""Writing files so that readers see them complete or not at all."""
+
+import contextlib
+import json
+import os
+import uuid
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path beside `path`; renames it to `path` on success.
+
+    The temporary name keeps the extension (Keras and matplotlib choose the
+    format by it). On an exception the temporary file is removed and `path`
+    is left as it was.
+    """
+    directory, name = os.path.split(os.path.abspath(path))
+    stem, ext = os.path.splitext(name)
+    # Not created here, so the writer creates it with the usual permissions.
+    tmp = os.path.join(directory, f".{stem}.{uuid.uuid4().hex}.tmp{ext}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json(path, value):
+    """Writes `value` as indented JSON, atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write(json.dumps(value, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,64 @@
+"""Autoencoder variants and the one entry point that builds them."""
+
+import inspect
+
+from keras_ae.models.autoencoder import Autoencoder
+from keras_ae.models.conv import UPSAMPLING_MODES, ConvAutoencoder
+from keras_ae.models.linear import LinearAutoencoder
+
+VARIANTS = {
+    "linear": LinearAutoencoder,
+    "conv": ConvAutoencoder,
+}
+
+
+def option_names(variant):
+    """The keyword options `build(variant, ...)` accepts, besides input_shape."""
+    parameters = inspect.signature(VARIANTS[variant].__init__).parameters
+    return [
+        name
+        for name, parameter in parameters.items()
+        if name not in ("self", "input_shape")
+        and parameter.kind is parameter.POSITIONAL_OR_KEYWORD
+    ]
+
+
+def build(variant, input_shape, **options):
+    """Builds an (uncompiled) autoencoder of the named variant.
+
+    Args:
+        variant: one of `VARIANTS`: "linear", "conv".
+        input_shape: image shape `(height, width, channels)`.
+        **options: the variant's own options, e.g. `latent_dim=16` or, for
+            "conv", `upsampling="transpose"`.
+
+    Returns:
+        An `Autoencoder` with `encoder` and `decoder` sub-models.
+
+    Example:
+
+        model = keras_ae.build("conv", (28, 28, 1), latent_dim=16)
+        model.compile()
+    """
+    if variant not in VARIANTS:
+        raise ValueError(
+            f"unknown variant {variant!r}; valid variants: {', '.join(VARIANTS)}"
+        )
+    unknown = sorted(set(options) - set(option_names(variant)))
+    if unknown:
+        raise ValueError(
+            f"variant {variant!r} does not take option(s) {', '.join(unknown)}; "
+            f"it takes: {', '.join(option_names(variant))}"
+        )
+    return VARIANTS[variant](input_shape, **options)
+
+
+__all__ = [
+    "Autoencoder",
+    "ConvAutoencoder",
+    "LinearAutoencoder",
+    "UPSAMPLING_MODES",
+    "VARIANTS",
+    "build",
+    "option_names",
+]
