@@ -48,7 +48,12 @@ def get_strategy(name, tpu=None):
             return tf.distribute.MirroredStrategy()
         cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
         logging.info("mirrored: no GPU found, mirroring over CPU device(s) %s", cpus)
-        return tf.distribute.MirroredStrategy(cpus)
+        # Not the default collective all-reduce: a second MirroredStrategy over
+        # CPUs in one process reuses its instance keys and fails with "Shape
+        # mismatch in the collective instance" (tensorflow#62790).
+        return tf.distribute.MirroredStrategy(
+            cpus, cross_device_ops=tf.distribute.ReductionToOneDevice()
+        )
     if name == "multi_worker_mirrored":
         return tf.distribute.MultiWorkerMirroredStrategy()
     return _tpu_strategy(tpu)

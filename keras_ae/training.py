@@ -115,6 +115,7 @@ def train(config, strategy, data=None, verbose=1):
         epochs=config.train.epochs,
         steps_per_epoch=data_lib.steps_per_epoch(len(data.train_images), batch_size),
         callbacks=callbacks,
+        shuffle=False,  # the stream shuffles each epoch itself
         verbose=verbose,
     )
     train_seconds = time.perf_counter() - start

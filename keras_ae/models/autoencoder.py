@@ -28,6 +28,13 @@ class Autoencoder(keras.Model):
             optimizer = keras.optimizers.Adam(learning_rate=1e-3)
         super().compile(optimizer=optimizer, loss=loss, **kwargs)
 
+    def compile_from_config(self, config):
+        # Keras skips restoring the compile state of models that override
+        # compile(); this one only adds defaults, so the saved arguments apply.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
     def get_config(self):
         # Not Functional's config: subclasses rebuild from their own arguments.
         return {

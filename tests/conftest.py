@@ -1,0 +1,64 @@
+"""Test session set-up: two logical CPU devices, and small IDX datasets."""
+
+import gzip
+import os
+import struct
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from keras_ae import distribute  # noqa: E402
+
+# Before TensorFlow initializes its devices: lets MirroredStrategy run two real
+# replicas on this CPU-only machine.
+distribute.split_cpu(2)
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: trains on real data for a while (still run in CI)"
+    )
+
+
+def write_idx(path, array):
+    """Writes a uint8 array as a gzipped IDX file (the MNIST format)."""
+    header = bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + np.ascontiguousarray(array, np.uint8).tobytes())
+
+
+def make_images(count, seed, height=28, width=28):
+    """Blurry blobs: structured enough for an autoencoder to learn quickly."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    size = min(height, width)
+    centres = rng.uniform(size / 4, 3 * size / 4, size=(count, 2, 1, 1))
+    radius = rng.uniform(size / 9, size / 4, size=(count, 1, 1))
+    dist2 = (y - centres[:, 0]) ** 2 + (x - centres[:, 1]) ** 2
+    return (255 * np.exp(-dist2 / (2 * radius**2))).astype(np.uint8)
+
+
+def write_idx_dataset(directory, train=256, test=64):
+    """An MNIST-format dataset: the four IDX .gz files in `directory`."""
+    os.makedirs(directory, exist_ok=True)
+    arrays = {
+        "train-images-idx3-ubyte.gz": make_images(train, seed=1),
+        "train-labels-idx1-ubyte.gz": np.arange(train, dtype=np.uint8) % 10,
+        "t10k-images-idx3-ubyte.gz": make_images(test, seed=2),
+        "t10k-labels-idx1-ubyte.gz": np.arange(test, dtype=np.uint8) % 10,
+    }
+    for name, array in arrays.items():
+        write_idx(os.path.join(directory, name), array)
+    return arrays
+
+
+@pytest.fixture(scope="session")
+def tiny_mnist_dir(tmp_path_factory):
+    """A directory holding a small synthetic dataset in MNIST's IDX format."""
+    directory = str(tmp_path_factory.mktemp("tiny-mnist"))
+    write_idx_dataset(directory)
+    return directory

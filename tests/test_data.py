@@ -1,0 +1,236 @@
+"""Dataset sources and the tf.data pipeline."""
+
+import gzip
+import os
+
+import numpy as np
+import pytest
+
+from keras_ae import data
+from tests.conftest import write_idx, write_idx_dataset
+
+
+# --- Reading files ----------------------------------------------------------
+
+
+def test_read_idx_round_trips(tmp_path):
+    array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    write_idx(tmp_path / "a.gz", array)
+    np.testing.assert_array_equal(data.read_idx(tmp_path / "a.gz"), array)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"\x00\x00\x08\x01\x00\x00\x00\x05abc", "truncated or corrupt"),
+        (b"\x12\x34\x56\x78", "magic number 12345678"),
+        (b"", "magic number missing"),
+        (b"\x00\x00\x08\x03\x00", "truncated header"),
+    ],
+)
+def test_read_idx_rejects_bad_content(tmp_path, content, message):
+    path = tmp_path / "bad.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(content)
+    with pytest.raises(data.DataError, match=message) as error:
+        data.read_idx(path)
+    assert str(path) in str(error.value)
+
+
+def test_read_idx_rejects_a_file_that_is_not_gzip(tmp_path):
+    path = tmp_path / "plain.gz"
+    path.write_bytes(b"not gzip at all")
+    with pytest.raises(data.DataError, match="not a readable gzip file"):
+        data.read_idx(path)
+
+
+def test_load_reads_local_idx_files_with_channel_axis(tiny_mnist_dir):
+    loaded = data.load("mnist", data_dir=tiny_mnist_dir, download=False)
+    assert loaded.train_images.shape == (256, 28, 28, 1)
+    assert loaded.test_images.shape == (64, 28, 28, 1)
+    assert loaded.train_images.dtype == np.uint8
+    assert tiny_mnist_dir in loaded.source
+
+
+def test_data_dir_comes_before_the_environment_variable(tmp_path, monkeypatch):
+    first = write_idx_dataset(tmp_path / "first", train=10, test=5)
+    write_idx_dataset(tmp_path / "second", train=20, test=5)
+    monkeypatch.setenv("KERAS_AE_DATA_DIR", str(tmp_path / "second"))
+    loaded = data.load("kmnist", data_dir=str(tmp_path / "first"), download=False)
+    np.testing.assert_array_equal(
+        loaded.train_images[..., 0], first["train-images-idx3-ubyte.gz"]
+    )
+    # Without --data_dir the environment variable's copy, in its named subfolder.
+    write_idx_dataset(tmp_path / "root" / "kmnist", train=7, test=5)
+    monkeypatch.setenv("KERAS_AE_DATA_DIR", str(tmp_path / "root"))
+    assert len(data.load("kmnist", download=False).train_images) == 7
+
+
+def test_load_reads_npz_without_pickle(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {
+        "x_train": rng.integers(0, 256, (12, 28, 28), dtype=np.uint8),
+        "y_train": np.zeros(12, np.uint8),
+        "x_test": rng.integers(0, 256, (4, 28, 28), dtype=np.uint8),
+        "y_test": np.zeros(4, np.uint8),
+    }
+    np.savez(tmp_path / "kmnist.npz", **arrays)
+    loaded = data.load("kmnist", data_dir=str(tmp_path), download=False)
+    np.testing.assert_array_equal(loaded.test_images[..., 0], arrays["x_test"])
+
+
+def test_load_reads_cifar_binary_batches_as_hwc(tmp_path):
+    batches = tmp_path / "cifar-10-batches-bin"
+    batches.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        record = np.zeros(3073, np.uint8)
+        record[0] = 7  # label
+        record[1:1025], record[1025:2049], record[2049:] = 10, 20, 30  # R, G, B planes
+        np.tile(record, 2).tofile(batches / f"{name}.bin")
+    loaded = data.load("cifar10", data_dir=str(tmp_path), download=False)
+    assert loaded.train_images.shape == (10, 32, 32, 3)
+    np.testing.assert_array_equal(loaded.test_images[0, 5, 9], [10, 20, 30])
+    assert set(loaded.train_labels) == {7}
+
+
+def test_missing_dataset_says_where_it_looked_and_how_to_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no Keras cache
+    monkeypatch.delenv("KERAS_AE_DATA_DIR", raising=False)
+    with pytest.raises(data.DataError) as error:
+        data.load("kmnist", data_dir=str(tmp_path / "nowhere"), download=False)
+    message = str(error.value)
+    assert str(tmp_path / "nowhere") in message
+    assert "/usr/share/datasets/kmnist" in message
+    assert "--data_dir" in message
+
+
+def test_a_corrupt_local_copy_is_an_error_not_a_fallback(tmp_path):
+    write_idx_dataset(tmp_path)
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(b"garbage")
+    with pytest.raises(data.DataError, match="t10k-images-idx3-ubyte.gz"):
+        data.load("mnist", data_dir=str(tmp_path), download=True)
+
+
+def test_images_and_labels_must_agree(tmp_path):
+    write_idx_dataset(tmp_path, train=10, test=5)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(9, np.uint8))
+    with pytest.raises(data.DataError, match="10 images but labels of shape"):
+        data.load("mnist", data_dir=str(tmp_path), download=False)
+
+
+def test_images_must_have_the_datasets_shape(tmp_path):
+    write_idx_dataset(tmp_path, train=10, test=5)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", np.zeros((10, 27, 28), np.uint8))
+    with pytest.raises(data.DataError, match=r"shape \(27, 28, 1\), expected \(28, 28, 1\)"):
+        data.load("mnist", data_dir=str(tmp_path), download=False)
+
+
+def test_train_examples_keeps_the_first_n(tiny_mnist_dir):
+    full = data.load("mnist", data_dir=tiny_mnist_dir, download=False)
+    part = data.load("mnist", data_dir=tiny_mnist_dir, train_examples=10, download=False)
+    np.testing.assert_array_equal(part.train_images, full.train_images[:10])
+    with pytest.raises(data.DataError, match="only 256 training examples"):
+        data.load("mnist", data_dir=tiny_mnist_dir, train_examples=1000, download=False)
+
+
+# --- The pipeline -------------------------------------------------------------
+
+
+def _numbered_images(count):
+    """Image i is filled with the value i: its identity survives batching."""
+    return np.repeat(np.arange(count, dtype=np.uint8), 4).reshape(count, 2, 2, 1)
+
+
+def _epochs(dataset, steps):
+    """Materializes a stream as a list of epochs, each a list of (x, y) arrays."""
+    batches = [(x.numpy(), y.numpy()) for x, y in dataset]
+    return [batches[i : i + steps] for i in range(0, len(batches), steps)]
+
+
+def _ids(epoch):
+    """Image identities in a clean epoch, in order."""
+    return np.concatenate([np.rint(y[:, 0, 0, 0] * 255) for _, y in epoch]).astype(int)
+
+
+def test_each_epoch_is_a_fresh_permutation_in_global_batches():
+    images = _numbered_images(50)
+    stream = data.train_dataset(images, batch_size=16, epochs=3, seed=1)
+    epochs = _epochs(stream, data.steps_per_epoch(50, 16))
+    assert len(epochs) == 3
+    assert [len(x) for x, _ in epochs[0]] == [16, 16, 16, 2]
+    orders = [_ids(e) for e in epochs]
+    for order in orders:
+        assert sorted(order) == list(range(50))
+    assert not np.array_equal(orders[0], orders[1])
+    assert not np.array_equal(orders[0], np.arange(50))
+    x, y = epochs[0][0]
+    assert x.dtype == np.float32 and x.shape == (16, 2, 2, 1)
+    np.testing.assert_array_equal(x, y)  # no noise: (x, x)
+
+
+def test_same_seed_same_stream_other_seed_other_stream():
+    images = _numbered_images(40)
+
+    def stream(seed):
+        ds = data.train_dataset(images, batch_size=8, epochs=2, noise_stddev=0.3, seed=seed)
+        return np.concatenate([x.numpy() for x, _ in ds])
+
+    np.testing.assert_array_equal(stream(5), stream(5))
+    assert not np.allclose(stream(5), stream(6))
+
+
+def test_noise_is_clipped_gaussian_with_the_given_stddev():
+    images = np.full((400, 8, 8, 1), 0.5, np.float32)
+    noisy, clean = next(iter(data.train_dataset(
+        images, batch_size=400, epochs=1, noise_stddev=0.1, seed=0
+    )))
+    residual = noisy.numpy() - clean.numpy()
+    np.testing.assert_array_equal(clean.numpy(), images)
+    # 0.5 ± 5 sigma never clips, so the residual is the noise itself.
+    assert abs(residual.mean()) < 0.003
+    assert abs(residual.std() - 0.1) < 0.003
+    heavy, _ = next(iter(data.train_dataset(
+        images, batch_size=400, epochs=1, noise_stddev=2.0, seed=0
+    )))
+    assert heavy.numpy().min() == 0.0 and heavy.numpy().max() == 1.0
+
+
+def test_noise_is_fresh_every_epoch():
+    images = _numbered_images(24)
+    epochs = _epochs(
+        data.train_dataset(images, batch_size=8, epochs=2, noise_stddev=0.2, seed=3), 3
+    )
+
+    def noisy_by_id(epoch):
+        return {i: x for batch_x, batch_y in epoch
+                for i, x in zip(np.rint(batch_y[:, 0, 0, 0] * 255).astype(int), batch_x)}
+
+    first, second = noisy_by_id(epochs[0]), noisy_by_id(epochs[1])
+    for i in range(24):
+        assert not np.allclose(first[i], second[i]), f"image {i} got the same noise twice"
+
+
+def test_a_resumed_stream_continues_exactly():
+    images = _numbered_images(30)
+    kwargs = dict(batch_size=10, epochs=4, noise_stddev=0.2, seed=9)
+    full = [x.numpy() for x, _ in data.train_dataset(images, **kwargs)]
+    resumed = [x.numpy() for x, _ in data.train_dataset(images, first_epoch=2, **kwargs)]
+    assert len(resumed) == 6
+    for a, b in zip(full[6:], resumed):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_drop_remainder_gives_static_batches():
+    stream = data.train_dataset(
+        _numbered_images(50), batch_size=16, epochs=1, drop_remainder=True
+    )
+    assert stream.element_spec[0].shape.as_list() == [16, 2, 2, 1]
+    assert len(list(stream)) == data.steps_per_epoch(50, 16, drop_remainder=True) == 3
+
+
+def test_eval_dataset_keeps_order_and_converts_to_unit_range():
+    images = _numbered_images(20)
+    ids = _ids(list(data.eval_dataset(images, batch_size=8)))
+    np.testing.assert_array_equal(ids, np.arange(20))
+    x, _ = next(iter(data.eval_dataset(images, batch_size=20)))
+    np.testing.assert_allclose(x.numpy(), images / 255.0, rtol=1e-6)

@@ -1,0 +1,53 @@
+"""Strategies: the name switch, and two real replicas matching one device."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_ae
+from keras_ae import data, distribute
+from tests.conftest import make_images
+
+
+def test_unknown_strategy_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="valid strategies: default, one_device, mirrored"):
+        distribute.get_strategy("nope")
+
+
+def test_mirrored_without_gpus_uses_every_logical_cpu():
+    # conftest split the CPU into two logical devices.
+    assert distribute.get_strategy("mirrored").num_replicas_in_sync == 2
+    assert distribute.get_strategy("one_device").num_replicas_in_sync == 1
+
+
+def _train(strategy, variant, options, initial_weights, images, steps):
+    with strategy.scope():
+        model = keras_ae.build(variant, images.shape[1:], **options)
+        model.set_weights(initial_weights)
+        # Plain SGD: a step's size is proportional to the loss scale, so a loss
+        # summed instead of averaged across replicas would double it. (Adam
+        # normalizes the gradient and would hide that.)
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5))
+    stream = data.train_dataset(
+        images, batch_size=8, epochs=1, noise_stddev=0.2, seed=4
+    )
+    model.fit(stream, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
+    return model.get_weights()
+
+
+@pytest.mark.parametrize(
+    "variant, options",
+    [("linear", {"latent_dim": 4}), ("conv", {"latent_dim": 4, "filters": (4, 8)})],
+)
+def test_two_replicas_match_one_device(variant, options):
+    images = make_images(32, seed=0, height=8, width=8)[..., np.newaxis]
+    initial = keras_ae.build(variant, images.shape[1:], **options).get_weights()
+    mirrored = distribute.get_strategy("mirrored")  # both logical CPUs
+    assert mirrored.num_replicas_in_sync == 2
+    one = _train(tf.distribute.OneDeviceStrategy("/cpu:0"), variant, options, initial, images, 4)
+    two = _train(mirrored, variant, options, initial, images, 4)
+    moved = max(np.abs(a - b).max() for a, b in zip(one, initial))
+    assert moved > 1e-3, "training did not change the weights"
+    for a, b in zip(one, two):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
