@@ -66,7 +66,7 @@ def _tpu_strategy(tpu):
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, tf.errors.OpError) as e:
         raise ValueError(
-            f"strategy 'tpu': no TPU found at {tpu or 'this machine'} ({e}); "
+            f"strategy 'tpu': no TPU found {f'at {tpu!r}' if tpu else 'on this machine'} ({e}); "
             "pass --tpu=NAME for a Cloud TPU, or run on a TPU VM"
         ) from e
     return tf.distribute.TPUStrategy(resolver)

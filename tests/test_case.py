@@ -18,6 +18,7 @@ class AutoencoderTestCase:
     options = {"latent_dim": 2}
 
     def build(self):
+        keras.utils.set_random_seed(0)  # the same initial weights every run
         return keras_ae.build(self.variant, self.input_shape, **self.options)
 
     def images(self, count=16, seed=0):
@@ -47,9 +48,9 @@ class AutoencoderTestCase:
         model = self.build()
         model.compile(optimizer=keras.optimizers.Adam(1e-2))
         x = self.images()
-        history = model.fit(x, x, epochs=15, batch_size=16, verbose=0)
+        history = model.fit(x, x, epochs=60, batch_size=16, verbose=0)
         losses = history.history["loss"]
-        assert losses[-1] < 0.8 * losses[0], losses
+        assert losses[-1] < 0.5 * losses[0], losses
 
     def test_get_config_is_the_constructor_arguments(self):
         model = self.build()

@@ -70,6 +70,7 @@ def test_trains_and_writes_the_whole_run(tiny_mnist_dir, tmp_path):
         (["--upsampling=nearest"], "--upsampling", "does not apply to variant 'linear'"),
         (["--strategy=mirrored", "--cpu_devices=2", "--batch_size=5"],
          "--batch_size", "use a multiple of 2"),
+        (["--strategy=tpu"], "--tpu", "no TPU found on this machine"),
     ],
 )
 def test_bad_flags_fail_in_one_line_and_write_nothing(tiny_mnist_dir, tmp_path, flags, flag, valid):

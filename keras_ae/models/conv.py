@@ -64,7 +64,7 @@ class ConvAutoencoder(Autoencoder):
             )
             for i, f in enumerate(filters)
         ]
-        code = keras.layers.Dense(latent_dim, name="code")
+        to_latent = keras.layers.Dense(latent_dim, name="latent")
         expand = keras.layers.Dense(
             math.prod(smallest), activation="relu", name="expand"
         )
@@ -94,7 +94,7 @@ class ConvAutoencoder(Autoencoder):
         for layer in downsample:
             x = layer(x)
         encoder = keras.Model(
-            images, code(keras.layers.Flatten(name="flatten")(x)), name="encoder"
+            images, to_latent(keras.layers.Flatten(name="flatten")(x)), name="encoder"
         )
         latent = keras.Input(shape=(latent_dim,), name="latent")
         x = keras.layers.Reshape(smallest, name="unflatten")(expand(latent))

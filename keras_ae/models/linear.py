@@ -29,7 +29,7 @@ class LinearAutoencoder(Autoencoder):
         input_shape = tuple(input_shape)
         # Layers.
         flatten = keras.layers.Flatten(name="flatten")
-        code = keras.layers.Dense(latent_dim, activation="relu", name="code")
+        to_latent = keras.layers.Dense(latent_dim, activation="relu", name="latent")
         pixels = keras.layers.Dense(
             math.prod(input_shape), activation="sigmoid", name="pixels"
         )
@@ -37,7 +37,7 @@ class LinearAutoencoder(Autoencoder):
 
         # Wiring.
         images = keras.Input(shape=input_shape, name="images")
-        encoder = keras.Model(images, code(flatten(images)), name="encoder")
+        encoder = keras.Model(images, to_latent(flatten(images)), name="encoder")
         latent = keras.Input(shape=(latent_dim,), name="latent")
         decoder = keras.Model(latent, unflatten(pixels(latent)), name="decoder")
         super().__init__(encoder, decoder, **kwargs)
