@@ -52,11 +52,43 @@ _BATCH_SIZE = flags.DEFINE_integer(
 )
 _LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
 _LATENT_DIM = flags.DEFINE_integer("latent_dim", 32, "Size of the code.")
+_ARCHITECTURE = flags.DEFINE_string(
+    "architecture", None, "denoising, vae, sparse, contractive: conv (default) or dense."
+)
 _UPSAMPLING = flags.DEFINE_string(
-    "upsampling", None, "conv decoder: nearest (default) or transpose."
+    "upsampling", None, "Conv decoders: nearest (default) or transpose."
+)
+_BETA = flags.DEFINE_float("beta", None, "vae: weight of the KL term (default 1).")
+_RECONSTRUCTION = flags.DEFINE_string(
+    "reconstruction", None, "vae: likelihood, bernoulli (default) or gaussian."
+)
+_SPARSITY = flags.DEFINE_string(
+    "sparsity", None, "sparse: penalty, l1 (default; ReLU code) or kl (sigmoid code)."
+)
+_SPARSITY_WEIGHT = flags.DEFINE_float(
+    "sparsity_weight", None, "sparse: weight of the penalty (default 1e-4 for l1, 1e-3 for kl)."
+)
+_SPARSITY_TARGET = flags.DEFINE_float(
+    "sparsity_target", None, "sparse: target mean activation rho for kl (default 0.05)."
+)
+_CONTRACTIVE_WEIGHT = flags.DEFINE_float(
+    "contractive_weight", None, "contractive: lambda of ||J||_F^2 (default 0.1)."
+)
+_JACOBIAN = flags.DEFINE_string(
+    "jacobian", None, "contractive: exact (default) or estimate (Hutchinson)."
+)
+_JACOBIAN_SAMPLES = flags.DEFINE_integer(
+    "jacobian_samples", None, "contractive: samples per image for estimate (default 1)."
 )
 _NOISE_STDDEV = flags.DEFINE_float(
-    "noise_stddev", 0.0, "Stddev of Gaussian noise added to inputs on the fly."
+    "noise_stddev", None,
+    "Stddev of Gaussian noise added to inputs on the fly (default: 0.5 for "
+    "denoising, else 0).",
+)
+_EVAL_NOISE_STDDEV = flags.DEFINE_float(
+    "eval_noise_stddev", None,
+    "Noise of the test inputs for the PSNR metrics and denoising.png "
+    "(default: --noise_stddev; 0 skips them).",
 )
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of weights, shuffling and noise.")
 _MODEL_DIR = flags.DEFINE_string(
@@ -76,13 +108,23 @@ def make_config():
             train_examples=_TRAIN_EXAMPLES.value,
             batch_size=_BATCH_SIZE.value,
             noise_stddev=_NOISE_STDDEV.value,
+            eval_noise_stddev=_EVAL_NOISE_STDDEV.value,
             seed=_SEED.value,
             download=_DOWNLOAD.value,
         ),
         model=config_lib.ModelConfig(
             variant=_VARIANT.value,
             latent_dim=_LATENT_DIM.value,
+            architecture=_ARCHITECTURE.value,
             upsampling=_UPSAMPLING.value,
+            beta=_BETA.value,
+            reconstruction=_RECONSTRUCTION.value,
+            sparsity=_SPARSITY.value,
+            sparsity_weight=_SPARSITY_WEIGHT.value,
+            sparsity_target=_SPARSITY_TARGET.value,
+            contractive_weight=_CONTRACTIVE_WEIGHT.value,
+            jacobian=_JACOBIAN.value,
+            jacobian_samples=_JACOBIAN_SAMPLES.value,
         ),
         train=config_lib.TrainConfig(
             model_dir=_MODEL_DIR.value

@@ -36,6 +36,13 @@ def _require_positive(config, *fields):
             raise ConfigError(field, f"must be a positive integer, got {value!r}")
 
 
+def _require_non_negative(config, *fields):
+    for field in fields:
+        value = getattr(config, field)
+        if value is not None and not value >= 0:  # also rejects NaN
+            raise ConfigError(field, f"must be >= 0, got {value!r}")
+
+
 def _require_choice(field, value, choices):
     if value not in choices:
         raise ConfigError(
@@ -54,7 +61,11 @@ class DataConfig:
         train_examples: use only the first N training examples. Default None: all.
         batch_size: global batch size, split across all replicas. Default 128.
         noise_stddev: stddev of the Gaussian noise added on the fly to the
-            inputs; 0 feeds `(x, x)` pairs. Default 0.
+            inputs; 0 feeds `(x, x)` pairs. Default None: the variant's
+            default (0.5 for "denoising", else 0).
+        eval_noise_stddev: noise of the test inputs for the PSNR figures
+            (`test_psnr_noisy`, `test_psnr_denoised`) and `denoising.png`; 0
+            skips them. Default None: the training noise.
         seed: seed of shuffling and noise; the same seed gives the same stream.
         download: whether TensorFlow Datasets may download when no local copy
             exists. Default True.
@@ -64,34 +75,52 @@ class DataConfig:
     data_dir: str | None = None
     train_examples: int | None = None
     batch_size: int = 128
-    noise_stddev: float = 0.0
+    noise_stddev: float | None = None
+    eval_noise_stddev: float | None = None
     seed: int = 0
     download: bool = True
 
     def __post_init__(self):
         _require_choice("dataset", self.dataset, list(data_lib.DATASETS))
         _require_positive(self, "train_examples", "batch_size")
-        if not self.noise_stddev >= 0:  # also rejects NaN
-            raise ConfigError(
-                "noise_stddev", f"must be >= 0, got {self.noise_stddev!r}"
-            )
+        _require_non_negative(self, "noise_stddev", "eval_noise_stddev")
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Which autoencoder to build.
 
+    Options left None take the variant's default; an option set for a
+    variant that does not have it is an error.
+
     Attributes:
         variant: one of `keras_ae.models.VARIANTS`. Default "linear", the
             reference tutorial's model.
         latent_dim: size of the code. Default 32.
-        upsampling: "conv" only: "nearest" or "transpose". Default None: the
-            variant's default.
+        architecture: "conv" or "dense" network (all but linear and conv).
+        upsampling: conv decoders: "nearest" or "transpose".
+        beta: vae: weight of the KL term.
+        reconstruction: vae: "bernoulli" or "gaussian" likelihood.
+        sparsity: sparse: "l1" or "kl" penalty.
+        sparsity_weight: sparse: weight of the penalty.
+        sparsity_target: sparse: target mean activation ρ for "kl".
+        contractive_weight: contractive: λ of the Jacobian penalty.
+        jacobian: contractive: "exact" or "estimate".
+        jacobian_samples: contractive: samples per image for "estimate".
     """
 
     variant: str = "linear"
     latent_dim: int = 32
+    architecture: str | None = None
     upsampling: str | None = None
+    beta: float | None = None
+    reconstruction: str | None = None
+    sparsity: str | None = None
+    sparsity_weight: float | None = None
+    sparsity_target: float | None = None
+    contractive_weight: float | None = None
+    jacobian: str | None = None
+    jacobian_samples: int | None = None
 
     def __post_init__(self):
         _require_choice("variant", self.variant, list(models.VARIANTS))
@@ -104,8 +133,22 @@ class ModelConfig:
                     f"does not apply to variant {self.variant!r} "
                     f"(it takes: {', '.join(accepted)})",
                 )
-        if self.upsampling is not None:
-            _require_choice("upsampling", self.upsampling, models.UPSAMPLING_MODES)
+        choices = {
+            "architecture": models.ARCHITECTURES,
+            "upsampling": models.UPSAMPLING_MODES,
+            "reconstruction": models.vae.RECONSTRUCTIONS,
+            "sparsity": models.sparse.PENALTIES,
+            "jacobian": models.jacobian.METHODS,
+        }
+        for name, valid in choices.items():
+            if getattr(self, name) is not None:
+                _require_choice(name, getattr(self, name), valid)
+        _require_positive(self, "jacobian_samples")
+        _require_non_negative(self, "beta", "sparsity_weight", "contractive_weight")
+        if self.sparsity_target is not None and not 0 < self.sparsity_target < 1:
+            raise ConfigError(
+                "sparsity_target", f"must be in (0, 1), got {self.sparsity_target!r}"
+            )
 
     def options(self):
         """The builder options that are set, as keyword arguments."""

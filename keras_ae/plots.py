@@ -29,6 +29,36 @@ def save_image_rows(path, rows, titles, columns=10):
                 ax.imshow(image)
             ax.set_axis_off()
     fig.tight_layout()
+    _save(fig, path)
+
+
+def save_image_grid(path, images, columns):
+    """Saves images (N, H, W, C in [0, 1]) as one mosaic, `columns` per row."""
+    images = np.clip(np.asarray(images, np.float32), 0, 1)
+    count, height, width, channels = images.shape
+    rows = -(-count // columns)
+    mosaic = np.zeros((rows * height, columns * width, channels), np.float32)
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        mosaic[r * height : (r + 1) * height, c * width : (c + 1) * width] = image
+    fig, ax = plt.subplots(figsize=(columns * 0.6, rows * 0.6))
+    ax.imshow(mosaic[..., 0] if channels == 1 else mosaic, cmap="gray", vmin=0, vmax=1)
+    ax.set_axis_off()
+    fig.tight_layout(pad=0.1)
+    _save(fig, path)
+
+
+def save_scatter(path, points, labels, title):
+    """Saves a 2-D scatter of `points` (N, 2) coloured by integer `labels`."""
+    fig, ax = plt.subplots(figsize=(6, 5))
+    shown = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=3)
+    fig.colorbar(shown, ax=ax, label="label")
+    ax.set_title(title)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _save(fig, path):
     with files.atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100)
     plt.close(fig)

@@ -6,8 +6,11 @@
     model.keras           the model, saved after every epoch
     backup/               BackupAndRestore state: a killed run resumes here
     logs/                 TensorBoard logs
-    metrics.json          test_mse, train_seconds, train_images_per_second, ...
+    metrics.json          test_mse, train_seconds, train_images_per_second, the
+                          variant's own figures, PSNR with noisy test input
     reconstructions.png   first ten test images over their reconstructions
+    denoising.png         noisy test input, reconstruction, clean target
+    ...                   the variant's own figures (vae: samples.png, ...)
 """
 
 import json
@@ -28,6 +31,7 @@ CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 FIGURE_FILE = "reconstructions.png"
+DENOISING_FIGURE_FILE = "denoising.png"
 BACKUP_DIR = "backup"
 LOG_DIR = "logs"
 
@@ -82,6 +86,14 @@ def train(config, strategy, data=None, verbose=1):
         with open(tmp, "w") as f:
             f.write(config.to_json() + "\n")
 
+    variant = models.VARIANTS[config.model.variant]
+    noise_stddev = config.data.noise_stddev
+    if noise_stddev is None:
+        noise_stddev = variant.default_noise_stddev
+    eval_noise_stddev = config.data.eval_noise_stddev
+    if eval_noise_stddev is None:
+        eval_noise_stddev = noise_stddev
+
     keras.utils.set_random_seed(config.data.seed)  # weight initialization
     with strategy.scope():
         model = models.build(
@@ -100,7 +112,7 @@ def train(config, strategy, data=None, verbose=1):
         data.train_images,
         batch_size=batch_size,
         epochs=config.train.epochs,
-        noise_stddev=config.data.noise_stddev,
+        noise_stddev=noise_stddev,
         seed=config.data.seed,
         first_epoch=first_epoch,
     )
@@ -120,15 +132,9 @@ def train(config, strategy, data=None, verbose=1):
     )
     train_seconds = time.perf_counter() - start
 
-    clean = data_lib.to_float(data.test_images).numpy()
-    reconstructions = model.predict(clean, batch_size=batch_size, verbose=0)
-    plots.save_image_rows(
-        os.path.join(model_dir, FIGURE_FILE),
-        [clean, reconstructions],
-        ["test images", "reconstructions"],
-    )
     images_trained = len(history.epoch) * len(data.train_images)
     metrics = {
+        "noise_stddev": noise_stddev,
         "variant": config.model.variant,
         "dataset": config.data.dataset,
         "data_source": data.source,
@@ -137,14 +143,58 @@ def train(config, strategy, data=None, verbose=1):
         "parameters": model.count_params(),
         "epochs_trained": len(history.epoch),
         "final_train_loss": float(history.history["loss"][-1]),
-        # Per-pixel mean squared error, clean test input → reconstruction.
-        "test_mse": float(np.mean(np.square(reconstructions - clean))),
-        # Wall time of fit(), tracing and the first epoch's cache fill included.
+        # Wall time of fit(), tracing included.
         "train_seconds": train_seconds,
         "train_images_per_second": images_trained / train_seconds,
+        **evaluate(model, data, batch_size, eval_noise_stddev, config.data.seed, model_dir),
     }
     files.write_json(os.path.join(model_dir, METRICS_FILE), metrics)
     return metrics
+
+
+def evaluate(model, data, batch_size, noise_stddev, seed, figure_dir):
+    """Test metrics of a trained model, and its figures written to `figure_dir`.
+
+    Returns `test_mse` (per pixel, clean test input → reconstruction), the
+    variant's own metrics (`model.test_metrics`), and with `noise_stddev` > 0
+    the mean PSNR (dB) of the noisy test input and of its reconstruction
+    against the clean images, the noise drawn from `seed` (the same for every
+    model evaluated with the same seed).
+    """
+    clean = data_lib.to_float(data.test_images).numpy()
+    reconstructions = model.predict(clean, batch_size=batch_size, verbose=0)
+    plots.save_image_rows(
+        os.path.join(figure_dir, FIGURE_FILE),
+        [clean, reconstructions], ["test images", "reconstructions"],
+    )
+    metrics = {
+        "test_mse": float(np.mean(np.square(reconstructions - clean))),
+        **model.test_metrics(clean, batch_size),
+    }
+    if noise_stddev:
+        noisy = np.concatenate([
+            x.numpy() for x, _ in data_lib.eval_dataset(
+                data.test_images, batch_size=batch_size, noise_stddev=noise_stddev,
+                seed=seed,
+            )
+        ])
+        denoised = model.predict(noisy, batch_size=batch_size, verbose=0)
+        metrics["eval_noise_stddev"] = noise_stddev
+        metrics["test_psnr_noisy"] = psnr(clean, noisy)
+        metrics["test_psnr_denoised"] = psnr(clean, denoised)
+        plots.save_image_rows(
+            os.path.join(figure_dir, DENOISING_FIGURE_FILE),
+            [noisy, denoised, clean], ["noisy input", "reconstruction", "clean target"],
+        )
+    model.save_figures(figure_dir, clean, data.test_labels)
+    return metrics
+
+
+def psnr(reference, images):
+    """Mean over images of the peak signal-to-noise ratio in dB (peak 1)."""
+    axes = tuple(range(1, reference.ndim))
+    mse = np.mean(np.square(images - reference), axis=axes)
+    return float(np.mean(10 * np.log10(1.0 / np.maximum(mse, 1e-12))))
 
 
 def _backed_up_epoch(backup_dir):

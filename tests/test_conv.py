@@ -50,7 +50,7 @@ def test_rejects_shapes_it_cannot_halve():
 
 
 def test_build_rejects_unknown_variant_and_options():
-    with pytest.raises(ValueError, match="valid variants: linear, conv"):
+    with pytest.raises(ValueError, match="valid variants: linear, conv, denoising"):
         keras_ae.build("nope", (28, 28, 1))
     with pytest.raises(ValueError, match="does not take option.*upsampling"):
         keras_ae.build("linear", (28, 28, 1), upsampling="nearest")

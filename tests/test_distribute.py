@@ -21,14 +21,14 @@ def test_mirrored_without_gpus_uses_every_logical_cpu():
     assert distribute.get_strategy("one_device").num_replicas_in_sync == 1
 
 
-def _train(strategy, variant, options, initial_weights, images, steps):
+def _train(strategy, variant, options, initial_weights, images, steps, learning_rate):
     with strategy.scope():
         model = keras_ae.build(variant, images.shape[1:], **options)
         model.set_weights(initial_weights)
         # Plain SGD: a step's size is proportional to the loss scale, so a loss
         # summed instead of averaged across replicas would double it. (Adam
         # normalizes the gradient and would hide that.)
-        model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5))
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate))
     stream = data.train_dataset(
         images, batch_size=8, epochs=1, noise_stddev=0.2, seed=4
     )
@@ -36,17 +36,31 @@ def _train(strategy, variant, options, initial_weights, images, steps):
     return model.get_weights()
 
 
+SMALL = {"latent_dim": 4, "filters": (4, 8)}
+
+
 @pytest.mark.parametrize(
-    "variant, options",
-    [("linear", {"latent_dim": 4}), ("conv", {"latent_dim": 4, "filters": (4, 8)})],
+    "variant, options, learning_rate",
+    [
+        ("linear", {"latent_dim": 4}, 0.5),
+        ("conv", SMALL, 0.5),
+        ("denoising", SMALL, 0.5),
+        ("vae", SMALL, 2e-3),  # its loss is summed over pixels
+        ("sparse", {**SMALL, "sparsity": "l1", "sparsity_weight": 0.05}, 0.5),
+        ("sparse", {**SMALL, "sparsity": "kl", "sparsity_weight": 0.05}, 0.5),
+        ("contractive", {**SMALL, "contractive_weight": 1.0}, 0.5),
+        ("contractive", {**SMALL, "contractive_weight": 1.0, "jacobian": "estimate",
+                         "jacobian_samples": 2}, 0.5),
+    ],
 )
-def test_two_replicas_match_one_device(variant, options):
+def test_two_replicas_match_one_device(variant, options, learning_rate):
     images = make_images(32, seed=0, height=8, width=8)[..., np.newaxis]
     initial = keras_ae.build(variant, images.shape[1:], **options).get_weights()
     mirrored = distribute.get_strategy("mirrored")  # both logical CPUs
     assert mirrored.num_replicas_in_sync == 2
-    one = _train(tf.distribute.OneDeviceStrategy("/cpu:0"), variant, options, initial, images, 4)
-    two = _train(mirrored, variant, options, initial, images, 4)
+    args = (variant, options, initial, images, 4, learning_rate)
+    one = _train(tf.distribute.OneDeviceStrategy("/cpu:0"), *args)
+    two = _train(mirrored, *args)
     moved = max(np.abs(a - b).max() for a, b in zip(one, initial))
     assert moved > 1e-3, "training did not change the weights"
     for a, b in zip(one, two):

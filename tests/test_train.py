@@ -58,7 +58,7 @@ def test_trains_and_writes_the_whole_run(tiny_mnist_dir, tmp_path):
 @pytest.mark.parametrize(
     "flags, flag, valid",
     [
-        (["--variant=deep"], "--variant", "linear, conv"),
+        (["--variant=deep"], "--variant", "linear, conv, denoising, vae, sparse, contractive"),
         (["--strategy=fast"], "--strategy", "default, one_device, mirrored"),
         (["--dataset=imagenet"], "--dataset", "mnist, fashion_mnist, kmnist, cifar10"),
         (["--epochs=0"], "--epochs", "positive integer"),

@@ -3,12 +3,21 @@
 import inspect
 
 from keras_ae.models.autoencoder import Autoencoder
-from keras_ae.models.conv import UPSAMPLING_MODES, ConvAutoencoder
+from keras_ae.models.backbone import ARCHITECTURES, UPSAMPLING_MODES
+from keras_ae.models.contractive import ContractiveAutoencoder
+from keras_ae.models.conv import ConvAutoencoder
+from keras_ae.models.denoising import DenoisingAutoencoder
 from keras_ae.models.linear import LinearAutoencoder
+from keras_ae.models.sparse import SparseAutoencoder
+from keras_ae.models.vae import VariationalAutoencoder
 
 VARIANTS = {
     "linear": LinearAutoencoder,
     "conv": ConvAutoencoder,
+    "denoising": DenoisingAutoencoder,
+    "vae": VariationalAutoencoder,
+    "sparse": SparseAutoencoder,
+    "contractive": ContractiveAutoencoder,
 }
 
 
@@ -27,7 +36,8 @@ def build(variant, input_shape, **options):
     """Builds an (uncompiled) autoencoder of the named variant.
 
     Args:
-        variant: one of `VARIANTS`: "linear", "conv".
+        variant: one of `VARIANTS`: "linear", "conv", "denoising", "vae",
+            "sparse", "contractive".
         input_shape: image shape `(height, width, channels)`.
         **options: the variant's own options, e.g. `latent_dim=16` or, for
             "conv", `upsampling="transpose"`.
@@ -54,9 +64,14 @@ def build(variant, input_shape, **options):
 
 
 __all__ = [
+    "ARCHITECTURES",
     "Autoencoder",
+    "ContractiveAutoencoder",
     "ConvAutoencoder",
+    "DenoisingAutoencoder",
     "LinearAutoencoder",
+    "SparseAutoencoder",
+    "VariationalAutoencoder",
     "UPSAMPLING_MODES",
     "VARIANTS",
     "build",

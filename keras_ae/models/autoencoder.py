@@ -1,27 +1,39 @@
 """The base class every variant builds on: images → encoder → decoder → images."""
 
 import keras
+import tensorflow as tf
 
 
 class Autoencoder(keras.Model):
     """A functional autoencoder with named `encoder` and `decoder` sub-models.
 
-    Subclasses create their encoder (input `images`, output `latent`) and decoder
-    (input `latent`, output `reconstruction`) with the functional API and pass
-    them here; this wires `images → encoder → decoder` into one functional
-    model, so the whole autoencoder, the encoder alone and the decoder alone can
-    each be called, saved, exported and plotted. Subclasses record their
-    constructor arguments in `get_config`.
+    Subclasses create an encoder (input `images`) and a decoder (input
+    `latent`, output `reconstruction`) and pass them here with the functional
+    API; this wires `images → encoder → bottleneck → decoder` into one
+    functional model, so the autoencoder, the encoder alone and the decoder
+    alone can each be called, saved, exported and plotted.
+
+    `bottleneck`, if given, maps the encoder's output(s) to the decoder's input
+    (the VAE samples there). Subclasses set `self.arguments` to their
+    constructor arguments (besides `input_shape`), which `get_config` returns,
+    and may add a term to the loss by overriding `penalty`.
 
     `compile()` defaults to the reference tutorial's recipe: mean squared
     error, Adam with learning rate 1e-3.
     """
 
-    def __init__(self, encoder, decoder, **kwargs):
+    # Noise the training pipeline adds by default (the denoising variant's 0.5).
+    default_noise_stddev = 0.0
+
+    def __init__(self, encoder, decoder, bottleneck=None, **kwargs):
         images = keras.Input(shape=encoder.input_shape[1:], name="images")
-        super().__init__(inputs=images, outputs=decoder(encoder(images)), **kwargs)
+        code = encoder(images)
+        if bottleneck is not None:
+            code = bottleneck(code)
+        super().__init__(inputs=images, outputs=decoder(code), **kwargs)
         self.encoder = encoder
         self.decoder = decoder
+        self.arguments = {}
 
     def compile(self, optimizer=None, loss="mean_squared_error", **kwargs):
         if optimizer is None:
@@ -35,10 +47,41 @@ class Autoencoder(keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
+    def penalty(self, images):
+        """A term added to the loss for this batch, or None (the default).
+
+        Computed on each replica's share of the batch, as a mean over it.
+        """
+        return None
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
+                     training=True):
+        loss = super().compute_loss(x, y, y_pred, sample_weight, training)
+        penalty = self.penalty(x)
+        if penalty is None:
+            return loss
+        # Divided by the replicas as Keras divides Loss objects, since the
+        # replicas' gradients are summed. Not `add_loss` in a layer: under
+        # MirroredStrategy its value came out right but its gradient halved on
+        # two replicas (tests/test_distribute.py would fail).
+        return loss + penalty / tf.distribute.get_strategy().num_replicas_in_sync
+
+    def encode(self, images, **kwargs):
+        """The deterministic code of `images` (numpy), e.g. for plots."""
+        return self.encoder.predict(images, verbose=0, **kwargs)
+
+    def test_metrics(self, images, batch_size):
+        """The variant's own figures of merit on clean test `images` in [0, 1]."""
+        return {}
+
+    def save_figures(self, directory, images, labels):
+        """Writes the variant's own figures of the test split to `directory`."""
+
     def get_config(self):
         # Not Functional's config: subclasses rebuild from their own arguments.
         return {
             "name": self.name,
             "trainable": self.trainable,
             "input_shape": tuple(self.input_shape[1:]),
+            **self.arguments,
         }

@@ -1,9 +1,8 @@
 """The reference tutorial's linear autoencoder: 784 → 32 ReLU → 784 sigmoid."""
 
-import math
-
 import keras
 
+from keras_ae.models import backbone
 from keras_ae.models.autoencoder import Autoencoder
 
 
@@ -27,23 +26,9 @@ class LinearAutoencoder(Autoencoder):
 
     def __init__(self, input_shape, latent_dim=32, **kwargs):
         input_shape = tuple(input_shape)
-        # Layers.
-        flatten = keras.layers.Flatten(name="flatten")
-        to_latent = keras.layers.Dense(latent_dim, activation="relu", name="latent")
-        pixels = keras.layers.Dense(
-            math.prod(input_shape), activation="sigmoid", name="pixels"
+        encoder = backbone.build_encoder(
+            input_shape, {"latent": (latent_dim, "relu")}, architecture="dense"
         )
-        unflatten = keras.layers.Reshape(input_shape, name="reconstruction")
-
-        # Wiring.
-        images = keras.Input(shape=input_shape, name="images")
-        encoder = keras.Model(images, to_latent(flatten(images)), name="encoder")
-        latent = keras.Input(shape=(latent_dim,), name="latent")
-        decoder = keras.Model(latent, unflatten(pixels(latent)), name="decoder")
+        decoder = backbone.build_decoder(latent_dim, input_shape, architecture="dense")
         super().__init__(encoder, decoder, **kwargs)
-
-        # Configuration.
-        self.latent_dim = latent_dim
-
-    def get_config(self):
-        return {**super().get_config(), "latent_dim": self.latent_dim}
+        self.arguments = {"latent_dim": latent_dim}

@@ -1,0 +1,50 @@
+"""The denoising autoencoder: learns to map noisy images to clean ones.
+
+The model is the conv (or dense) autoencoder; what makes it denoising is its
+training data: `(noisy, clean)` pairs, the noise added on the fly by the input
+pipeline (`keras_ae.data.train_dataset(noise_stddev=...)`), fresh every epoch.
+Its default noise is stddev 0.5. Training reports PSNR of the noisy test input
+and of the reconstruction, and writes `denoising.png`.
+"""
+
+import keras
+
+from keras_ae.models import backbone
+from keras_ae.models.autoencoder import Autoencoder
+
+
+@keras.saving.register_keras_serializable(package="keras_ae")
+class DenoisingAutoencoder(Autoencoder):
+    """An autoencoder trained to remove Gaussian noise.
+
+    Args:
+        input_shape: image shape `(height, width, channels)`.
+        latent_dim: size of the code. Default 32.
+        architecture: "conv" (default: the conv variant's network) or "dense"
+            (the linear variant's).
+        filters: conv channels per downsampling level. Default (32, 64).
+        upsampling: "nearest" (default) or "transpose".
+
+    Example:
+
+        model = DenoisingAutoencoder((28, 28, 1))
+        model.compile()
+        model.fit(keras_ae.data.train_dataset(images, batch_size=128, epochs=5,
+                                              noise_stddev=0.5), ...)
+    """
+
+    default_noise_stddev = 0.5
+
+    def __init__(self, input_shape, latent_dim=32, architecture="conv",
+                 filters=(32, 64), upsampling="nearest", **kwargs):
+        input_shape, filters = tuple(input_shape), tuple(filters)
+        activation = "relu" if architecture == "dense" else None  # as linear / conv
+        encoder, decoder = backbone.build(
+            input_shape, {"latent": (latent_dim, activation)}, architecture, filters,
+            upsampling,
+        )
+        super().__init__(encoder, decoder, **kwargs)
+        self.arguments = {
+            "latent_dim": latent_dim, "architecture": architecture, "filters": filters,
+            "upsampling": upsampling,
+        }
