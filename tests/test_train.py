@@ -119,3 +119,36 @@ def test_conv_on_fashion_mnist_beats_the_optimal_linear_code(tmp_path):
     projected = (test - mean) @ components.T @ components + mean
     pca_mse = np.mean((projected - test) ** 2)
     assert metrics["test_mse"] < pca_mse, (metrics["test_mse"], pca_mse)
+
+
+# What each variant adds to metrics.json and to the run's figures.
+VARIANT_OUTPUTS = {
+    "linear": ([], []),
+    "conv": ([], []),
+    "denoising": (["test_psnr_noisy", "test_psnr_denoised"], ["denoising.png"]),
+    "vae": (["test_neg_elbo", "test_reconstruction_nll", "test_kl"],
+            ["samples.png", "latent_manifold.png", "latent_scatter.png"]),
+    "sparse": (["mean_code_activation", "fraction_code_near_zero"], []),
+    "contractive": (["mean_jacobian_frobenius"], []),
+}
+
+
+@pytest.mark.parametrize("strategy", ["default", "one_device", "mirrored",
+                                      "multi_worker_mirrored"])
+@pytest.mark.parametrize("variant", list(VARIANT_OUTPUTS))
+def test_every_variant_trains_under_every_strategy_that_runs_here(
+        variant, strategy, tiny_mnist_dir, tmp_path):
+    model_dir = tmp_path / "run"
+    result = run_train(
+        f"--variant={variant}", f"--strategy={strategy}", "--cpu_devices=2",
+        f"--data_dir={tiny_mnist_dir}", "--train_examples=64", "--epochs=1",
+        "--batch_size=32", "--latent_dim=2", f"--model_dir={model_dir}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.load(open(model_dir / "metrics.json"))
+    assert metrics["replicas"] == (2 if strategy == "mirrored" else 1)
+    keys, figures = VARIANT_OUTPUTS[variant]
+    for key in ["test_mse", *keys]:
+        assert np.isfinite(metrics[key]), key
+    for figure in ["reconstructions.png", *figures]:
+        assert (model_dir / figure).stat().st_size > 0, figure

@@ -119,7 +119,9 @@ class VariationalAutoencoder(Autoencoder):
     def sample(self, count, seed=0):
         """Decodes `count` draws from the prior N(0, I) (numpy images)."""
         z = tf.random.stateless_normal([count, self.arguments["latent_dim"]], seed=[seed, 0])
-        return self.decoder.predict(z, verbose=0)
+        # One batch: a last batch of one row would leave a replica of a
+        # multi-replica strategy empty, which its convolutions reject.
+        return self.decoder.predict(z, batch_size=count, verbose=0)
 
     def test_metrics(self, images, batch_size):
         """Negative ELBO (one posterior sample per image, fixed seed), its terms."""
@@ -146,7 +148,7 @@ class VariationalAutoencoder(Autoencoder):
         grid = np.array([[x, y] for y in axis[::-1] for x in axis], np.float32)
         plots.save_image_grid(
             os.path.join(directory, "latent_manifold.png"),
-            self.decoder.predict(grid, verbose=0), 15,
+            self.decoder.predict(grid, batch_size=len(grid), verbose=0), 15,
         )
         plots.save_scatter(
             os.path.join(directory, "latent_scatter.png"), self.encode(images), labels,
