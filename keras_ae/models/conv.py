@@ -33,10 +33,9 @@ class ConvAutoencoder(Autoencoder):
     def __init__(self, input_shape, latent_dim=32, filters=(32, 64),
                  upsampling="nearest", **kwargs):
         input_shape, filters = tuple(input_shape), tuple(filters)
-        encoder = backbone.build_encoder(input_shape, {"latent": (latent_dim, None)},
-                                         filters=filters)
-        decoder = backbone.build_decoder(latent_dim, input_shape, filters=filters,
-                                         upsampling=upsampling)
+        encoder, decoder = backbone.build(
+            input_shape, {"latent": (latent_dim, None)}, "conv", filters, upsampling
+        )
         super().__init__(encoder, decoder, **kwargs)
         self.arguments = {
             "latent_dim": latent_dim, "filters": filters, "upsampling": upsampling

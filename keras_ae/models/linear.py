@@ -26,9 +26,8 @@ class LinearAutoencoder(Autoencoder):
 
     def __init__(self, input_shape, latent_dim=32, **kwargs):
         input_shape = tuple(input_shape)
-        encoder = backbone.build_encoder(
+        encoder, decoder = backbone.build(
             input_shape, {"latent": (latent_dim, "relu")}, architecture="dense"
         )
-        decoder = backbone.build_decoder(latent_dim, input_shape, architecture="dense")
         super().__init__(encoder, decoder, **kwargs)
         self.arguments = {"latent_dim": latent_dim}
