@@ -12,6 +12,14 @@ import numpy as np
 import keras_ae
 
 
+def assert_loss_is_mse_plus(model, x, penalty):
+    """Checks the compiled model's loss on `x` is the MSE plus `penalty(model, x)`,
+    both computed here independently of the model's loss code."""
+    loss = model.evaluate(x, x, verbose=0, return_dict=True)["loss"]
+    mse = np.mean((model.predict(x, verbose=0) - x) ** 2)
+    np.testing.assert_allclose(loss, mse + penalty(model, x), rtol=1e-4)
+
+
 class AutoencoderTestCase:
     variant = None
     input_shape = (8, 8, 1)

@@ -7,7 +7,7 @@ import pytest
 import keras_ae
 from keras_ae.models import backbone, jacobian
 from tests.conftest import make_images
-from tests.test_case import AutoencoderTestCase
+from tests.test_case import AutoencoderTestCase, assert_loss_is_mse_plus
 
 
 class TestContractive(AutoencoderTestCase):
@@ -62,11 +62,10 @@ def test_loss_is_mse_plus_weighted_jacobian_norm():
     model = keras_ae.build("contractive", (8, 8, 1), latent_dim=3, filters=(4, 8),
                            contractive_weight=0.7)
     model.compile()
-    x = TestContractive().images(count=8)
-    loss = model.evaluate(x, x, verbose=0, return_dict=True)["loss"]
-    mse = np.mean((model.predict(x, verbose=0) - x) ** 2)
-    norms = jacobian.frobenius_norm_sq(model.encoder, x).numpy()
-    np.testing.assert_allclose(loss, mse + 0.7 * norms.mean(), rtol=1e-4)
+    assert_loss_is_mse_plus(
+        model, TestContractive().images(count=8),
+        lambda m, x: 0.7 * jacobian.frobenius_norm_sq(m.encoder, x).numpy().mean(),
+    )
 
 
 def test_penalty_lowers_the_jacobian_norm():

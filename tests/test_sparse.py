@@ -10,7 +10,7 @@ import keras_ae
 from keras_ae import config as config_lib
 from keras_ae import data, distribute, training
 from keras_ae.models.sparse import sparsity_penalty
-from tests.test_case import AutoencoderTestCase
+from tests.test_case import AutoencoderTestCase, assert_loss_is_mse_plus
 
 
 class TestSparseL1(AutoencoderTestCase):
@@ -38,11 +38,10 @@ def test_the_weighted_penalty_is_part_of_the_loss():
     model = keras_ae.build("sparse", (8, 8, 1), latent_dim=3, filters=(4, 8),
                            sparsity_weight=0.2)
     model.compile()
-    x = TestSparseL1().images(count=8)
-    loss = model.evaluate(x, x, verbose=0, return_dict=True)["loss"]
-    mse = np.mean((model.predict(x, verbose=0) - x) ** 2)
-    code = model.encode(x)
-    np.testing.assert_allclose(loss, mse + 0.2 * np.abs(code).sum(1).mean(), rtol=1e-4)
+    assert_loss_is_mse_plus(
+        model, TestSparseL1().images(count=8),
+        lambda m, x: 0.2 * np.abs(m.encode(x)).sum(1).mean(),
+    )
 
 
 @pytest.mark.slow
