@@ -37,11 +37,11 @@ def test_standard_shapes(shape, upsampling):
 def test_decoders_use_the_requested_upsampling():
     nearest = keras_ae.build("conv", (28, 28, 1), upsampling="nearest").decoder
     transpose = keras_ae.build("conv", (28, 28, 1), upsampling="transpose").decoder
-    resizes = [l for l in nearest.layers if isinstance(l, keras.layers.UpSampling2D)]
+    resizes = [l for l in nearest.layers if isinstance(l, keras.layers.Resizing)]
     assert len(resizes) == 2 and all(l.interpolation == "nearest" for l in resizes)
     assert keras.layers.Conv2DTranspose not in _layer_types(nearest)
     assert _layer_types(transpose).count(keras.layers.Conv2DTranspose) == 2
-    assert keras.layers.UpSampling2D not in _layer_types(transpose)
+    assert keras.layers.Resizing not in _layer_types(transpose)
 
 
 def test_rejects_shapes_it_cannot_halve():

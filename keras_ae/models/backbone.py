@@ -71,7 +71,13 @@ def build_decoder(latent_dim, output_shape, architecture="conv", filters=(32, 64
                 f, 3, strides=2, padding="same", activation="relu", name=f"up_{i}"
             )(x)
         else:
-            x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"resize_{i}")(x)
+            # Resizing to the static size, not UpSampling2D: both are nearest-
+            # neighbour (identical outputs), but UpSampling2D's repeat loses the
+            # static height with a dynamic batch, and the TFLite converter then
+            # leaves a convolution that needs Flex ops.
+            x = keras.layers.Resizing(
+                height // 2**i, width // 2**i, interpolation="nearest", name=f"resize_{i}"
+            )(x)
             x = keras.layers.Conv2D(
                 f, 3, padding="same", activation="relu", name=f"up_{i}"
             )(x)

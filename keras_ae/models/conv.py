@@ -13,9 +13,9 @@ class ConvAutoencoder(Autoencoder):
     Encoder: one `Conv2D(f, 3, strides=2)` per entry of `filters`, each halving
     height and width, then Dense(latent_dim). Decoder: Dense and Reshape to the
     smallest feature map, then per level either `Conv2DTranspose(f, 3,
-    strides=2)` ("transpose") or `UpSampling2D(nearest)` + `Conv2D(f, 3)`
-    ("nearest", which avoids the checkerboard artifacts of transpose
-    convolution), then a sigmoid `Conv2D` to the input's channels.
+    strides=2)` ("transpose") or nearest-neighbour upsampling (`Resizing`) +
+    `Conv2D(f, 3)` ("nearest", which avoids the checkerboard artifacts of
+    transpose convolution), then a sigmoid `Conv2D` to the input's channels.
 
     Args:
         input_shape: image shape `(height, width, channels)`; height and width
