@@ -23,8 +23,13 @@ setuptools.setup(
         "numpy>=1.26",
         "matplotlib>=3.8",
         "absl-py>=2.1",
+        # The LiteRT interpreter: every exported .tflite file is run in it
+        # before the export is published.
+        "ai-edge-litert>=2.3",
+        # export/client.py reads image files (matplotlib depends on it already).
+        "pillow>=10",
     ],
     extras_require={
-        "test": ["pytest>=8", "ai-edge-litert>=2.3"],
+        "test": ["pytest>=8"],
     },
 )

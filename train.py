@@ -2,6 +2,9 @@
 
     python train.py --variant=conv --strategy=mirrored --dataset=fashion_mnist
 
+With --export_base it then exports the trained model as `python -m export`
+does (keras_ae.export.export_run).
+
 Bad flags give a one-line error naming the flag, exit status 2, and nothing
 written to --model_dir.
 """
@@ -19,6 +22,7 @@ import keras_ae
 from keras_ae import config as config_lib
 from keras_ae import data as data_lib
 from keras_ae import distribute
+from keras_ae import export
 from keras_ae import training
 
 FLAGS = flags.FLAGS
@@ -100,6 +104,19 @@ flags.DEFINE_string(
 flags.DEFINE_integer(
     "steps_per_execution", 1, "Training steps per call into the graph."
 )
+flags.DEFINE_string(
+    "export_base", None,
+    "After training, export to EXPORT_BASE/MODEL_DIR_NAME/<next version>/ "
+    "(see python -m export).",
+)
+flags.DEFINE_list(
+    "formats", list(config_lib.ExportConfig.formats),
+    "With --export_base: any of saved_model, tflite.",
+)
+flags.DEFINE_list(
+    "quantize", list(config_lib.ExportConfig.quantize),
+    "With --export_base: TFLite flavours, any of float32, float16, dynamic, int8.",
+)
 
 
 def _config_from_flags(config_class, **values):
@@ -136,11 +153,19 @@ def main(argv):
         except ValueError as e:  # e.g. no TPU at --tpu
             field = "tpu" if config.train.strategy == "tpu" else "strategy"
             raise config_lib.ConfigError(field, str(e)) from e
-        metrics = training.train(config, strategy)
+        export_config = None
+        if FLAGS.export_base:
+            export_config = config_lib.ExportConfig(
+                export_base=FLAGS.export_base, formats=FLAGS.formats,
+                quantize=FLAGS.quantize, seed=config.data.seed,
+            )
+            export.target_dir(config.train.model_dir, export_config)  # fail before training
+        data = training.load_data(config)
+        metrics = training.train(config, strategy, data)
     except config_lib.ConfigError as e:
         print(f"train.py: error: --{e.field}: {e.message}", file=sys.stderr)
         sys.exit(2)
-    except data_lib.DataError as e:
+    except (data_lib.DataError, export.ExportError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         sys.exit(2)
 
@@ -154,6 +179,19 @@ def main(argv):
         f"metrics {os.path.join(model_dir, training.METRICS_FILE)}, "
         f"figure {os.path.join(model_dir, training.FIGURE_FILE)}"
     )
+    if export_config:
+        try:
+            report = export.export_run(model_dir, export_config, data)
+        except export.ExportError as e:
+            print(
+                f"train.py: error: export failed: {e}\nThe trained model is saved; "
+                f"export it again with: python -m export --model_dir={model_dir} "
+                f"--export_base={export_config.export_base}",
+                file=sys.stderr,
+            )
+            sys.exit(1)
+        print(f"exported to {report['path']} (checks: "
+              f"{os.path.join(report['path'], export.REPORT_FILE)})")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""Exporting trained models for TF Serving (SavedModel) and phones (TFLite).
+"""Command-line tools for exported models (the library is `keras_ae.export`).
 
-Not written yet: see the export issue. `keras_ae.training` already saves the
-trained model as `model_dir/model.keras`, which `keras.saving.load_model`
-reads back.
+    python -m export --model_dir=runs/conv-fashion_mnist --export_base=exports
+        exports a trained run as a TF Serving version (SavedModel) and TFLite files;
+    python -m export.client IMAGE --server=http://localhost:8501 --model_name=NAME
+        sends an image to TF Serving's REST API and prints the answer.
 """

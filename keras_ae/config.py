@@ -3,6 +3,8 @@
 A `RunConfig` is written to `model_dir/config.json` so that a run can be
 reproduced and resumed. Field names are the `train.py` flag names.
 
+An `ExportConfig` says what `keras_ae.export` makes of a trained run.
+
 Example:
 
     config = RunConfig(
@@ -14,6 +16,7 @@ Example:
 
 import dataclasses
 import json
+import os
 
 from keras_ae import data as data_lib
 from keras_ae import distribute
@@ -187,6 +190,67 @@ class TrainConfig:
             )
         if not self.model_dir:
             raise ConfigError("model_dir", "must name a directory")
+
+
+FORMATS = ("saved_model", "tflite")
+QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
+
+
+def _require_choices(config, field, choices):
+    """Turns a comma-separated string or a list into a tuple of valid choices."""
+    value = getattr(config, field)
+    values = tuple(value.split(",") if isinstance(value, str) else value)
+    if not values:
+        raise ConfigError(field, f"must name at least one of: {', '.join(choices)}")
+    for item in values:
+        _require_choice(field, item, choices)
+    object.__setattr__(config, field, values)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """What to export from a trained run, and where.
+
+    Attributes:
+        export_base: directory that holds one folder per model name (TF
+            Serving's `base_path` is `export_base/model_name`).
+        model_name: the served model's name. Default None: the name of the
+            run's `model_dir`.
+        version: the numeric version folder. Default None: one past the
+            highest version present (1 if none).
+        formats: any of "saved_model", "tflite". Default both.
+        quantize: TFLite flavours, any of "float32", "float16", "dynamic"
+            (int8 weights) and "int8" (full integer, calibrated). Default all.
+        overwrite: replace an existing `version`. Default False: refuse.
+        eval_examples: test images the exports are checked on. Default None:
+            the whole test split.
+        calibration_examples: training images that calibrate full-integer
+            quantization. Default 500.
+        seed: seed of the calibration sample. Default 0.
+    """
+
+    export_base: str
+    model_name: str | None = None
+    version: int | None = None
+    formats: tuple = FORMATS
+    quantize: tuple = QUANTIZATIONS
+    overwrite: bool = False
+    eval_examples: int | None = None
+    calibration_examples: int = 500
+    seed: int = 0
+
+    def __post_init__(self):
+        if not self.export_base:
+            raise ConfigError("export_base", "must name a directory")
+        if self.model_name is not None and (
+            not self.model_name or os.sep in self.model_name or self.model_name[0] == "."
+        ):
+            raise ConfigError(
+                "model_name", f"{self.model_name!r} must be a plain folder name"
+            )
+        _require_positive(self, "version", "eval_examples", "calibration_examples")
+        _require_choices(self, "formats", FORMATS)
+        _require_choices(self, "quantize", QUANTIZATIONS)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -36,6 +36,16 @@ BACKUP_DIR = "backup"
 LOG_DIR = "logs"
 
 
+def load_data(config):
+    """The `ImageData` a `RunConfig` trains on (raises DataError)."""
+    return data_lib.load(
+        config.data.dataset,
+        data_dir=config.data.data_dir,
+        train_examples=config.data.train_examples,
+        download=config.data.download,
+    )
+
+
 def train(config, strategy, data=None, verbose=1):
     """Trains the configured autoencoder, evaluates it, and writes the run.
 
@@ -72,12 +82,7 @@ def train(config, strategy, data=None, verbose=1):
             f"use a multiple of {replicas}",
         )
     if data is None:
-        data = data_lib.load(
-            config.data.dataset,
-            data_dir=config.data.data_dir,
-            train_examples=config.data.train_examples,
-            download=config.data.download,
-        )
+        data = load_data(config)
     logging.info("data: %s", data.source)
 
     model_dir = config.train.model_dir

@@ -10,6 +10,9 @@ import keras
 import numpy as np
 
 import keras_ae
+from keras_ae.export import saved_model
+from keras_ae.export import signatures
+from keras_ae.export import tflite
 
 
 def assert_loss_is_mse_plus(model, x, penalty):
@@ -20,10 +23,16 @@ def assert_loss_is_mse_plus(model, x, penalty):
     np.testing.assert_allclose(loss, mse + penalty(model, x), rtol=1e-4)
 
 
+def spec(*shape):
+    """A float32 tensor's description in an export listing."""
+    return {"dtype": "float32", "shape": list(shape)}
+
+
 class AutoencoderTestCase:
     variant = None
     input_shape = (8, 8, 1)
     options = {"latent_dim": 2}
+    code_names = ["latent"]  # the encode signature's outputs
 
     def build(self):
         keras.utils.set_random_seed(0)  # the same initial weights every run
@@ -90,3 +99,82 @@ class AutoencoderTestCase:
             reloaded.predict(x, verbose=0), model.predict(x, verbose=0)
         )
         np.testing.assert_array_equal(reloaded.encode(x), model.encode(x))
+
+    def trained(self):
+        """A model after a few steps and its images, for the export tests."""
+        model = self.build()
+        model.compile(optimizer=keras.optimizers.Adam(1e-2))
+        x = self.images()
+        model.fit(x, x, epochs=3, batch_size=8, verbose=0)
+        return model, x
+
+    def expected_outputs(self, model, x):
+        """What each exported signature must return, from the Keras model."""
+        reconstruction = model.predict(x, verbose=0)
+        codes = model.encoder.predict(x, verbose=0)
+        codes = codes if isinstance(codes, list) else [codes]
+        return {
+            "serving_default": {
+                "reconstruction": reconstruction,
+                "reconstruction_error": np.mean((reconstruction - x) ** 2, axis=(1, 2, 3)),
+            },
+            "encode": dict(zip(self.code_names, codes)),
+            "decode": {"images": model.decoder.predict(codes[0], verbose=0)},
+        }
+
+    def test_saved_model_in_a_fresh_process_matches_keras(self, tmp_path):
+        model, x = self.trained()
+        path = str(tmp_path / "saved_model")
+        saved_model.write(model, path)
+        outputs, listing = saved_model.run_in_fresh_process(
+            path, signatures.inputs(model, x)
+        )
+        images, latent = spec(-1, *self.input_shape), spec(-1, self.options["latent_dim"])
+        assert listing == {
+            "serving_default": {
+                "inputs": {"images": images},
+                "outputs": {"reconstruction": images, "reconstruction_error": spec(-1)},
+            },
+            "encode": {"inputs": {"images": images},
+                       "outputs": {name: latent for name in self.code_names}},
+            "decode": {"inputs": {"latent": latent}, "outputs": {"images": images}},
+        }
+        expected = self.expected_outputs(model, x)
+        for signature, named in expected.items():
+            for name, value in named.items():
+                np.testing.assert_allclose(
+                    outputs[signature][name], value, rtol=1e-5, atol=1e-6,
+                    err_msg=f"{signature}/{name}",
+                )
+
+    def test_tflite_runs_in_litert_like_keras(self, tmp_path):
+        model, x = self.trained()
+        path = str(tmp_path / "saved_model")
+        saved_model.write(model, path)
+        inputs = signatures.inputs(model, x)
+        expected = self.expected_outputs(model, x)
+        for signature in signatures.NAMES:
+            file = str(tmp_path / f"{signature}.tflite")
+            with open(file, "wb") as f:
+                f.write(tflite.convert(path, signature, "float32"))
+            (details,) = tflite.signature_runner(file, signature).get_input_details().values()
+            # Batch 1 by default, resizable.
+            assert details["shape"][0] == 1 and details["shape_signature"][0] == -1
+            batched = tflite.run(file, signature, inputs[signature])
+            one_by_one = tflite.run(file, signature, inputs[signature], batch_size=1)
+            for name, value in expected[signature].items():
+                np.testing.assert_allclose(batched[name], value, rtol=1e-5, atol=1e-5,
+                                           err_msg=f"{signature}/{name}")
+                np.testing.assert_allclose(one_by_one[name], batched[name], rtol=1e-5,
+                                           atol=1e-6, err_msg=f"{signature}/{name}")
+
+        # Full integer: int8 in and out, close to the float model.
+        file = str(tmp_path / "int8.tflite")
+        with open(file, "wb") as f:
+            f.write(tflite.convert(path, "serving_default", "int8", inputs["serving_default"]))
+        runner = tflite.signature_runner(file, "serving_default")
+        assert runner.get_input_details()["images"]["dtype"] == np.int8
+        assert runner.get_output_details()["reconstruction"]["dtype"] == np.int8
+        quantized = tflite.run(file, "serving_default", inputs["serving_default"])
+        error = np.abs(quantized["reconstruction"] - expected["serving_default"]["reconstruction"])
+        assert error.mean() < 0.02, error.mean()

@@ -13,6 +13,7 @@ from tests.test_case import AutoencoderTestCase
 
 class TestVAE(AutoencoderTestCase):
     variant = "vae"
+    code_names = ["z_mean", "z_log_var"]
     options = {"latent_dim": 2, "filters": (4, 8)}
 
     def loss_floor(self, x):
@@ -23,6 +24,7 @@ class TestVAE(AutoencoderTestCase):
 
 class TestVAEDenseGaussian(AutoencoderTestCase):
     variant = "vae"
+    code_names = ["z_mean", "z_log_var"]
     options = {"latent_dim": 2, "architecture": "dense", "reconstruction": "gaussian"}
 
     def loss_floor(self, x):
