@@ -190,8 +190,7 @@ def main(argv):
                 file=sys.stderr,
             )
             sys.exit(1)
-        print(f"exported to {report['path']} (checks: "
-              f"{os.path.join(report['path'], export.REPORT_FILE)})")
+        print(export.summarize(report))
 
 
 if __name__ == "__main__":

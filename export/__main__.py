@@ -47,21 +47,6 @@ flags.DEFINE_integer(
 flags.DEFINE_integer("seed", Export.seed, "Seed of the calibration sample.")
 
 
-def summary(report):
-    """One line per exported file: size and what was checked."""
-    lines = [f"exported {report['variant']} ({report['model_dir']}) to {report['path']}; "
-             f"Keras test MSE {report['keras_test_mse']:.6f} on {report['eval_examples']} images"]
-    for name, entry in report["files"].items():
-        line = f"  {name}: {entry['size_bytes']:,} bytes"
-        if "size_vs_float32" in entry:
-            line += f" ({entry['size_vs_float32']:.0%} of float32)"
-        line += f", max |diff| vs Keras {max(entry['max_abs_diff'].values()):.2g}"
-        if "test_mse" in entry:
-            line += f", test MSE {entry['test_mse']:.6f} ({entry['test_mse_increase']:+.2%})"
-        lines.append(line)
-    return "\n".join(lines)
-
-
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"export: unexpected arguments {argv[1:]}; flags look like --name=value")
@@ -79,7 +64,7 @@ def main(argv):
     except export.ExportError as e:
         print(f"export: error: {e}", file=sys.stderr)
         sys.exit(1)
-    print(summary(report))
+    print(export.summarize(report))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ A variant's test file subclasses `AutoencoderTestCase`, sets `variant`,
 """
 
 import inspect
+import os
+import re
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -21,6 +25,31 @@ def assert_loss_is_mse_plus(model, x, penalty):
     loss = model.evaluate(x, x, verbose=0, return_dict=True)["loss"]
     mse = np.mean((model.predict(x, verbose=0) - x) ** 2)
     np.testing.assert_allclose(loss, mse + penalty(model, x), rtol=1e-4)
+
+
+def saved_model_cli(path):
+    """`saved_model_cli show --all` of a SavedModel, parsed.
+
+    Returns `(signatures, ops)`: `{signature: {"inputs"|"outputs": {name:
+    (dtype, shape)}}}` as the tool prints them (shape a string like
+    "-1, 28, 28, 1"), and the set of op types in the MetaGraph.
+    """
+    tool = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    text = subprocess.run(
+        [tool, "show", "--all", "--dir", path], capture_output=True, text=True, check=True,
+        timeout=300,
+    ).stdout
+    listing = {}
+    for block in text.split("\nsignature_def['")[1:]:
+        name = block[: block.index("'")]
+        listing[name] = {"inputs": {}, "outputs": {}}
+        for kind, tensor, dtype, shape in re.findall(
+            r"(inputs|outputs)\['(\w+)'\] tensor_info:\s+dtype: (\w+)\s+shape: \(([-\d, ]*)\)",
+            block,
+        ):
+            listing[name][kind][tensor] = (dtype, shape)
+    ops = set(re.findall(r"'(\w+)'", text.split("contains the following ops:")[1]))
+    return listing, ops
 
 
 def spec(*shape):

@@ -71,6 +71,7 @@ def test_trains_and_writes_the_whole_run(tiny_mnist_dir, tmp_path):
         (["--strategy=mirrored", "--cpu_devices=2", "--batch_size=5"],
          "--batch_size", "use a multiple of 2"),
         (["--strategy=tpu"], "--tpu", "no TPU found on this machine"),
+        (["--export_base=never-written", "--quantize=int4"], "--quantize", "float32, float16"),
     ],
 )
 def test_bad_flags_fail_in_one_line_and_write_nothing(tiny_mnist_dir, tmp_path, flags, flag, valid):
@@ -95,8 +96,8 @@ def test_missing_data_fails_clearly_and_writes_nothing(tmp_path):
 
 
 @pytest.mark.slow
-def test_conv_on_fashion_mnist_beats_the_optimal_linear_code(tmp_path):
-    """The README's main job, shortened: conv on real Fashion-MNIST.
+def test_conv_on_fashion_mnist_beats_the_optimal_linear_code_and_exports(tmp_path):
+    """The README's main job, shortened: conv on real Fashion-MNIST, then export.
 
     PCA with 32 components is the best any linear 32-dim code can do; computed
     here from the data, not typed in.
@@ -106,10 +107,19 @@ def test_conv_on_fashion_mnist_beats_the_optimal_linear_code(tmp_path):
     model_dir = str(tmp_path / "conv")
     result = run_train(
         "--variant=conv", "--strategy=mirrored", "--dataset=fashion_mnist",
-        "--epochs=2", f"--model_dir={model_dir}", timeout=1200,
+        "--epochs=2", f"--model_dir={model_dir}", f"--export_base={tmp_path / 'exports'}",
+        timeout=1800,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.load(open(os.path.join(model_dir, "metrics.json")))
+
+    # Its exports, checked on all 10,000 test images: float files within
+    # tolerance or nothing is published; full int8 small and nearly as good.
+    report = json.load(open(tmp_path / "exports" / "conv" / "1" / "export_report.json"))
+    assert report["eval_examples"] == 10000
+    int8 = report["files"]["tflite/reconstruct_int8.tflite"]
+    assert int8["size_vs_float32"] <= 0.30, int8["size_vs_float32"]
+    assert int8["test_mse_increase"] <= 0.10, int8["test_mse_increase"]
 
     fashion = data.load("fashion_mnist", download=False)
     train = fashion.train_images.reshape(60000, -1) / 255.0
@@ -139,10 +149,12 @@ VARIANT_OUTPUTS = {
 def test_every_variant_trains_under_every_strategy_that_runs_here(
         variant, strategy, tiny_mnist_dir, tmp_path):
     model_dir = tmp_path / "run"
+    # Every variant exports to both formats, once (the strategy doesn't matter).
+    export_flags = [f"--export_base={tmp_path / 'exports'}"] if strategy == "default" else []
     result = run_train(
         f"--variant={variant}", f"--strategy={strategy}", "--cpu_devices=2",
         f"--data_dir={tiny_mnist_dir}", "--train_examples=64", "--epochs=1",
-        "--batch_size=32", "--latent_dim=2", f"--model_dir={model_dir}",
+        "--batch_size=32", "--latent_dim=2", f"--model_dir={model_dir}", *export_flags,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.load(open(model_dir / "metrics.json"))
@@ -152,3 +164,10 @@ def test_every_variant_trains_under_every_strategy_that_runs_here(
         assert np.isfinite(metrics[key]), key
     for figure in ["reconstructions.png", *figures]:
         assert (model_dir / figure).stat().st_size > 0, figure
+    if export_flags:
+        version = tmp_path / "exports" / "run" / "1"
+        assert f"to {version}; Keras test MSE" in result.stdout
+        report = json.load(open(version / "export_report.json"))
+        assert report["variant"] == variant
+        # saved_model plus 3 endpoints x 4 flavours, each checked when written.
+        assert len(report["files"]) == 13 and (version / "saved_model.pb").exists()

@@ -4,11 +4,13 @@ import os
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 import keras_ae
+from keras_ae.export import saved_model
 from keras_ae.models import vae
 from keras_ae.models.sampling import Sampling
-from tests.test_case import AutoencoderTestCase
+from tests.test_case import AutoencoderTestCase, saved_model_cli
 
 
 class TestVAE(AutoencoderTestCase):
@@ -85,3 +87,21 @@ def test_inference_is_deterministic_and_prior_sampling_separate(tmp_path):
     assert sorted(os.listdir(tmp_path)) == [
         "latent_manifold.png", "latent_scatter.png", "samples.png"
     ]
+
+
+def test_exported_signatures_contain_no_random_op(tmp_path):
+    model = keras_ae.build("vae", (8, 8, 1), latent_dim=2, filters=(4, 8))
+    path = str(tmp_path / "saved_model")
+    saved_model.write(model, path)
+    listing, ops = saved_model_cli(path)
+    assert {"serving_default", "encode", "decode"} <= set(listing)
+    assert {"Conv2D", "ResizeNearestNeighbor", "Sigmoid"} <= ops  # the listing is read
+    assert not [op for op in ops if "Random" in op], ops
+    # ...while the training graph does sample.
+    training_graph = tf.function(lambda x: model(x, training=True)).get_concrete_function(
+        tf.TensorSpec([None, 8, 8, 1], tf.float32)
+    ).graph.as_graph_def()
+    training_ops = {node.op for node in training_graph.node} | {
+        node.op for f in training_graph.library.function for node in f.node_def
+    }
+    assert [op for op in training_ops if "Random" in op]

@@ -157,6 +157,21 @@ def export_run(model_dir, config, data=None):
     return report
 
 
+def summarize(report):
+    """The report as text: one line per exported file, its size and checks."""
+    lines = [f"exported {report['variant']} ({report['model_dir']}) to {report['path']}; "
+             f"Keras test MSE {report['keras_test_mse']:.6f} on {report['eval_examples']} images"]
+    for name, entry in report["files"].items():
+        line = f"  {name}: {entry['size_bytes']:,} bytes"
+        if "size_vs_float32" in entry:
+            line += f" ({entry['size_vs_float32']:.0%} of float32)"
+        line += f", max |diff| vs Keras {max(entry['max_abs_diff'].values()):.2g}"
+        if "test_mse" in entry:
+            line += f", test MSE {entry['test_mse']:.6f} ({entry['test_mse_increase']:+.2%})"
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def _load_run(model_dir):
     paths = [os.path.join(model_dir, name) for name in ("config.json", "model.keras")]
     missing = [p for p in paths if not os.path.isfile(p)]

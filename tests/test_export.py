@@ -1,0 +1,250 @@
+"""Exporting a trained run: the TF Serving layout, the report, the commands, the client.
+
+The per-variant checks (signatures in a fresh process, LiteRT against Keras)
+are in the battery, tests/test_case.py; here a real train.py run is exported.
+"""
+
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import keras
+import numpy as np
+from PIL import Image
+import pytest
+import tensorflow as tf
+
+from keras_ae import config as config_lib
+from keras_ae import data
+from keras_ae import export
+from keras_ae.export import versions
+from tests.test_case import saved_model_cli
+from tests.test_train import ROOT, run_train
+
+QUANTIZED = ("float16", "dynamic", "int8")
+
+
+def run_module(module, *args, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_mnist_dir, tmp_path_factory):
+    """A conv model trained by train.py on the tiny dataset: its model_dir."""
+    model_dir = str(tmp_path_factory.mktemp("runs") / "tiny-conv")
+    result = run_train(
+        "--variant=conv", f"--data_dir={tiny_mnist_dir}", "--epochs=3",
+        "--batch_size=32", "--latent_dim=4", "--learning_rate=3e-3",
+        f"--model_dir={model_dir}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return model_dir
+
+
+def test_export_command_publishes_a_checked_tf_serving_version(trained_run, tmp_path):
+    base = tmp_path / "exports"
+    result = run_module("export", f"--model_dir={trained_run}", f"--export_base={base}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    version = base / "tiny-conv" / "1"  # model name: the run's folder
+    assert os.listdir(base / "tiny-conv") == ["1"], "staging folder left behind"
+    assert str(version) in result.stdout
+
+    # What TF Serving reads, as its own tool lists it.
+    listing, _ = saved_model_cli(str(version))
+    images, latent = ("DT_FLOAT", "-1, 28, 28, 1"), ("DT_FLOAT", "-1, 4")
+    assert listing["serving_default"] == {
+        "inputs": {"images": images},
+        "outputs": {"reconstruction": images, "reconstruction_error": ("DT_FLOAT", "-1")},
+    }
+    assert listing["encode"] == {"inputs": {"images": images}, "outputs": {"latent": latent}}
+    assert listing["decode"] == {"inputs": {"latent": latent}, "outputs": {"images": images}}
+
+    report = json.loads((version / export.REPORT_FILE).read_text())
+    tflite_files = sorted(
+        f"tflite/{endpoint}_{flavour}.tflite"
+        for endpoint in ("reconstruct", "encode", "decode")
+        for flavour in ("float32", *QUANTIZED)
+    )
+    assert sorted(report["files"]) == ["saved_model", *tflite_files]
+    assert sorted(os.listdir(version / "tflite")) == [f[len("tflite/"):] for f in tflite_files]
+    for name, entry in report["files"].items():
+        if name == "saved_model":
+            assert set(entry["signatures"]) == {"serving_default", "encode", "decode"}
+        else:
+            assert entry["size_bytes"] == (version / name).stat().st_size
+        if name == "saved_model" or entry["quantize"] == "float32":
+            assert max(entry["max_scaled_diff"].values()) <= export.FLOAT_TOLERANCE, name
+        else:
+            assert entry["size_vs_float32"] < 0.6, name
+    int8 = report["files"]["tflite/reconstruct_int8.tflite"]
+    assert int8["inputs"]["images"]["dtype"] == "int8"
+    assert int8["inputs"]["images"]["shape"] == [1, 28, 28, 1]
+    assert int8["inputs"]["images"]["shape_signature"] == [-1, 28, 28, 1]
+    # The same model on the same test images as train.py's own evaluation.
+    metrics = json.loads(open(os.path.join(trained_run, "metrics.json")).read())
+    np.testing.assert_allclose(report["keras_test_mse"], metrics["test_mse"], rtol=1e-5)
+    float32 = report["files"]["tflite/reconstruct_float32.tflite"]
+    np.testing.assert_allclose(float32["test_mse"], metrics["test_mse"], rtol=1e-4)
+
+
+def test_versions_count_up_and_an_existing_one_needs_overwrite(trained_run, tmp_path):
+    base = str(tmp_path / "exports")
+    only_saved_model = config_lib.ExportConfig(base, model_name="m", formats="saved_model")
+    assert export.export_run(trained_run, only_saved_model)["path"] == f"{base}/m/1"
+    assert export.export_run(trained_run, only_saved_model)["path"] == f"{base}/m/2"
+    assert not os.path.exists(f"{base}/m/2/tflite")
+
+    marker = f"{base}/m/1/marker"
+    open(marker, "w").close()
+    result = run_module(
+        "export", f"--model_dir={trained_run}", f"--export_base={base}", "--model_name=m",
+        "--version=1", "--formats=saved_model",
+    )
+    assert result.returncode == 1
+    assert "version 1 already exists" in result.stderr and "--overwrite" in result.stderr
+    assert os.path.exists(marker), "refused, yet touched version 1"
+
+    only_tflite = config_lib.ExportConfig(
+        base, model_name="m", version=1, overwrite=True, formats="tflite", quantize="float32"
+    )
+    export.export_run(trained_run, only_tflite)
+    assert sorted(os.listdir(f"{base}/m/1")) == [export.REPORT_FILE, "tflite"]
+    assert sorted(os.listdir(f"{base}/m")) == ["1", "2"]
+
+
+def test_an_export_that_fails_its_checks_publishes_nothing(trained_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "FLOAT_TOLERANCE", -1.0)  # no export can pass
+    config = config_lib.ExportConfig(str(tmp_path), model_name="m", formats="saved_model")
+    with pytest.raises(export.ExportError, match="differs from the Keras model"):
+        export.export_run(trained_run, config)
+    assert os.listdir(tmp_path / "m") == []
+
+
+def test_publish_replaces_a_version_only_when_complete(tmp_path):
+    path = str(tmp_path / "m" / "3")
+    staging = versions.staging_dir(path)
+    assert os.path.dirname(staging) == os.path.dirname(path)
+    assert not os.path.basename(staging).isdigit()  # TF Serving ignores it
+    open(os.path.join(staging, "new"), "w").close()
+    os.makedirs(path)
+    open(os.path.join(path, "old"), "w").close()
+    with pytest.raises(versions.VersionError, match="appeared while exporting"):
+        versions.publish(staging, path)
+    assert os.listdir(path) == ["old"]
+    versions.publish(staging, path, overwrite=True)
+    assert os.listdir(path) == ["new"]
+    assert os.listdir(os.path.dirname(path)) == ["3"]
+
+
+@pytest.mark.parametrize(
+    "flags, status, message",
+    [
+        (["--formats=onnx"], 2, "--formats: unknown value 'onnx'; valid values: saved_model, tflite"),
+        (["--quantize=int4"], 2, "--quantize: unknown value 'int4'; valid values: float32"),
+        (["--version=0"], 2, "--version: must be a positive integer"),
+        (["--model_name=a/b"], 2, "--model_name: 'a/b' must be a plain folder name"),
+    ],
+)
+def test_bad_flags_fail_in_one_line_and_write_nothing(trained_run, tmp_path, flags, status, message):
+    base = tmp_path / "exports"
+    result = run_module("export", f"--model_dir={trained_run}", f"--export_base={base}", *flags)
+    assert result.returncode == status
+    errors = [line for line in result.stderr.splitlines() if line.startswith("export: error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
+    assert not base.exists()
+
+
+def test_no_trained_run_or_a_file_as_base_fail_clearly(trained_run, tmp_path):
+    result = run_module("export", f"--model_dir={tmp_path}", f"--export_base={tmp_path / 'x'}")
+    assert result.returncode == 1
+    assert f"{tmp_path} holds no trained run" in result.stderr
+    assert not (tmp_path / "x").exists()
+    base = tmp_path / "file"
+    base.write_text("not a directory")
+    result = run_module("export", f"--model_dir={trained_run}", f"--export_base={base}")
+    assert result.returncode == 1 and "is a file; pass a directory" in result.stderr
+    assert base.read_text() == "not a directory"
+
+
+def test_train_py_refuses_a_bad_export_base_before_training(tiny_mnist_dir, tmp_path):
+    base = tmp_path / "file"
+    base.write_text("")
+    model_dir = tmp_path / "run"
+    result = run_train(f"--data_dir={tiny_mnist_dir}", f"--model_dir={model_dir}",
+                       f"--export_base={base}")
+    assert result.returncode == 2 and "is a file" in result.stderr
+    assert not model_dir.exists()
+
+
+class _StandInServer(http.server.BaseHTTPRequestHandler):
+    """TF Serving's REST :predict, row format, over a SavedModel (no TF Serving
+    binary installs here): `instances` in, `predictions` out."""
+
+    signatures = None
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        signature = self.signatures[body.get("signature_name", "serving_default")]
+        images = tf.constant([instance["images"] for instance in body["instances"]], tf.float32)
+        outputs = {k: v.numpy().tolist() for k, v in signature(images=images).items()}
+        predictions = [
+            {k: outputs[k][i] for k in outputs} for i in range(len(body["instances"]))
+        ]
+        answer = json.dumps({"predictions": predictions}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_client_builds_the_request_and_reads_the_answer(trained_run, tiny_mnist_dir, tmp_path):
+    export.export_run(trained_run, config_lib.ExportConfig(
+        str(tmp_path), model_name="tiny", formats="saved_model"))
+    pixels = data.load("mnist", data_dir=tiny_mnist_dir, download=False).test_images[0]
+    image_file = str(tmp_path / "image.png")
+    Image.fromarray(pixels[..., 0]).save(image_file)
+
+    result = run_module("export.client", image_file, "--request_only")
+    assert result.returncode == 0, result.stderr[-2000:]
+    request = json.loads(result.stdout)
+    assert request["signature_name"] == "serving_default"
+    np.testing.assert_allclose(request["instances"][0]["images"], pixels / 255.0, atol=1e-7)
+
+    _StandInServer.signatures = tf.saved_model.load(str(tmp_path / "tiny" / "1")).signatures
+    server = http.server.HTTPServer(("127.0.0.1", 0), _StandInServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = run_module(
+            "export.client", image_file, f"--server=http://127.0.0.1:{server.server_port}",
+            "--model_name=tiny", f"--reconstruction={tmp_path / 'out.png'}",
+        )
+    finally:
+        server.shutdown()
+    assert result.returncode == 0, result.stderr[-2000:]
+    model = keras.saving.load_model(os.path.join(trained_run, "model.keras"))
+    x = pixels[None] / 255.0
+    reconstruction = model.predict(x, verbose=0)
+    error = float(np.mean((reconstruction - x) ** 2))
+    printed = result.stdout.strip()
+    assert printed.startswith(f"{image_file}: reconstruction_error ")
+    assert abs(float(printed.split()[-1]) - error) <= 6e-7, (printed, error)
+    written = np.asarray(Image.open(tmp_path / "out.png"), np.float32)
+    np.testing.assert_allclose(written, 255 * reconstruction[0, ..., 0], atol=0.51)
+
+
+def test_client_says_when_the_server_is_down(tmp_path):
+    image_file = str(tmp_path / "image.png")
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(image_file)
+    result = run_module("export.client", image_file, "--server=http://127.0.0.1:9",
+                        "--model_name=m", "--timeout=5")
+    assert result.returncode == 1
+    assert "cannot reach http://127.0.0.1:9/v1/models/m:predict" in result.stderr
