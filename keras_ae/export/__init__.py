@@ -23,6 +23,8 @@ Example:
     report = keras_ae.export.export_run("runs/conv-fashion_mnist", config)
 """
 
+import dataclasses
+import importlib.metadata
 import os
 import shutil
 import tempfile
@@ -30,6 +32,7 @@ import tempfile
 from absl import logging
 import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_ae import config as config_lib
 from keras_ae import data as data_lib
@@ -97,14 +100,18 @@ def export_run(model_dir, config, data=None):
     images = data_lib.to_float(data.test_images[: config.eval_examples]).numpy()
     inputs = signatures.inputs(model, images)
     expected = signatures.keras_outputs(model, inputs)
-    keras_mse = _mse(expected[signatures.RECONSTRUCT]["reconstruction"], images)
     report = {
         "model_dir": os.path.abspath(model_dir),
         "variant": run.model.variant,
         "dataset": run.data.dataset,
         "eval_examples": len(images),
-        "keras_test_mse": keras_mse,
+        "keras_test_mse": _mse(expected[signatures.RECONSTRUCT]["reconstruction"], images),
         "float_tolerance": FLOAT_TOLERANCE,
+        "config": dataclasses.asdict(config),
+        "versions": {
+            "tensorflow": tf.__version__, "keras": keras.__version__,
+            "ai_edge_litert": importlib.metadata.version("ai-edge-litert"),
+        },
         "files": {},
     }
 
@@ -123,29 +130,9 @@ def export_run(model_dir, config, data=None):
             )
         if "tflite" in config.formats:
             calibration = _calibration_inputs(model, data, config)
-            os.mkdir(os.path.join(staging, TFLITE_DIR))
-            for signature, endpoint in ENDPOINTS.items():
-                for quantize in config.quantize:
-                    name = os.path.join(TFLITE_DIR, f"{endpoint}_{quantize}.tflite")
-                    logging.info("export: %s", name)
-                    flatbuffer = tflite.convert(
-                        saved_model_dir, signature, quantize, calibration[signature]
-                    )
-                    with open(os.path.join(staging, name), "wb") as f:
-                        f.write(flatbuffer)
-                    entry = _check_tflite(
-                        os.path.join(staging, name), signature, quantize, inputs, expected
-                    )
-                    float32 = report["files"].get(
-                        os.path.join(TFLITE_DIR, f"{endpoint}_float32.tflite")
-                    )
-                    if float32 and quantize != "float32":
-                        entry["size_vs_float32"] = entry["size_bytes"] / float32["size_bytes"]
-                    report["files"][name] = entry
-        report["config"] = {
-            "formats": list(config.formats), "quantize": list(config.quantize),
-            "calibration_examples": config.calibration_examples, "seed": config.seed,
-        }
+            report["files"].update(_export_tflite(
+                saved_model_dir, staging, config.quantize, calibration, inputs, expected
+            ))
         files.write_json(os.path.join(staging, REPORT_FILE), report)
         versions.publish(staging, path, config.overwrite)
     except versions.VersionError as e:
@@ -183,6 +170,28 @@ def _load_run(model_dir):
     with open(paths[0]) as f:
         run = config_lib.RunConfig.from_json(f.read())
     return keras.saving.load_model(paths[1], safe_mode=True), run
+
+
+def _export_tflite(saved_model_dir, directory, flavours, calibration, inputs, expected):
+    """Converts each endpoint in each flavour into `directory/tflite/` and checks
+    it; returns the report entries."""
+    os.mkdir(os.path.join(directory, TFLITE_DIR))
+    entries = {}
+    for signature, endpoint in ENDPOINTS.items():
+        sizes = {}
+        # float32 first, for the other flavours' size ratio.
+        for quantize in [q for q in config_lib.QUANTIZATIONS if q in flavours]:
+            name = os.path.join(TFLITE_DIR, f"{endpoint}_{quantize}.tflite")
+            logging.info("export: %s", name)
+            with open(os.path.join(directory, name), "wb") as f:
+                f.write(tflite.convert(saved_model_dir, signature, quantize, calibration[signature]))
+            entries[name] = _check_tflite(
+                os.path.join(directory, name), signature, quantize, inputs, expected
+            )
+            sizes[quantize] = entries[name]["size_bytes"]
+            if quantize != "float32" and "float32" in sizes:
+                entries[name]["size_vs_float32"] = sizes[quantize] / sizes["float32"]
+    return entries
 
 
 def _calibration_inputs(model, data, config):
