@@ -104,6 +104,15 @@ flags.DEFINE_string(
 flags.DEFINE_integer(
     "steps_per_execution", 1, "Training steps per call into the graph."
 )
+flags.DEFINE_bool(
+    "deterministic", False,
+    "Turn on TensorFlow's op determinism: a run, and a resumed run, repeat exactly.",
+)
+flags.DEFINE_bool(
+    "mixed_precision", False,
+    "Compute in 16 bits (float16 on GPUs, bfloat16 on TPUs and CPUs); variables, "
+    "code and output stay float32.",
+)
 flags.DEFINE_string(
     "export_base", None,
     "After training, export to EXPORT_BASE/MODEL_DIR_NAME/<next version>/ "
@@ -162,6 +171,16 @@ def main(argv):
             export.target_dir(config.train.model_dir, export_config)  # fail before training
         data = training.load_data(config)
         metrics = training.train(config, strategy, data)
+    except distribute.LOST_WORKER_ERRORS as e:
+        if config.train.strategy != "multi_worker_mirrored":
+            raise
+        print(
+            f"train.py: error: lost a worker ({type(e).__name__}: {e.message.splitlines()[0]}); "
+            "restart every worker with the same command: training resumes from the "
+            f"last backup in {config.train.model_dir}",
+            file=sys.stderr,
+        )
+        sys.exit(1)
     except config_lib.ConfigError as e:
         print(f"train.py: error: --{e.field}: {e.message}", file=sys.stderr)
         sys.exit(2)
@@ -169,6 +188,9 @@ def main(argv):
         print(f"train.py: error: {e}", file=sys.stderr)
         sys.exit(2)
 
+    if not distribute.is_chief(strategy):
+        print(f"{metrics['variant']}: this worker is done; the chief wrote the run")
+        return
     model_dir = config.train.model_dir
     print(
         f"{metrics['variant']} on {metrics['dataset']}: test_mse {metrics['test_mse']:.5f} "

@@ -172,6 +172,12 @@ class TrainConfig:
         learning_rate: Adam learning rate. Default 1e-3, the tutorial's.
         steps_per_execution: training steps run per call into the graph;
             more cuts host overhead. Default 1.
+        deterministic: turn on TensorFlow's op determinism, so that a run
+            (and a resumed run) repeats exactly where TensorFlow allows.
+            Default False.
+        mixed_precision: compute in 16 bits, keeping variables, the code and
+            the output in float32: "mixed_float16" on GPUs, "mixed_bfloat16"
+            on TPUs and CPUs. Default False.
     """
 
     model_dir: str
@@ -180,6 +186,8 @@ class TrainConfig:
     epochs: int = 10
     learning_rate: float = 1e-3
     steps_per_execution: int = 1
+    deterministic: bool = False
+    mixed_precision: bool = False
 
     def __post_init__(self):
         _require_choice("strategy", self.strategy, list(distribute.STRATEGIES))

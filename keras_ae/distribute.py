@@ -5,6 +5,14 @@ import tensorflow as tf
 
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
 
+# What a collective op raises on the surviving workers when a peer dies.
+LOST_WORKER_ERRORS = (
+    tf.errors.UnavailableError,
+    tf.errors.AbortedError,
+    tf.errors.CancelledError,
+    tf.errors.DeadlineExceededError,
+)
+
 
 def split_cpu(num_devices):
     """Splits the host CPU into `num_devices` logical devices.
@@ -40,6 +48,14 @@ def get_strategy(name, tpu=None):
         )
     if name == "default":
         return tf.distribute.get_strategy()
+    if name == "multi_worker_mirrored":
+        # Before anything lists devices: that starts TensorFlow's runtime, and
+        # collective ops must be configured before it starts.
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        _fix_keras_multi_worker_logs()
+        return strategy
+    if name == "tpu":
+        return _tpu_strategy(tpu)
     gpus = tf.config.list_logical_devices("GPU")
     if name == "one_device":
         return tf.distribute.OneDeviceStrategy((gpus or tf.config.list_logical_devices("CPU"))[0].name)
@@ -54,9 +70,20 @@ def get_strategy(name, tpu=None):
         return tf.distribute.MirroredStrategy(
             cpus, cross_device_ops=tf.distribute.ReductionToOneDevice()
         )
-    if name == "multi_worker_mirrored":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return _tpu_strategy(tpu)
+
+
+def mixed_precision_policy(strategy):
+    """The Keras mixed-precision policy for `strategy`'s devices: float16 on
+    GPUs (with loss scaling, which Keras adds), bfloat16 on TPUs and CPUs."""
+    if isinstance(strategy, tf.distribute.TPUStrategy) or not tf.config.list_logical_devices("GPU"):
+        return "mixed_bfloat16"
+    return "mixed_float16"
+
+
+def is_chief(strategy):
+    """Whether this process writes the run's files: true but on the workers
+    other than the chief of a multi-worker strategy."""
+    return strategy.extended.should_checkpoint
 
 
 def _tpu_strategy(tpu):
@@ -70,3 +97,32 @@ def _tpu_strategy(tpu):
             "pass --tpu=NAME for a Cloud TPU, or run on a TPU VM"
         ) from e
     return tf.distribute.TPUStrategy(resolver)
+
+
+def _fix_keras_multi_worker_logs():
+    """Lets Keras 3.15's fit() run on more than one worker.
+
+    fit() averages each step's logs (loss, metrics: scalars, the same on every
+    replica) across replicas with `strategy.reduce("MEAN", value, axis=0)` when
+    the strategy spans several workers, which fails for scalars ("Invalid
+    reduction dimension 0 for input with 0 dimensions"; keras-team/keras#20585).
+    This replaces that one case by a mean over replicas (axis=None) and leaves
+    every other reduction to Keras.
+    """
+    from keras.src.backend.tensorflow import trainer  # the private module at fault
+
+    keras_reduce = trainer.reduce_per_replica
+    if getattr(keras_reduce, "fixed_by_keras_ae", False):
+        return
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and trainer._collective_all_reduce_multi_worker(
+            strategy
+        ):
+            return tf.nest.map_structure(
+                lambda value: strategy.reduce("MEAN", value, axis=None), values
+            )
+        return keras_reduce(values, strategy, reduction)
+
+    reduce_per_replica.fixed_by_keras_ae = True
+    trainer.reduce_per_replica = reduce_per_replica

@@ -10,14 +10,14 @@ import uuid
 def atomic_path(path):
     """Yields a temporary path beside `path`; renames it to `path` on success.
 
-    The temporary name keeps the extension (Keras and matplotlib choose the
-    format by it). On an exception the temporary file is removed and `path`
-    is left as it was.
+    The temporary name ends with the whole name, so it keeps every extension
+    (Keras and matplotlib choose the format by it: `.keras`, `.weights.h5`,
+    `.png`). On an exception the temporary file is removed and `path` is left
+    as it was.
     """
     directory, name = os.path.split(os.path.abspath(path))
-    stem, ext = os.path.splitext(name)
     # Not created here, so the writer creates it with the usual permissions.
-    tmp = os.path.join(directory, f".{stem}.{uuid.uuid4().hex}.tmp{ext}")
+    tmp = os.path.join(directory, f".tmp-{uuid.uuid4().hex}-{name}")
     try:
         yield tmp
         os.replace(tmp, path)

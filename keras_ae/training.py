@@ -15,14 +15,18 @@
 
 import json
 import os
+import shutil
+import tempfile
 import time
 
 from absl import logging
 import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_ae import config as config_lib
 from keras_ae import data as data_lib
+from keras_ae import distribute
 from keras_ae import files
 from keras_ae import models
 from keras_ae import plots
@@ -85,7 +89,26 @@ def train(config, strategy, data=None, verbose=1):
         data = load_data(config)
     logging.info("data: %s", data.source)
 
-    model_dir = config.train.model_dir
+    if distribute.is_chief(strategy):
+        return _train(config, strategy, data, config.train.model_dir, verbose)
+    # The other workers of a multi-worker run take part in every step, save and
+    # prediction (they are collective) but write into a directory of their own,
+    # deleted at the end, as the Keras multi-worker guide does. They resume from
+    # the chief's backup, which they must be able to read (shared storage).
+    own_dir = tempfile.mkdtemp(prefix="keras_ae-worker-")
+    try:
+        chief_backup = os.path.join(config.train.model_dir, BACKUP_DIR)
+        if os.path.isdir(chief_backup):
+            shutil.copytree(chief_backup, os.path.join(own_dir, BACKUP_DIR))
+        return _train(config, strategy, data, own_dir, verbose)
+    finally:
+        shutil.rmtree(own_dir, ignore_errors=True)
+
+
+def _train(config, strategy, data, model_dir, verbose):
+    """`train`, writing everything to `model_dir`."""
+    batch_size = config.data.batch_size
+    replicas = strategy.num_replicas_in_sync
     os.makedirs(model_dir, exist_ok=True)
     with files.atomic_path(os.path.join(model_dir, CONFIG_FILE)) as tmp:
         with open(tmp, "w") as f:
@@ -100,7 +123,10 @@ def train(config, strategy, data=None, verbose=1):
         eval_noise_stddev = noise_stddev
 
     keras.utils.set_random_seed(config.data.seed)  # weight initialization
-    with strategy.scope():
+    if config.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    policy = distribute.mixed_precision_policy(strategy) if config.train.mixed_precision else None
+    with strategy.scope(), models.dtype_policy(policy):
         model = models.build(
             config.model.variant, data.train_images.shape[1:], **config.model.options()
         )
@@ -113,6 +139,8 @@ def train(config, strategy, data=None, verbose=1):
     first_epoch = _backed_up_epoch(backup_dir)
     if first_epoch:
         logging.info("resuming from the backup at epoch %d", first_epoch)
+    # TPUs compile for static shapes: every batch full.
+    drop_remainder = isinstance(strategy, tf.distribute.TPUStrategy)
     dataset = data_lib.train_dataset(
         data.train_images,
         batch_size=batch_size,
@@ -120,9 +148,10 @@ def train(config, strategy, data=None, verbose=1):
         noise_stddev=noise_stddev,
         seed=config.data.seed,
         first_epoch=first_epoch,
+        drop_remainder=drop_remainder,
     )
     callbacks = [
-        keras.callbacks.BackupAndRestore(backup_dir),
+        _Backup(backup_dir),
         _SaveModel(os.path.join(model_dir, MODEL_FILE)),
         keras.callbacks.TensorBoard(os.path.join(model_dir, LOG_DIR)),
     ]
@@ -130,7 +159,9 @@ def train(config, strategy, data=None, verbose=1):
     history = model.fit(
         dataset,
         epochs=config.train.epochs,
-        steps_per_epoch=data_lib.steps_per_epoch(len(data.train_images), batch_size),
+        steps_per_epoch=data_lib.steps_per_epoch(
+            len(data.train_images), batch_size, drop_remainder
+        ),
         callbacks=callbacks,
         shuffle=False,  # the stream shuffles each epoch itself
         verbose=verbose,
@@ -146,8 +177,10 @@ def train(config, strategy, data=None, verbose=1):
         "strategy": config.train.strategy,
         "replicas": replicas,
         "parameters": model.count_params(),
-        "epochs_trained": len(history.epoch),
-        "final_train_loss": float(history.history["loss"][-1]),
+        "dtype_policy": model.dtype_policy.name,
+        "resumed_at_epoch": first_epoch,
+        "epochs_trained": len(history.epoch),  # by this process, after resuming
+        "final_train_loss": float(history.history["loss"][-1]) if history.epoch else None,
         # Wall time of fit(), tracing included.
         "train_seconds": train_seconds,
         "train_images_per_second": images_trained / train_seconds,
@@ -214,6 +247,26 @@ def _backed_up_epoch(backup_dir):
         return 0
     with open(path) as f:
         return int(json.load(f)["epoch"])
+
+
+class _Backup(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` whose files are replaced atomically.
+
+    Keras writes the weights in place, so a kill during the write leaves a
+    file that cannot be read, and the run cannot resume. Here each file is
+    written under a temporary name and renamed: the weights, then the epoch
+    they belong to. A kill can only fall between the two renames (a few
+    microseconds) to leave new weights beside the previous epoch number.
+    """
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        with files.atomic_path(self._weights_path) as tmp:
+            self.model.save_weights(tmp)
+        files.write_json(
+            self._training_metadata_path,
+            {"epoch": self._current_epoch, "batch": self._last_batch_seen},
+        )
 
 
 class _SaveModel(keras.callbacks.Callback):

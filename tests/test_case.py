@@ -207,3 +207,23 @@ class AutoencoderTestCase:
         quantized = tflite.run(file, "serving_default", inputs["serving_default"])
         error = np.abs(quantized["reconstruction"] - expected["serving_default"]["reconstruction"])
         assert error.mean() < 0.02, error.mean()
+
+    def test_mixed_bfloat16_trains_and_keeps_code_and_output_float32(self):
+        with keras_ae.models.dtype_policy("mixed_bfloat16"):
+            model = self.build()
+        assert keras.config.dtype_policy().name == "float32", "policy not restored"
+        model.compile(optimizer=keras.optimizers.Adam(1e-2))
+        x = self.images()
+        loss = model.fit(x, x, epochs=10, batch_size=8, verbose=0).history["loss"]
+        assert np.all(np.isfinite(loss)) and loss[-1] < loss[0], loss
+        reconstruction, code = model.predict(x, verbose=0), model.encode(x)
+        for output in (reconstruction, code):
+            assert output.dtype == np.float32 and np.all(np.isfinite(output))
+        # Every layer with weights computes in bfloat16 but the heads and outputs.
+        layers = [l for l in model.encoder.layers + model.decoder.layers if l.weights]
+        float32 = {l.name for l in layers if l.compute_dtype == "float32"}
+        names = {l.name for l in layers}
+        output = "pixels" if "pixels" in names else "reconstruction"  # dense or conv
+        assert float32 == {*self.code_names, output}, float32
+        assert all(l.compute_dtype == "bfloat16" for l in layers if l.name not in float32)
+        assert all(v.dtype == "float32" for v in model.weights if v.dtype != "int64")

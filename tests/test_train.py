@@ -171,3 +171,18 @@ def test_every_variant_trains_under_every_strategy_that_runs_here(
         assert report["variant"] == variant
         # saved_model plus 3 endpoints x 4 flavours, each checked when written.
         assert len(report["files"]) == 13 and (version / "saved_model.pb").exists()
+
+
+def test_mixed_precision_and_deterministic_runs(tiny_mnist_dir, tmp_path):
+    model_dir = tmp_path / "run"
+    result = run_train(
+        "--variant=vae", "--mixed_precision", "--deterministic", f"--data_dir={tiny_mnist_dir}",
+        "--epochs=2", "--batch_size=32", "--latent_dim=2", f"--model_dir={model_dir}",
+        f"--export_base={tmp_path / 'exports'}", "--formats=saved_model",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.load(open(model_dir / "metrics.json"))
+    assert metrics["dtype_policy"] == "mixed_bfloat16"  # no GPU here
+    assert np.isfinite(metrics["test_mse"]) and np.isfinite(metrics["test_neg_elbo"])
+    # Variables stay float32: the float32 export of the checkpoint is published.
+    assert (tmp_path / "exports" / "run" / "1" / "saved_model.pb").exists()

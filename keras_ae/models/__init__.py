@@ -1,6 +1,9 @@
 """Autoencoder variants and the one entry point that builds them."""
 
+import contextlib
 import inspect
+
+import keras
 
 from keras_ae.models.autoencoder import Autoencoder
 from keras_ae.models.backbone import ARCHITECTURES, UPSAMPLING_MODES
@@ -63,6 +66,26 @@ def build(variant, input_shape, **options):
     return VARIANTS[variant](input_shape, **options)
 
 
+@contextlib.contextmanager
+def dtype_policy(name):
+    """Builds models inside with the Keras dtype policy `name` (e.g.
+    "mixed_bfloat16"); None leaves the policy alone. The previous global
+    policy is restored on exit; layers keep the policy they were built with.
+
+    The variants keep their code and output layers in float32 (see
+    `backbone`), as mixed precision wants.
+    """
+    if name is None:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 __all__ = [
     "ARCHITECTURES",
     "Autoencoder",
@@ -75,5 +98,6 @@ __all__ = [
     "UPSAMPLING_MODES",
     "VARIANTS",
     "build",
+    "dtype_policy",
     "option_names",
 ]

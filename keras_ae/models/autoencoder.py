@@ -1,6 +1,7 @@
 """The base class every variant builds on: images → encoder → decoder → images."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 
@@ -46,6 +47,17 @@ class Autoencoder(keras.Model):
         self.compile(**keras.saving.deserialize_keras_object(config))
         if self.built:
             self.optimizer.build(self.trainable_variables)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # fit() builds metrics and optimizer state from a sample batch, which
+        # Keras 3.15 gets by averaging a distributed batch eagerly; under
+        # MultiWorkerMirroredStrategy that fails ("Attempt to convert a value
+        # (PerReplica...)", keras-team/keras#20585). An autoencoder's batch is
+        # images of its input shape, so build from zeros of that shape instead.
+        if iterator is not None and data_batch is None:
+            images = np.zeros((1, *self.input_shape[1:]), "float32")
+            data_batch = (images, images)
+        super()._maybe_symbolic_build(data_batch=data_batch)
 
     def penalty(self, images):
         """A term added to the loss for this batch, or None (the default).

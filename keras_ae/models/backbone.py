@@ -40,8 +40,10 @@ def build_encoder(input_shape, heads, architecture="conv", filters=(32, 64)):
                 f, 3, strides=2, padding="same", activation="relu", name=f"down_{i}"
             )(x)
     features = keras.layers.Flatten(name="flatten")(x)
+    # Heads and output layers in float32 whatever the dtype policy: under mixed
+    # precision the code, the reconstruction and the losses stay float32.
     outputs = [
-        keras.layers.Dense(units, activation=activation, name=name)(features)
+        keras.layers.Dense(units, activation=activation, name=name, dtype="float32")(features)
         for name, (units, activation) in heads.items()
     ]
     return keras.Model(images, outputs[0] if len(outputs) == 1 else outputs, name="encoder")
@@ -55,9 +57,11 @@ def build_decoder(latent_dim, output_shape, architecture="conv", filters=(32, 64
     latent = keras.Input(shape=(latent_dim,), name="latent")
     if architecture == "dense":
         pixels = keras.layers.Dense(
-            math.prod(output_shape), activation="sigmoid", name="pixels"
+            math.prod(output_shape), activation="sigmoid", name="pixels", dtype="float32"
         )(latent)
-        images = keras.layers.Reshape(output_shape, name="reconstruction")(pixels)
+        images = keras.layers.Reshape(output_shape, name="reconstruction", dtype="float32")(
+            pixels
+        )
         return keras.Model(latent, images, name="decoder")
 
     height, width, channels = output_shape
@@ -82,7 +86,8 @@ def build_decoder(latent_dim, output_shape, architecture="conv", filters=(32, 64
                 f, 3, padding="same", activation="relu", name=f"up_{i}"
             )(x)
     images = keras.layers.Conv2D(
-        channels, 3, padding="same", activation="sigmoid", name="reconstruction"
+        channels, 3, padding="same", activation="sigmoid", name="reconstruction",
+        dtype="float32",
     )(x)
     return keras.Model(latent, images, name="decoder")
 

@@ -87,8 +87,8 @@ class VariationalAutoencoder(Autoencoder):
             input_shape, {"z_mean": (latent_dim, None), "z_log_var": (latent_dim, None)},
             architecture, filters, upsampling,
         )
-        super().__init__(encoder, decoder, bottleneck=Sampling(seed, name="sampling"),
-                         **kwargs)
+        sampling = Sampling(seed, name="sampling", dtype="float32")  # as the heads
+        super().__init__(encoder, decoder, bottleneck=sampling, **kwargs)
         self.arguments = {
             "latent_dim": latent_dim, "architecture": architecture, "filters": filters,
             "upsampling": upsampling, "beta": beta, "reconstruction": reconstruction,
