@@ -58,6 +58,10 @@ flags.DEFINE_integer(
     "batch_size", 128, "Global batch size, split across all replicas."
 )
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+flags.DEFINE_string(
+    "learning_rate_schedule", "constant",
+    "constant, or cosine: from --learning_rate down to 0 at the last step.",
+)
 flags.DEFINE_integer("latent_dim", 32, "Size of the code.")
 flags.DEFINE_string(
     "architecture", None, "denoising, vae, sparse, contractive: conv (default) or dense."

@@ -23,6 +23,9 @@ from keras_ae import distribute
 from keras_ae import models
 
 
+SCHEDULES = ("constant", "cosine")
+
+
 class ConfigError(ValueError):
     """A configuration value is invalid. `field` names the offending field."""
 
@@ -170,6 +173,8 @@ class TrainConfig:
         tpu: TPU name or address for `strategy="tpu"`. Default None.
         epochs: passes over the training split. Default 10.
         learning_rate: Adam learning rate. Default 1e-3, the tutorial's.
+        learning_rate_schedule: "constant" (default, the tutorial's) or
+            "cosine": from `learning_rate` down to 0 at the last step.
         steps_per_execution: training steps run per call into the graph;
             more cuts host overhead. Default 1.
         deterministic: turn on TensorFlow's op determinism, so that a run
@@ -185,6 +190,7 @@ class TrainConfig:
     tpu: str | None = None
     epochs: int = 10
     learning_rate: float = 1e-3
+    learning_rate_schedule: str = "constant"
     steps_per_execution: int = 1
     deterministic: bool = False
     mixed_precision: bool = False
@@ -192,6 +198,7 @@ class TrainConfig:
     def __post_init__(self):
         _require_choice("strategy", self.strategy, list(distribute.STRATEGIES))
         _require_positive(self, "epochs", "steps_per_execution")
+        _require_choice("learning_rate_schedule", self.learning_rate_schedule, SCHEDULES)
         if not self.learning_rate > 0:
             raise ConfigError(
                 "learning_rate", f"must be > 0, got {self.learning_rate!r}"

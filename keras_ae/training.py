@@ -50,7 +50,7 @@ def load_data(config):
     )
 
 
-def train(config, strategy, data=None, verbose=1):
+def train(config, strategy, data=None, verbose=1, callbacks=()):
     """Trains the configured autoencoder, evaluates it, and writes the run.
 
     Everything that can be checked (batch divisibility, the data) is checked
@@ -62,6 +62,7 @@ def train(config, strategy, data=None, verbose=1):
             `keras_ae.distribute.get_strategy`.
         data: an `ImageData` to use instead of loading `config.data.dataset`.
         verbose: `fit()` verbosity: 1 progress bar, 2 a line per epoch, 0 none.
+        callbacks: more Keras callbacks for `fit()` (after the run's own).
 
     Returns:
         The metrics dict also written to `metrics.json`.
@@ -90,7 +91,7 @@ def train(config, strategy, data=None, verbose=1):
     logging.info("data: %s", data.source)
 
     if distribute.is_chief(strategy):
-        return _train(config, strategy, data, config.train.model_dir, verbose)
+        return _train(config, strategy, data, config.train.model_dir, verbose, callbacks)
     # The other workers of a multi-worker run take part in every step, save and
     # prediction (they are collective) but write into a directory of their own,
     # deleted at the end, as the Keras multi-worker guide does. They resume from
@@ -100,12 +101,12 @@ def train(config, strategy, data=None, verbose=1):
         chief_backup = os.path.join(config.train.model_dir, BACKUP_DIR)
         if os.path.isdir(chief_backup):
             shutil.copytree(chief_backup, os.path.join(own_dir, BACKUP_DIR))
-        return _train(config, strategy, data, own_dir, verbose)
+        return _train(config, strategy, data, own_dir, verbose, callbacks)
     finally:
         shutil.rmtree(own_dir, ignore_errors=True)
 
 
-def _train(config, strategy, data, model_dir, verbose):
+def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
     """`train`, writing everything to `model_dir`."""
     batch_size = config.data.batch_size
     replicas = strategy.num_replicas_in_sync
@@ -122,16 +123,24 @@ def _train(config, strategy, data, model_dir, verbose):
     if eval_noise_stddev is None:
         eval_noise_stddev = noise_stddev
 
+    # TPUs compile for static shapes: every batch full.
+    drop_remainder = isinstance(strategy, tf.distribute.TPUStrategy)
     keras.utils.set_random_seed(config.data.seed)  # weight initialization
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()
+    steps = data_lib.steps_per_epoch(len(data.train_images), batch_size, drop_remainder)
+    learning_rate = config.train.learning_rate
+    if config.train.learning_rate_schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            learning_rate, decay_steps=steps * config.train.epochs
+        )
     policy = distribute.mixed_precision_policy(strategy) if config.train.mixed_precision else None
     with strategy.scope(), models.dtype_policy(policy):
         model = models.build(
             config.model.variant, data.train_images.shape[1:], **config.model.options()
         )
         model.compile(
-            optimizer=keras.optimizers.Adam(config.train.learning_rate),
+            optimizer=keras.optimizers.Adam(learning_rate),
             steps_per_execution=config.train.steps_per_execution,
         )
 
@@ -139,8 +148,6 @@ def _train(config, strategy, data, model_dir, verbose):
     first_epoch = _backed_up_epoch(backup_dir)
     if first_epoch:
         logging.info("resuming from the backup at epoch %d", first_epoch)
-    # TPUs compile for static shapes: every batch full.
-    drop_remainder = isinstance(strategy, tf.distribute.TPUStrategy)
     dataset = data_lib.train_dataset(
         data.train_images,
         batch_size=batch_size,
@@ -154,14 +161,13 @@ def _train(config, strategy, data, model_dir, verbose):
         _Backup(backup_dir),
         _SaveModel(os.path.join(model_dir, MODEL_FILE)),
         keras.callbacks.TensorBoard(os.path.join(model_dir, LOG_DIR)),
+        *extra_callbacks,
     ]
     start = time.perf_counter()
     history = model.fit(
         dataset,
         epochs=config.train.epochs,
-        steps_per_epoch=data_lib.steps_per_epoch(
-            len(data.train_images), batch_size, drop_remainder
-        ),
+        steps_per_epoch=steps,
         callbacks=callbacks,
         shuffle=False,  # the stream shuffles each epoch itself
         verbose=verbose,

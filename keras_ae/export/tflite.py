@@ -121,22 +121,25 @@ def run(path, signature, inputs, batch_size=256):
     batches = []
     for start in range(0, count, batch_size):
         feed = {
-            name: _quantize(values[start : start + batch_size], input_details[name])
+            name: quantize(values[start : start + batch_size], input_details[name])
             for name, values in inputs.items()
         }
         outputs = runner(**feed)
-        batches.append({n: _dequantize(v, output_details[n]) for n, v in outputs.items()})
+        batches.append({n: dequantize(v, output_details[n]) for n, v in outputs.items()})
     return {name: np.concatenate([b[name] for b in batches]) for name in batches[0]}
 
 
-def _quantize(values, details):
+def quantize(values, details):
+    """Float `values` as the input tensor `details` (from a signature runner)
+    takes them: unchanged for float inputs, scaled to int8 for quantized ones."""
     if details["dtype"] != np.int8:
         return np.asarray(values, details["dtype"])
     scale, zero_point = details["quantization"]
     return np.clip(np.round(values / scale + zero_point), -128, 127).astype(np.int8)
 
 
-def _dequantize(values, details):
+def dequantize(values, details):
+    """An output tensor's `values` as float32, whatever its type."""
     if details["dtype"] != np.int8:
         return np.array(values, np.float32)  # a copy: the runner reuses its buffers
     scale, zero_point = details["quantization"]
