@@ -72,6 +72,7 @@ def test_trains_and_writes_the_whole_run(tiny_mnist_dir, tmp_path):
          "--batch_size", "use a multiple of 2"),
         (["--strategy=tpu"], "--tpu", "no TPU found on this machine"),
         (["--export_base=never-written", "--quantize=int4"], "--quantize", "float32, float16"),
+        (["--learning_rate_schedule=step"], "--learning_rate_schedule", "constant, cosine"),
     ],
 )
 def test_bad_flags_fail_in_one_line_and_write_nothing(tiny_mnist_dir, tmp_path, flags, flag, valid):
@@ -186,3 +187,16 @@ def test_mixed_precision_and_deterministic_runs(tiny_mnist_dir, tmp_path):
     assert np.isfinite(metrics["test_mse"]) and np.isfinite(metrics["test_neg_elbo"])
     # Variables stay float32: the float32 export of the checkpoint is published.
     assert (tmp_path / "exports" / "run" / "1" / "saved_model.pb").exists()
+
+
+def test_cosine_schedule_decays_the_learning_rate_to_zero(tiny_mnist_dir, tmp_path):
+    model_dir = tmp_path / "run"
+    result = run_train(
+        "--variant=linear", "--learning_rate_schedule=cosine", "--learning_rate=0.01",
+        f"--data_dir={tiny_mnist_dir}", "--epochs=3", "--batch_size=64",
+        f"--model_dir={model_dir}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    optimizer = keras.saving.load_model(model_dir / "model.keras").optimizer
+    assert int(optimizer.iterations) == 3 * 256 // 64
+    assert float(optimizer.learning_rate) < 1e-6  # 0.01 at the start
