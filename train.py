@@ -55,12 +55,15 @@ flags.DEFINE_integer(
 )
 flags.DEFINE_integer("epochs", 10, "Passes over the training data.")
 flags.DEFINE_integer(
-    "batch_size", 128, "Global batch size, split across all replicas."
+    "batch_size", 64, "Global batch size, split across all replicas."
 )
-flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+flags.DEFINE_float(
+    "learning_rate", None, "Adam learning rate (default: 3e-3 for conv, else 1e-3)."
+)
 flags.DEFINE_string(
-    "learning_rate_schedule", "constant",
-    "constant, or cosine: from --learning_rate down to 0 at the last step.",
+    "learning_rate_schedule", None,
+    "constant, or cosine: from --learning_rate down to 0 at the last step "
+    "(default: cosine for conv, else constant).",
 )
 flags.DEFINE_integer("latent_dim", 32, "Size of the code.")
 flags.DEFINE_string(

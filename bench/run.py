@@ -59,7 +59,7 @@ PCA_COMPONENTS = 32
 # (name, ModelConfig options, epochs full, epochs quick, the variant's own figures)
 RUNS = [
     ("linear", {"variant": "linear"}, 20, 2, []),
-    ("conv", {"variant": "conv"}, 8, 2, []),
+    ("conv", {"variant": "conv"}, 9, 2, []),
     ("denoising", {"variant": "denoising"}, 3, 1, ["test_psnr_noisy", "test_psnr_denoised"]),
     ("vae", {"variant": "vae"}, 3, 1, ["test_neg_elbo", "test_reconstruction_nll", "test_kl"]),
     ("vae, latent 2", {"variant": "vae", "latent_dim": 2}, 3, 1,

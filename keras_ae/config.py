@@ -65,7 +65,7 @@ class DataConfig:
         data_dir: directory searched first for a local copy (and TFDS's data
             directory). Default None: only the standard places.
         train_examples: use only the first N training examples. Default None: all.
-        batch_size: global batch size, split across all replicas. Default 128.
+        batch_size: global batch size, split across all replicas. Default 64.
         noise_stddev: stddev of the Gaussian noise added on the fly to the
             inputs; 0 feeds `(x, x)` pairs. Default None: the variant's
             default (0.5 for "denoising", else 0).
@@ -80,7 +80,7 @@ class DataConfig:
     dataset: str = "mnist"
     data_dir: str | None = None
     train_examples: int | None = None
-    batch_size: int = 128
+    batch_size: int = 64
     noise_stddev: float | None = None
     eval_noise_stddev: float | None = None
     seed: int = 0
@@ -172,9 +172,11 @@ class TrainConfig:
         strategy: one of `keras_ae.distribute.STRATEGIES`. Default "default".
         tpu: TPU name or address for `strategy="tpu"`. Default None.
         epochs: passes over the training split. Default 10.
-        learning_rate: Adam learning rate. Default 1e-3, the tutorial's.
-        learning_rate_schedule: "constant" (default, the tutorial's) or
-            "cosine": from `learning_rate` down to 0 at the last step.
+        learning_rate: Adam learning rate. Default None: the variant's
+            (`default_learning_rate`: 1e-3, the tutorial's, but 3e-3 for conv).
+        learning_rate_schedule: "constant" or "cosine" (from `learning_rate`
+            down to 0 at the last step). Default None: the variant's
+            ("constant", the tutorial's, but "cosine" for conv).
         steps_per_execution: training steps run per call into the graph;
             more cuts host overhead. Default 1.
         deterministic: turn on TensorFlow's op determinism, so that a run
@@ -189,8 +191,8 @@ class TrainConfig:
     strategy: str = "default"
     tpu: str | None = None
     epochs: int = 10
-    learning_rate: float = 1e-3
-    learning_rate_schedule: str = "constant"
+    learning_rate: float | None = None
+    learning_rate_schedule: str | None = None
     steps_per_execution: int = 1
     deterministic: bool = False
     mixed_precision: bool = False
@@ -198,8 +200,9 @@ class TrainConfig:
     def __post_init__(self):
         _require_choice("strategy", self.strategy, list(distribute.STRATEGIES))
         _require_positive(self, "epochs", "steps_per_execution")
-        _require_choice("learning_rate_schedule", self.learning_rate_schedule, SCHEDULES)
-        if not self.learning_rate > 0:
+        if self.learning_rate_schedule is not None:
+            _require_choice("learning_rate_schedule", self.learning_rate_schedule, SCHEDULES)
+        if self.learning_rate is not None and not self.learning_rate > 0:
             raise ConfigError(
                 "learning_rate", f"must be > 0, got {self.learning_rate!r}"
             )

@@ -129,10 +129,12 @@ def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()
     steps = data_lib.steps_per_epoch(len(data.train_images), batch_size, drop_remainder)
-    learning_rate = config.train.learning_rate
-    if config.train.learning_rate_schedule == "cosine":
+    rate = config.train.learning_rate or variant.default_learning_rate
+    schedule = config.train.learning_rate_schedule or variant.default_learning_rate_schedule
+    learning_rate = rate
+    if schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(
-            learning_rate, decay_steps=steps * config.train.epochs
+            rate, decay_steps=steps * config.train.epochs
         )
     policy = distribute.mixed_precision_policy(strategy) if config.train.mixed_precision else None
     with strategy.scope(), models.dtype_policy(policy):
@@ -184,6 +186,8 @@ def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
         "replicas": replicas,
         "parameters": model.count_params(),
         "dtype_policy": model.dtype_policy.name,
+        "learning_rate": rate,
+        "learning_rate_schedule": schedule,
         "resumed_at_epoch": first_epoch,
         "epochs_trained": len(history.epoch),  # by this process, after resuming
         "final_train_loss": float(history.history["loss"][-1]) if history.epoch else None,

@@ -25,6 +25,9 @@ class Autoencoder(keras.Model):
 
     # Noise the training pipeline adds by default (the denoising variant's 0.5).
     default_noise_stddev = 0.0
+    # The training recipe unless the run says otherwise: the tutorial's.
+    default_learning_rate = 1e-3
+    default_learning_rate_schedule = "constant"
 
     def __init__(self, encoder, decoder, bottleneck=None, **kwargs):
         images = keras.Input(shape=encoder.input_shape[1:], name="images")
