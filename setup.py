@@ -30,6 +30,8 @@ setuptools.setup(
         "pillow>=10",
     ],
     extras_require={
-        "test": ["pytest>=8"],
+        # hypothesis: the property-based test feeding random and damaged bytes
+        # to every data file reader (tests/test_data.py).
+        "test": ["pytest>=8", "hypothesis>=6"],
     },
 )

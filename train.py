@@ -120,6 +120,11 @@ flags.DEFINE_bool(
     "Compute in 16 bits (float16 on GPUs, bfloat16 on TPUs and CPUs); variables, "
     "code and output stay float32.",
 )
+flags.DEFINE_bool(
+    "overwrite", False,
+    "Delete the run in --model_dir (config, checkpoint, backup, metrics, logs, figures) "
+    "and train afresh, when it is finished or has another configuration.",
+)
 flags.DEFINE_string(
     "export_base", None,
     "After training, export to EXPORT_BASE/MODEL_DIR_NAME/<next version>/ "
@@ -177,7 +182,7 @@ def main(argv):
             )
             export.target_dir(config.train.model_dir, export_config)  # fail before training
         data = training.load_data(config)
-        metrics = training.train(config, strategy, data)
+        metrics = training.train(config, strategy, data, overwrite=FLAGS.overwrite)
     except distribute.LOST_WORKER_ERRORS as e:
         if config.train.strategy != "multi_worker_mirrored":
             raise
@@ -187,6 +192,9 @@ def main(argv):
             f"last backup in {config.train.model_dir}",
             file=sys.stderr,
         )
+        sys.exit(1)
+    except training.TrainingDiverged as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
         sys.exit(1)
     except config_lib.ConfigError as e:
         print(f"train.py: error: --{e.field}: {e.message}", file=sys.stderr)

@@ -174,15 +174,45 @@ def _read_local(spec, directory):
 
 
 def _read_idx_dir(spec, directory):
-    files = [
-        os.path.join(directory, f"{split}-{kind}-idx{ndim}-ubyte.gz")
-        for split in ("train", "t10k")
+    """The four original IDX files, each checked against the others and `spec`."""
+    files = {
+        (split, kind): os.path.join(directory, f"{prefix}-{kind}-idx{ndim}-ubyte.gz")
+        for split, prefix in (("train", "train"), ("test", "t10k"))
         for kind, ndim in (("images", 3), ("labels", 1))
-    ]
-    if not all(os.path.isfile(f) for f in files):
+    }
+    present = [f for f in files.values() if os.path.isfile(f)]
+    if not present:
         return None
-    arrays = [read_idx(f) for f in files]
-    return ImageData(*arrays, source=f"IDX files in {directory}")
+    if len(present) < len(files):
+        missing = [os.path.basename(f) for f in files.values() if f not in present]
+        raise DataError(
+            f"{directory}: has {len(present)} of the 4 IDX files of {spec.name} but lacks "
+            f"{', '.join(missing)}; copy the missing file(s) there, or remove the others"
+        )
+    arrays = {key: read_idx(path) for key, path in files.items()}
+    for split in ("train", "test"):
+        images, labels = arrays[split, "images"], arrays[split, "labels"]
+        images_file, labels_file = files[split, "images"], files[split, "labels"]
+        if images.shape[1:] != spec.image_shape[:-1]:
+            raise DataError(
+                f"{images_file}: images of shape {images.shape[1:]}, but {spec.name} "
+                f"images are {spec.image_shape[:-1]}; is this the right file?"
+            )
+        if labels.ndim != 1:
+            raise DataError(
+                f"{labels_file}: {labels.ndim}-dimensional, but labels are a list; "
+                "is this the right file?"
+            )
+        if len(images) != len(labels):
+            raise DataError(
+                f"{images_file} has {len(images)} images but {labels_file} has "
+                f"{len(labels)} labels; one of them is from another dataset or truncated"
+            )
+    return ImageData(
+        arrays["train", "images"], arrays["train", "labels"],
+        arrays["test", "images"], arrays["test", "labels"],
+        source=f"IDX files in {directory}",
+    )
 
 
 def _read_npz(spec, directory):
@@ -191,14 +221,22 @@ def _read_npz(spec, directory):
         return None
     keys = ("x_train", "y_train", "x_test", "y_test")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in keys if k not in npz.files]
-            if missing:
-                raise DataError(f"{path}: lacks array(s) {', '.join(missing)}")
-            arrays = [npz[k] for k in keys]
-    except (OSError, ValueError, zlib.error, EOFError) as e:
-        raise DataError(f"{path}: not a readable .npz file ({e})") from e
-    return ImageData(*arrays, source=path)
+        # Never unpickle: a pickle in a data file can run any code.
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded as npz:
+                arrays = {k: npz[k] for k in keys if k in npz.files}
+    # numpy and zipfile raise a dozen types on a damaged archive (BadZipFile,
+    # zlib.error, ValueError, tokenize.TokenError, NotImplementedError, ...; the
+    # fuzz test in tests/test_data.py meets them all): each means "unreadable".
+    except Exception as e:
+        raise DataError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from e
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise DataError(f"{path}: a single .npy array, not an .npz archive of {', '.join(keys)}")
+    missing = [k for k in keys if k not in arrays]
+    if missing:
+        raise DataError(f"{path}: lacks array(s) {', '.join(missing)}")
+    return ImageData(*(arrays[k] for k in keys), source=path)
 
 
 def _read_cifar_bin(spec, directory):
@@ -274,8 +312,13 @@ def _validated(spec, data):
         elif labels.shape != (len(images),):
             problem = f"{len(images)} images but labels of shape {labels.shape}"
         elif images.dtype != np.uint8:
-            if not np.issubdtype(images.dtype, np.floating):
-                problem = f"pixel dtype {images.dtype}; expected uint8 or float"
+            if np.issubdtype(images.dtype, np.integer):
+                if images.min() < 0 or images.max() > 255:
+                    problem = "integer pixels outside 0..255"
+                else:
+                    images = images.astype(np.uint8)
+            elif not np.issubdtype(images.dtype, np.floating):
+                problem = f"pixel dtype {images.dtype}; expected integers 0..255 or floats 0..1"
             elif not np.isfinite(images).all():
                 problem = "NaN or infinite pixel values"
             elif images.min() < 0 or images.max() > 1:

@@ -28,16 +28,21 @@ from keras_ae import config as config_lib
 from keras_ae import data as data_lib
 from keras_ae import distribute
 from keras_ae import files
+from keras_ae import model_dir as model_dir_lib
 from keras_ae import models
 from keras_ae import plots
 
-CONFIG_FILE = "config.json"
+CONFIG_FILE = model_dir_lib.CONFIG_FILE
 MODEL_FILE = "model.keras"
-METRICS_FILE = "metrics.json"
+METRICS_FILE = model_dir_lib.METRICS_FILE
 FIGURE_FILE = "reconstructions.png"
 DENOISING_FIGURE_FILE = "denoising.png"
 BACKUP_DIR = "backup"
 LOG_DIR = "logs"
+
+
+class TrainingDiverged(Exception):
+    """The loss or the weights became NaN or infinite; nothing of it was saved."""
 
 
 def load_data(config):
@@ -50,7 +55,7 @@ def load_data(config):
     )
 
 
-def train(config, strategy, data=None, verbose=1, callbacks=()):
+def train(config, strategy, data=None, verbose=1, callbacks=(), overwrite=False):
     """Trains the configured autoencoder, evaluates it, and writes the run.
 
     Everything that can be checked (batch divisibility, the data) is checked
@@ -63,13 +68,19 @@ def train(config, strategy, data=None, verbose=1, callbacks=()):
         data: an `ImageData` to use instead of loading `config.data.dataset`.
         verbose: `fit()` verbosity: 1 progress bar, 2 a line per epoch, 0 none.
         callbacks: more Keras callbacks for `fit()` (after the run's own).
+        overwrite: delete a run of another configuration, or a finished one,
+            from `model_dir` and train afresh; without it such a run is refused.
 
     Returns:
         The metrics dict also written to `metrics.json`.
 
     Raises:
         ConfigError: the global batch does not split evenly across replicas.
+        RunDirError (a ConfigError): `model_dir` is in use by another process,
+            or holds another or a finished run (see `keras_ae.model_dir`).
         DataError: the dataset cannot be found or read.
+        TrainingDiverged: the loss became NaN or infinite; `model_dir` keeps
+            the last good epoch.
 
     Example:
 
@@ -91,15 +102,20 @@ def train(config, strategy, data=None, verbose=1, callbacks=()):
     logging.info("data: %s", data.source)
 
     if distribute.is_chief(strategy):
-        return _train(config, strategy, data, config.train.model_dir, verbose, callbacks)
+        with model_dir_lib.lock(config.train.model_dir):
+            model_dir_lib.check(config.train.model_dir, config, overwrite)
+            return _train(config, strategy, data, config.train.model_dir, verbose, callbacks)
     # The other workers of a multi-worker run take part in every step, save and
     # prediction (they are collective) but write into a directory of their own,
     # deleted at the end, as the Keras multi-worker guide does. They resume from
-    # the chief's backup, which they must be able to read (shared storage).
+    # the chief's backup, which they must be able to read (shared storage), and
+    # refuse what the chief refuses, so that no worker waits for a chief that left.
+    if not overwrite:
+        model_dir_lib.check(config.train.model_dir, config)
     own_dir = tempfile.mkdtemp(prefix="keras_ae-worker-")
     try:
         chief_backup = os.path.join(config.train.model_dir, BACKUP_DIR)
-        if os.path.isdir(chief_backup):
+        if os.path.isdir(chief_backup) and not overwrite:  # the chief deletes it
             shutil.copytree(chief_backup, os.path.join(own_dir, BACKUP_DIR))
         return _train(config, strategy, data, own_dir, verbose, callbacks)
     finally:
@@ -160,6 +176,7 @@ def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
         drop_remainder=drop_remainder,
     )
     callbacks = [
+        _StopOnDivergence(rate, os.path.join(model_dir, MODEL_FILE)),  # before any save
         _Backup(backup_dir),
         _SaveModel(os.path.join(model_dir, MODEL_FILE)),
         keras.callbacks.TensorBoard(os.path.join(model_dir, LOG_DIR)),
@@ -276,6 +293,43 @@ class _Backup(keras.callbacks.BackupAndRestore):
         files.write_json(
             self._training_metadata_path,
             {"epoch": self._current_epoch, "batch": self._last_batch_seen},
+        )
+
+
+class _StopOnDivergence(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss, or non-finite weights at the
+    end of an epoch, by raising TrainingDiverged.
+
+    Raising (unlike Keras' TerminateOnNaN, which lets the epoch end) skips the
+    callbacks after it, so the NaN weights are never saved, backed up or
+    exported: `model.keras` and the backup keep the last good epoch.
+    """
+
+    def __init__(self, learning_rate, model_file):
+        super().__init__()
+        self.learning_rate, self.model_file = learning_rate, model_file
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))
+        if not np.isfinite(loss):
+            self._stop(f"the loss became {loss} at epoch {self.epoch + 1}, step {batch + 1}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not all(np.isfinite(w).all() for w in self.model.get_weights()):
+            self._stop(f"weights became NaN or infinite in epoch {epoch + 1}")
+
+    def _stop(self, what):
+        kept = (
+            f"{self.model_file} and the backup hold epoch {self.epoch}, the last good one"
+            if self.epoch else "no epoch had finished, so nothing was saved"
+        )
+        raise TrainingDiverged(
+            f"training diverged: {what}. Lower the learning rate (--learning_rate, "
+            f"now {self.learning_rate:g}; try {self.learning_rate / 10:g}); {kept}"
         )
 
 

@@ -2,7 +2,11 @@
 
 import gzip
 import os
+import pathlib
+import tempfile
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 import numpy as np
 import pytest
 
@@ -111,18 +115,152 @@ def test_a_corrupt_local_copy_is_an_error_not_a_fallback(tmp_path):
         data.load("mnist", data_dir=str(tmp_path), download=True)
 
 
-def test_images_and_labels_must_agree(tmp_path):
+@pytest.mark.parametrize(
+    "name, array, message",
+    [
+        ("train-labels-idx1-ubyte.gz", np.zeros(9, np.uint8),
+         "train-images-idx3-ubyte.gz has 10 images but .*train-labels-idx1-ubyte.gz has 9 labels"),
+        ("train-images-idx3-ubyte.gz", np.zeros((10, 27, 28), np.uint8),
+         r"train-images-idx3-ubyte.gz: images of shape \(27, 28\), but mnist images are \(28, 28\)"),
+        ("t10k-images-idx3-ubyte.gz", np.zeros((5, 784), np.uint8),
+         r"t10k-images-idx3-ubyte.gz: images of shape \(784,\)"),
+        ("t10k-labels-idx1-ubyte.gz", np.zeros((5, 2), np.uint8),
+         "t10k-labels-idx1-ubyte.gz: 2-dimensional, but labels are a list"),
+    ],
+)
+def test_idx_files_must_agree_with_each_other_and_the_dataset(tmp_path, name, array, message):
     write_idx_dataset(tmp_path, train=10, test=5)
-    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(9, np.uint8))
-    with pytest.raises(data.DataError, match="10 images but labels of shape"):
+    write_idx(tmp_path / name, array)
+    with pytest.raises(data.DataError, match=message):
         data.load("mnist", data_dir=str(tmp_path), download=False)
 
 
-def test_images_must_have_the_datasets_shape(tmp_path):
+def test_a_missing_idx_file_is_named_not_skipped(tmp_path):
     write_idx_dataset(tmp_path, train=10, test=5)
-    write_idx(tmp_path / "train-images-idx3-ubyte.gz", np.zeros((10, 27, 28), np.uint8))
-    with pytest.raises(data.DataError, match=r"shape \(27, 28, 1\), expected \(28, 28, 1\)"):
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(data.DataError, match="has 3 of the 4 IDX files of mnist but lacks "
+                       "t10k-labels-idx1-ubyte.gz"):
+        data.load("mnist", data_dir=str(tmp_path), download=True)
+
+
+def _write_npz(directory, **changes):
+    arrays = {
+        "x_train": np.zeros((6, 28, 28), np.uint8), "y_train": np.zeros(6, np.uint8),
+        "x_test": np.zeros((2, 28, 28), np.uint8), "y_test": np.zeros(2, np.uint8),
+    }
+    arrays.update(changes)
+    np.savez(directory / "mnist.npz", **{k: v for k, v in arrays.items() if v is not None})
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"x_test": np.full((2, 28, 28), np.nan, np.float32)}, "test split .* NaN or infinite"),
+        ({"x_train": np.full((6, 28, 28), np.inf, np.float32)}, "train split .* NaN or infinite"),
+        ({"x_train": np.full((6, 28, 28), 2.0, np.float32)}, "float pixels outside \\[0, 1\\]"),
+        ({"x_train": np.full((6, 28, 28), 256, np.int32)}, "integer pixels outside 0..255"),
+        ({"x_train": np.zeros((0, 28, 28), np.uint8), "y_train": np.zeros(0, np.uint8)},
+         "train split .* no images"),
+        ({"y_test": np.zeros(3, np.uint8)}, "2 images but labels of shape \\(3,\\)"),
+        ({"x_test": np.zeros((2, 28, 28), np.complex64)}, "pixel dtype complex64"),
+        ({"y_test": None}, "lacks array\\(s\\) y_test"),
+        ({"x_test": np.array([None, 1], dtype=object)}, "not a readable .npz file"),
+    ],
+)
+def test_bad_npz_content_is_named(tmp_path, changes, message):
+    _write_npz(tmp_path, **changes)
+    with pytest.raises(data.DataError, match=message) as error:
         data.load("mnist", data_dir=str(tmp_path), download=False)
+    assert str(tmp_path / "mnist.npz") in str(error.value)
+
+
+def test_npz_integer_pixels_in_range_are_taken_as_bytes(tmp_path):
+    _write_npz(tmp_path, x_train=np.full((6, 28, 28), 255, np.int64))
+    loaded = data.load("mnist", data_dir=str(tmp_path), download=False)
+    assert loaded.train_images.dtype == np.uint8 and loaded.train_images.max() == 255
+
+
+def test_a_lone_npy_array_is_not_an_npz(tmp_path):
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    (tmp_path / "array.npy").rename(tmp_path / "mnist.npz")
+    with pytest.raises(data.DataError, match="a single .npy array, not an .npz archive"):
+        data.load("mnist", data_dir=str(tmp_path), download=False)
+
+
+# --- Random and damaged files: a correct load or a DataError, nothing else ---
+
+
+def _small_files(directory):
+    """The bytes of a tiny valid copy of mnist in each local format, by file name."""
+    write_idx_dataset(directory, train=3, test=2)
+    _write_npz(directory)
+    return {p.name: p.read_bytes() for p in directory.iterdir()}
+
+
+_VALID = _small_files(pathlib.Path(tempfile.mkdtemp()))
+_CIFAR_RECORD = bytes(range(256)) * 12 + b"\x01"  # 3073 bytes: one CIFAR-10 record
+
+
+def _damaged(valid):
+    """Bytes derived from `valid`: some bytes replaced, then cut short or extended."""
+    return st.tuples(
+        st.lists(st.tuples(st.integers(0, len(valid) - 1), st.integers(0, 255)), max_size=6),
+        st.integers(0, len(valid)),
+        st.binary(max_size=16),
+    ).map(lambda t: _apply(valid, *t))
+
+
+def _apply(valid, replacements, length, tail):
+    damaged = bytearray(valid)
+    for position, value in replacements:
+        damaged[position] = value
+    return bytes(damaged[:length]) + (tail if length == len(valid) else b"")
+
+
+def _gzipped_damage(valid):
+    """Valid gzip around damaged IDX content: reaches the IDX parser itself."""
+    return _damaged(gzip.decompress(valid)).map(gzip.compress)
+
+
+def _load_or_data_error(name, files):
+    with tempfile.TemporaryDirectory() as directory:
+        for path, content in files.items():
+            os.makedirs(os.path.dirname(os.path.join(directory, path)), exist_ok=True)
+            with open(os.path.join(directory, path), "wb") as f:
+                f.write(content)
+        try:
+            loaded = data.load(name, data_dir=directory, download=False)
+        except data.DataError as e:
+            assert directory in str(e), str(e)  # names the file
+            return
+    assert loaded.train_images.dtype in (np.uint8, np.float32)
+    assert loaded.train_images.shape[1:] == data.DATASETS[name].image_shape
+
+
+_FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+_IDX_FILE = "t10k-images-idx3-ubyte.gz"
+
+
+@_FUZZ
+@given(content=st.one_of(st.binary(max_size=64), _damaged(_VALID[_IDX_FILE]),
+                         _gzipped_damage(_VALID[_IDX_FILE])))
+def test_any_idx_file_loads_or_raises_data_error(content):
+    idx = {name: v for name, v in _VALID.items() if name.endswith(".gz")}
+    _load_or_data_error("mnist", {**idx, _IDX_FILE: content})
+
+
+@_FUZZ
+@given(content=st.one_of(st.binary(max_size=64), _damaged(_VALID["mnist.npz"])))
+def test_any_npz_file_loads_or_raises_data_error(content):
+    _load_or_data_error("mnist", {"mnist.npz": content})
+
+
+@_FUZZ
+@given(content=st.one_of(st.binary(max_size=7000), _damaged(_CIFAR_RECORD * 2)))
+def test_any_cifar_batch_loads_or_raises_data_error(content):
+    names = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
+    files = {f"cifar-10-batches-bin/{n}": _CIFAR_RECORD for n in names}
+    _load_or_data_error("cifar10", {**files, "cifar-10-batches-bin/test_batch.bin": content})
 
 
 def test_train_examples_keeps_the_first_n(tiny_mnist_dir):

@@ -7,9 +7,13 @@ are in the battery, tests/test_case.py; here a real train.py run is exported.
 import http.server
 import json
 import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 
 import keras
 import numpy as np
@@ -20,6 +24,7 @@ import tensorflow as tf
 from keras_ae import config as config_lib
 from keras_ae import data
 from keras_ae import export
+from keras_ae.export import tflite
 from keras_ae.export import versions
 from tests.test_case import saved_model_cli
 from tests.test_train import ROOT, run_train
@@ -248,3 +253,116 @@ def test_client_says_when_the_server_is_down(tmp_path):
                         "--model_name=m", "--timeout=5")
     assert result.returncode == 1
     assert "cannot reach http://127.0.0.1:9/v1/models/m:predict" in result.stderr
+
+
+def test_an_export_killed_part_way_publishes_no_version(trained_run, tmp_path):
+    base = tmp_path / "exports"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "export", f"--model_dir={trained_run}", f"--export_base={base}",
+         "--model_name=m"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:  # kill it once the SavedModel is written, while it converts to TFLite
+        deadline = time.monotonic() + 300
+        while not list(base.glob("m/.staging-*/tflite")):
+            assert process.poll() is None, "the export ended before it could be killed"
+            assert time.monotonic() < deadline, "no TFLite conversion within 300 s"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    assert [p.name for p in (base / "m").iterdir() if p.name.isdigit()] == []
+
+    # The next export cleans up the abandoned staging folder.
+    config = config_lib.ExportConfig(str(base), model_name="m", formats="saved_model")
+    assert export.export_run(trained_run, config)["path"] == str(base / "m" / "1")
+    assert os.listdir(base / "m") == ["1"]
+
+
+def test_versions_put_back_a_version_an_overwrite_moved_aside(tmp_path):
+    # A killed `--overwrite` between its two renames: version 2 moved aside.
+    os.makedirs(tmp_path / "m" / ".staging-2-host-1-x.replaced")
+    aside = tmp_path / "m" / f".staging-2-{socket.gethostname()}-{2**22 + 1}-{'0' * 32}.replaced"
+    os.makedirs(aside)
+    (aside / "saved_model.pb").write_text("old")
+    versions.remove_abandoned(str(tmp_path / "m"))
+    assert (tmp_path / "m" / "2" / "saved_model.pb").read_text() == "old"
+    # Names that are not this module's own are left alone.
+    assert (tmp_path / "m" / ".staging-2-host-1-x.replaced").exists()
+
+
+def test_a_model_with_nan_weights_is_not_exported(trained_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    model = keras.saving.load_model(run / "model.keras")
+    weights = model.get_weights()
+    weights[0][...] = np.nan
+    model.set_weights(weights)
+    model.save(run / "model.keras")
+    with pytest.raises(export.ExportError, match="NaN or infinite weights.*--learning_rate"):
+        export.export_run(str(run), config_lib.ExportConfig(str(tmp_path / "exports")))
+    assert not (tmp_path / "exports").exists()
+
+
+# --- Bad requests: a clear error, and the model goes on serving ---------------
+
+
+@pytest.fixture(scope="module")
+def exported(trained_run, tmp_path_factory):
+    base = tmp_path_factory.mktemp("exports")
+    report = export.export_run(trained_run, config_lib.ExportConfig(
+        str(base), model_name="m", quantize=("float32", "int8"), eval_examples=64))
+    return report["path"]
+
+
+@pytest.mark.parametrize(
+    "request_, message",
+    [
+        ({"images": np.zeros((1, 27, 28, 1), np.float32)},
+         r"Shape of tensor images \[1,27,28,1\] is not compatible with expected shape \[\?,28,28,1\]"),
+        ({"images": np.zeros((28, 28, 1), np.float32)},
+         r"Shape of tensor images \[28,28,1\] is not compatible"),
+        ({"images": np.zeros((1, 28, 28, 1), np.float64)}, "expected to be a float tensor but is a double"),
+        ({"images": np.zeros((1, 28, 28, 1), np.uint8)}, "expected to be a float tensor but is a uint8"),
+        ({"pixels": np.zeros((1, 28, 28, 1), np.float32)}, "missing a required argument: 'images'"),
+    ],
+)
+def test_saved_model_refuses_a_bad_request_and_keeps_serving(exported, request_, message):
+    serve = tf.saved_model.load(exported).signatures["serving_default"]
+    with pytest.raises((tf.errors.InvalidArgumentError, TypeError), match=message):
+        serve(**{k: tf.constant(v) for k, v in request_.items()})
+    good = np.random.default_rng(0).random((3, 28, 28, 1)).astype(np.float32)
+    outputs = serve(images=tf.constant(good))
+    np.testing.assert_allclose(
+        outputs["reconstruction_error"].numpy(),
+        np.mean((outputs["reconstruction"].numpy() - good) ** 2, axis=(1, 2, 3)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("flavour", ["float32", "int8"])
+@pytest.mark.parametrize(
+    "request_, message",
+    [
+        ({"images": np.zeros((1, 27, 28, 1), np.float32)},
+         r"input 'images' has shape \[1, 27, 28, 1\]; this signature takes \[batch, 28, 28, 1\]"),
+        ({"images": np.zeros((28, 28, 1), np.float32)}, r"has shape \[28, 28, 1\]"),
+        ({"images": np.zeros((1, 28, 28, 1), np.uint8)},
+         "has dtype uint8; pass floats .*divide uint8 pixels by 255"),
+        ({"latent": np.zeros((1, 4), np.float32)},
+         r"inputs \['latent'\] given; this signature takes \['images'\]"),
+    ],
+)
+def test_tflite_refuses_a_bad_request_and_keeps_serving(exported, flavour, request_, message):
+    path = os.path.join(exported, "tflite", f"reconstruct_{flavour}.tflite")
+    good = np.random.default_rng(0).random((3, 28, 28, 1)).astype(np.float32)
+    expected = tflite.run(path, "serving_default", {"images": good})
+    runner = tflite.signature_runner(path, "serving_default")
+    with pytest.raises(ValueError, match=message):
+        tflite.check_inputs(runner, request_)
+    with pytest.raises(Exception):  # LiteRT's own answer, less clear
+        runner(**request_)
+    # The same interpreter, after the bad request, still answers correctly.
+    details = runner.get_input_details()["images"]
+    answer = runner(images=tflite.quantize(good, details))["reconstruction"]
+    answer = tflite.dequantize(answer, runner.get_output_details()["reconstruction"])
+    np.testing.assert_allclose(answer, expected["reconstruction"], atol=1e-6)

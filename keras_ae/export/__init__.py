@@ -169,7 +169,13 @@ def _load_run(model_dir):
         )
     with open(paths[0]) as f:
         run = config_lib.RunConfig.from_json(f.read())
-    return keras.saving.load_model(paths[1], safe_mode=True), run
+    model = keras.saving.load_model(paths[1], safe_mode=True)  # no code from the file
+    if not all(np.isfinite(w).all() for w in model.get_weights()):
+        raise ExportError(
+            f"{paths[1]} has NaN or infinite weights; nothing to export. Train again "
+            "with a lower --learning_rate"
+        )
+    return model, run
 
 
 def _export_tflite(saved_model_dir, directory, flavours, calibration, inputs, expected):

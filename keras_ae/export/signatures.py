@@ -42,22 +42,34 @@ def functions(model):
     output_names = encoder_output_names(model)
 
     def reconstruct(images):
+        images = checked(images, images_spec)
         reconstruction = model(images, training=False)
         error = tf.reduce_mean(tf.square(reconstruction - images), axis=[1, 2, 3])
         return {"reconstruction": reconstruction, "reconstruction_error": error}
 
     def encode(images):
-        codes = tf.nest.flatten(model.encoder(images, training=False))
+        codes = tf.nest.flatten(model.encoder(checked(images, images_spec), training=False))
         return dict(zip(output_names, codes))
 
     def decode(latent):
-        return {"images": model.decoder(latent, training=False)}
+        return {"images": model.decoder(checked(latent, latent_spec), training=False)}
 
     return {
         RECONSTRUCT: (reconstruct, images_spec),
         ENCODE: (encode, images_spec),
         DECODE: (decode, latent_spec),
     }
+
+
+def checked(tensor, spec):
+    """`tensor`, failing with its name and the expected shape if it has another.
+
+    A signature's input spec alone does not stop a request of another shape:
+    convolutions accept any height and width, and the request then fails deep
+    inside with "Incompatible shapes: [1,28,28,1] vs. [1,27,28,1] at node sub".
+    TFLite drops the check (its inputs have fixed shapes already).
+    """
+    return tf.ensure_shape(tensor, spec.shape, name=f"check_{spec.name}")
 
 
 def inputs(model, images):

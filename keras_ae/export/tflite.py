@@ -115,6 +115,7 @@ def run(path, signature, inputs, batch_size=256):
         `{output name: float32 array}`.
     """
     runner = signature_runner(path, signature)
+    check_inputs(runner, inputs)
     input_details = runner.get_input_details()
     output_details = runner.get_output_details()
     count = len(next(iter(inputs.values())))
@@ -127,6 +128,33 @@ def run(path, signature, inputs, batch_size=256):
         outputs = runner(**feed)
         batches.append({n: dequantize(v, output_details[n]) for n, v in outputs.items()})
     return {name: np.concatenate([b[name] for b in batches]) for name in batches[0]}
+
+
+def check_inputs(runner, inputs):
+    """Raises ValueError, naming the input and what it should be, unless
+    `inputs` (`{name: float array}`) fit the signature runner.
+
+    LiteRT itself reports a wrong shape as "XNNPack delegate failed to reshape
+    runtime", and takes uint8 pixels 0..255 once cast, as if they were 0..1.
+    """
+    details = runner.get_input_details()
+    if set(inputs) != set(details):
+        raise ValueError(f"inputs {sorted(inputs)} given; this signature takes {sorted(details)}")
+    for name, values in inputs.items():
+        values = np.asarray(values)
+        expected = details[name]["shape_signature"].tolist()
+        wanted = "[" + ", ".join("batch" if d == -1 else str(d) for d in expected) + "]"
+        if values.ndim != len(expected) or any(
+            d not in (-1, given) for d, given in zip(expected, values.shape)
+        ):
+            raise ValueError(
+                f"input {name!r} has shape {list(values.shape)}; this signature takes {wanted}"
+            )
+        if not np.issubdtype(values.dtype, np.floating):
+            raise ValueError(
+                f"input {name!r} has dtype {values.dtype}; pass floats (images in [0, 1]: "
+                "divide uint8 pixels by 255)"
+            )
 
 
 def quantize(values, details):

@@ -7,7 +7,9 @@ so a server never sees a half-written version.
 """
 
 import os
+import re
 import shutil
+import socket
 import uuid
 
 
@@ -44,12 +46,47 @@ def target(export_base, model_name, version=None, overwrite=False):
 
 
 def staging_dir(path):
-    """A new empty folder beside `path` to assemble its contents in."""
+    """A new empty folder beside `path` to assemble its contents in.
+
+    Its name holds this host and process, so that the folders of an export that
+    was killed can be recognised and removed (`remove_abandoned`).
+    """
     parent, version = os.path.split(path)
     os.makedirs(parent, exist_ok=True)
-    staging = os.path.join(parent, f".staging-{version}-{uuid.uuid4().hex}")
+    remove_abandoned(parent)
+    staging = os.path.join(
+        parent, f".staging-{version}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}"
+    )
     os.mkdir(staging)
     return staging
+
+
+_STAGING = re.compile(r"\.staging-(\d+)-(.+)-(\d+)-[0-9a-f]{32}(\.replaced)?")
+
+
+def remove_abandoned(model_base):
+    """Cleans up after exports killed on this host: deletes their staging
+    folders, and puts back a version an `overwrite` had moved aside but not
+    yet replaced."""
+    for name in os.listdir(model_base):
+        match = _STAGING.fullmatch(name)
+        if not match or match[2] != socket.gethostname() or _alive(int(match[3])):
+            continue
+        folder, version = os.path.join(model_base, name), os.path.join(model_base, match[1])
+        if match[4] and not os.path.exists(version):
+            os.rename(folder, version)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def publish(staging, path, overwrite=False):

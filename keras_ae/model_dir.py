@@ -1,0 +1,122 @@
+"""Claiming a run's `model_dir`: one training process at a time, one configuration.
+
+    with model_dir.lock(path):                  # a second process fails at once
+        model_dir.check(path, config, overwrite)  # same run resumes; another refuses
+        ...train...
+
+The lock is an `flock` on `path/.lock`: the kernel releases it when its process
+ends, however it ends, so a killed run never blocks the next one.
+
+Example:
+
+    with lock("runs/conv"):
+        check("runs/conv", config, overwrite=False)
+"""
+
+import contextlib
+import dataclasses
+import fcntl
+import glob
+import json
+import os
+import shutil
+import socket
+
+from keras_ae import config as config_lib
+
+LOCK_FILE = ".lock"
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+# What a run writes, deleted by `check(..., overwrite=True)`; nothing else in
+# the directory is touched.
+RUN_FILES = ("config.json", "model.keras", "metrics.json", "backup", "logs", "*.png")
+# Settings that may change between a run and its resumption: where it lives.
+_NOT_COMPARED = {"train.model_dir"}
+
+
+class RunDirError(config_lib.ConfigError):
+    """`model_dir` is busy or holds another run; the message says what to do."""
+
+    def __init__(self, message):
+        super().__init__("model_dir", message)
+
+
+@contextlib.contextmanager
+def lock(path):
+    """Holds `path`'s lock while the block runs; RunDirError if another process has it."""
+    os.makedirs(path, exist_ok=True)
+    lock_path = os.path.join(path, LOCK_FILE)
+    with open(lock_path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise RunDirError(
+                f"{path} is in use by {holder} (lock {lock_path}); wait for it to "
+                "finish, or pass another --model_dir"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()  # the lock itself goes with the file descriptor
+
+
+def differences(old, new):
+    """`["section.field: old → new", ...]` between two RunConfigs' JSON dicts."""
+    changed = []
+    for section in sorted(set(old) | set(new)):
+        before, after = old.get(section, {}), new.get(section, {})
+        for field in sorted(set(before) | set(after)):
+            key = f"{section}.{field}"
+            if key not in _NOT_COMPARED and before.get(field) != after.get(field):
+                changed.append(f"{key}: {before.get(field)!r} → {after.get(field)!r}")
+    return changed
+
+
+def check(path, config, overwrite=False):
+    """Checks that `config` may train in `path`, clearing it first if `overwrite`.
+
+    A directory without `config.json` is new. One with the same configuration
+    resumes from its backup; if that run already finished (`metrics.json`),
+    training it again needs `overwrite`, as does a different configuration,
+    which is refused with the differing settings listed.
+
+    Raises:
+        RunDirError: `path` holds a finished or a different run.
+    """
+    config_path = os.path.join(path, CONFIG_FILE)
+    if not os.path.exists(config_path):
+        return
+    if overwrite:
+        clear(path)
+        return
+    with open(config_path) as f:
+        old = json.load(f)
+    changed = differences(old, dataclasses.asdict(config))
+    if changed:
+        raise RunDirError(
+            f"{path} holds a run with another configuration ({'; '.join(changed)}); "
+            "pass another --model_dir, the same settings to resume it, or --overwrite "
+            "to delete it and start afresh"
+        )
+    if os.path.exists(os.path.join(path, METRICS_FILE)):
+        raise RunDirError(
+            f"{path} holds a finished run of this configuration (see its {METRICS_FILE}); "
+            "pass another --model_dir, or --overwrite to train it again"
+        )
+
+
+def clear(path):
+    """Deletes the files of a run from `path` (`RUN_FILES`), nothing else."""
+    for pattern in RUN_FILES:
+        for name in glob.glob(os.path.join(glob.escape(path), pattern)):
+            if os.path.isdir(name):
+                shutil.rmtree(name)
+            else:
+                os.remove(name)
