@@ -56,6 +56,7 @@ def main(argv):
             sys.executable, os.path.join(ROOT, "train.py"), *row_flags,
             "--dataset=fashion_mnist", "--nodownload", f"--epochs={_EPOCHS.value}",
             f"--train_examples={_TRAIN_EXAMPLES.value}", f"--model_dir={model_dir}",
+            "--overwrite",  # a fresh run every time, never a resumed or refused one
         ]
         print("running:", " ".join(command[1:]), flush=True)
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)

@@ -208,6 +208,7 @@ def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
         "resumed_at_epoch": first_epoch,
         "epochs_trained": len(history.epoch),  # by this process, after resuming
         "final_train_loss": float(history.history["loss"][-1]) if history.epoch else None,
+        "train_loss_by_epoch": [float(loss) for loss in history.history.get("loss", [])],
         # Wall time of fit(), tracing included.
         "train_seconds": train_seconds,
         "train_images_per_second": images_trained / train_seconds,

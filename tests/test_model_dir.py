@@ -170,3 +170,4 @@ def test_corrupt_data_fails_before_model_dir_is_created(tiny_mnist_dir, tmp_path
     assert f"{copy / 't10k-images-idx3-ubyte.gz'}: not a readable gzip file" in error
     assert not run.exists()
 
+

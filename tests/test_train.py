@@ -40,6 +40,8 @@ def test_trains_and_writes_the_whole_run(tiny_mnist_dir, tmp_path):
     assert config.model.variant == "conv" and config.train.epochs == 6
     metrics = json.load(open(os.path.join(model_dir, "metrics.json")))
     assert metrics["replicas"] == 2 and metrics["epochs_trained"] == 6
+    losses = metrics["train_loss_by_epoch"]
+    assert len(losses) == 6 and losses[-1] == metrics["final_train_loss"] < losses[0]
     assert metrics["train_seconds"] > 0
     assert np.isclose(metrics["train_images_per_second"],
                       6 * 256 / metrics["train_seconds"])
