@@ -169,5 +169,3 @@ def test_corrupt_data_fails_before_model_dir_is_created(tiny_mnist_dir, tmp_path
     (error,) = [line for line in result.stderr.splitlines() if line.startswith("train.py:")]
     assert f"{copy / 't10k-images-idx3-ubyte.gz'}: not a readable gzip file" in error
     assert not run.exists()
-
-
