@@ -6,8 +6,9 @@ import pytest
 import tensorflow as tf
 
 import keras_ae
-from keras_ae import data, distribute
-from tests.conftest import make_images
+from keras_ae import config as config_lib
+from keras_ae import data, distribute, training
+from tests.conftest import make_images, write_idx_dataset
 
 
 def test_unknown_strategy_lists_the_valid_ones():
@@ -65,3 +66,22 @@ def test_two_replicas_match_one_device(variant, options, learning_rate):
     assert moved > 1e-3, "training did not change the weights"
     for a, b in zip(one, two):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("variant", ["conv", "vae"])
+def test_evaluation_survives_a_last_batch_that_leaves_a_replica_empty(tmp_path, variant):
+    # 33 test images at batch 32: the last batch holds one image for two replicas.
+    write_idx_dataset(tmp_path / "data", train=64, test=33)
+    config = config_lib.RunConfig(
+        data=config_lib.DataConfig(dataset="mnist", data_dir=str(tmp_path / "data"),
+                                   download=False, batch_size=32),
+        model=config_lib.ModelConfig(variant=variant, latent_dim=2),
+        train=config_lib.TrainConfig(model_dir=str(tmp_path / "run"), epochs=1,
+                                     strategy="mirrored"),
+    )
+    metrics = training.train(config, distribute.get_strategy("mirrored"), verbose=0)
+    assert metrics["replicas"] == 2
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    test = data.load("mnist", data_dir=str(tmp_path / "data"), download=False).test_images / 255
+    recomputed = np.mean((model.predict(test, verbose=0) - test) ** 2)
+    np.testing.assert_allclose(metrics["test_mse"], recomputed, rtol=1e-5)
