@@ -128,20 +128,9 @@ def train_run(name, options, epochs, data, callbacks=()):
 
 def pipeline_overhead(images, quick):
     """Paired images/s ratios: real stream (with/without noise) over in memory."""
-    batch_size, steps, rounds = 128, (20 if quick else 60), (2 if quick else 5)
+    batch_size, steps, rounds = 128, 20, (3 if quick else 15)
     epochs = -(-steps * (rounds + 1) // data_lib.steps_per_epoch(len(images), batch_size))
-
-    def stream(noise):
-        return lambda: data_lib.train_dataset(
-            images, batch_size=batch_size, epochs=epochs, noise_stddev=noise
-        )
-
-    one_batch = next(iter(stream(0.0)()))
-    feeds = {
-        "in_memory": lambda: tf.data.Dataset.from_tensors(one_batch).repeat(),
-        "pipeline": stream(0.0),
-        "noisy": stream(0.5),
-    }
+    feeds = pipeline.make_feeds(images, batch_size, epochs)
     model = keras_ae.build("conv", images.shape[1:])
     model.compile()
     rates = pipeline.measure(model, feeds, steps, batch_size, rounds)
