@@ -24,12 +24,16 @@ import socket
 
 from keras_ae import config as config_lib
 
+# The files of a run, named here for keras_ae.training and for `clear`.
 LOCK_FILE = ".lock"
 CONFIG_FILE = "config.json"
+MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
+BACKUP_DIR = "backup"
+LOG_DIR = "logs"
 # What a run writes, deleted by `check(..., overwrite=True)`; nothing else in
 # the directory is touched.
-RUN_FILES = ("config.json", "model.keras", "metrics.json", "backup", "logs", "*.png")
+RUN_FILES = (CONFIG_FILE, MODEL_FILE, METRICS_FILE, BACKUP_DIR, LOG_DIR, "*.png")
 # Settings that may change between a run and its resumption: where it lives.
 _NOT_COMPARED = {"train.model_dir"}
 

@@ -33,12 +33,12 @@ from keras_ae import models
 from keras_ae import plots
 
 CONFIG_FILE = model_dir_lib.CONFIG_FILE
-MODEL_FILE = "model.keras"
+MODEL_FILE = model_dir_lib.MODEL_FILE
 METRICS_FILE = model_dir_lib.METRICS_FILE
 FIGURE_FILE = "reconstructions.png"
 DENOISING_FIGURE_FILE = "denoising.png"
-BACKUP_DIR = "backup"
-LOG_DIR = "logs"
+BACKUP_DIR = model_dir_lib.BACKUP_DIR
+LOG_DIR = model_dir_lib.LOG_DIR
 
 
 class TrainingDiverged(Exception):

@@ -190,14 +190,16 @@ def test_a_lone_npy_array_is_not_an_npz(tmp_path):
 # --- Random and damaged files: a correct load or a DataError, nothing else ---
 
 
-def _small_files(directory):
+def _small_files():
     """The bytes of a tiny valid copy of mnist in each local format, by file name."""
-    write_idx_dataset(directory, train=3, test=2)
-    _write_npz(directory)
-    return {p.name: p.read_bytes() for p in directory.iterdir()}
+    with tempfile.TemporaryDirectory() as name:
+        directory = pathlib.Path(name)
+        write_idx_dataset(directory, train=3, test=2)
+        _write_npz(directory)
+        return {p.name: p.read_bytes() for p in directory.iterdir()}
 
 
-_VALID = _small_files(pathlib.Path(tempfile.mkdtemp()))
+_VALID = _small_files()
 _CIFAR_RECORD = bytes(range(256)) * 12 + b"\x01"  # 3073 bytes: one CIFAR-10 record
 
 
