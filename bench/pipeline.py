@@ -58,13 +58,13 @@ def measure(model, feeds, steps, batch_size, rounds):
 def make_feeds(images, batch_size, epochs):
     """The three feeds, each a function returning a fresh dataset.
 
-    All yield full batches of the same static shape (drop_remainder), so that
+    All yield full batches of the same static shape (smallest_batch=batch_size), so that
     fit() runs one and the same traced step on each: only the input differs.
     """
     def stream(noise_stddev):
         return lambda: data.train_dataset(
             images, batch_size=batch_size, epochs=epochs, noise_stddev=noise_stddev,
-            drop_remainder=True,
+            smallest_batch=batch_size,
         )
 
     one_batch = next(iter(stream(0.0)()))

@@ -349,11 +349,10 @@ def add_noise(images, stddev, seed):
     return tf.clip_by_value(images + stddev * noise, 0.0, 1.0)
 
 
-def steps_per_epoch(num_examples, batch_size, drop_remainder=False):
-    """Batches in one epoch of `num_examples`."""
-    if drop_remainder:
-        return num_examples // batch_size
-    return math.ceil(num_examples / batch_size)
+def steps_per_epoch(num_examples, batch_size, smallest_batch=1):
+    """Batches in one epoch of `num_examples` (see `train_dataset`)."""
+    full, last = divmod(num_examples, batch_size)
+    return full + (last >= smallest_batch)
 
 
 # Separate random streams for training and evaluation with the same seed.
@@ -368,7 +367,7 @@ def train_dataset(
     noise_stddev=0.0,
     seed=0,
     first_epoch=0,
-    drop_remainder=False,
+    smallest_batch=1,
 ):
     """The training stream: epochs `first_epoch .. epochs-1`, back to back.
 
@@ -384,10 +383,15 @@ def train_dataset(
         noise_stddev: Gaussian noise stddev; 0 for none. Default 0.
         seed: the stream's seed. Default 0.
         first_epoch: epoch to start from (when resuming). Default 0.
-        drop_remainder: drop each epoch's last partial batch (static shapes,
-            as TPUs need). Default False.
+        smallest_batch: an epoch's last, partial batch is dropped if it holds
+            fewer images: the number of replicas, so that none is handed an
+            empty batch (which oneDNN's convolutions reject), or `batch_size`
+            for static shapes, as TPUs need. Default 1: every image is used.
+            The images dropped are the last of the epoch's own order, so a
+            different few each epoch.
     """
     pixels = tf.constant(images)  # held in memory once, gathered batch by batch
+    used = min(len(images), steps_per_epoch(len(images), batch_size, smallest_batch) * batch_size)
     stream_key = tf.constant([seed, _TRAIN_STREAM], tf.int64)
 
     def one_epoch(epoch):
@@ -395,10 +399,11 @@ def train_dataset(
         # A full uniform shuffle: a permutation drawn from (seed, epoch) alone.
         order = tf.random.experimental.stateless_shuffle(
             tf.range(len(images), dtype=tf.int64), seed=key
-        )
+        )[:used]
         batches = (
             tf.data.Dataset.from_tensor_slices(order)
-            .batch(batch_size, drop_remainder=drop_remainder)
+            # Only full batches are left then: a static batch dimension.
+            .batch(batch_size, drop_remainder=smallest_batch >= batch_size)
             .map(lambda index: to_float(tf.gather(pixels, index)))
         )
         return _with_targets(batches, noise_stddev, key)

@@ -1,6 +1,7 @@
 """One switch from a strategy name to a `tf.distribute.Strategy`."""
 
 from absl import logging
+import numpy as np
 import tensorflow as tf
 
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
@@ -70,6 +71,41 @@ def get_strategy(name, tpu=None):
         return tf.distribute.MirroredStrategy(
             cpus, cross_device_ops=tf.distribute.ReductionToOneDevice()
         )
+
+
+def predict(model, inputs, batch_size=32):
+    """`model.predict(inputs)` in batches, safe under any number of replicas.
+
+    A strategy splits each batch evenly across its replicas, so a batch smaller
+    than the replica count leaves a replica an empty batch, which some kernels
+    reject (oneDNN's convolutions, on by default on Intel CPUs: "input depth
+    must be evenly divisible by filter depth: 1 vs 32"). Here the batch is a
+    multiple of the replica count, the inputs are padded with copies of their
+    last row to make the last batch one too, and the padded rows are dropped
+    from the outputs.
+
+    Args:
+        model: a Keras model, built under the strategy it predicts with.
+        inputs: a numpy array or tensor, examples on the first axis.
+        batch_size: the global batch, rounded up to a multiple of the
+            replicas. Default 32.
+
+    Returns:
+        What `model.predict` returns for `inputs`.
+
+    Example:
+
+        reconstructions = predict(model, test_images, batch_size=128)
+    """
+    inputs = np.asarray(inputs)
+    count = len(inputs)
+    replicas = model.distribute_strategy.num_replicas_in_sync
+    batch_size = -(-batch_size // replicas) * replicas
+    pad = -(count % batch_size) % replicas
+    if pad:
+        inputs = np.concatenate([inputs, np.repeat(inputs[-1:], pad, axis=0)])
+    outputs = model.predict(inputs, batch_size=batch_size, verbose=0)
+    return tf.nest.map_structure(lambda output: output[:count], outputs)
 
 
 def mixed_precision_policy(strategy):

@@ -139,12 +139,13 @@ def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
     if eval_noise_stddev is None:
         eval_noise_stddev = noise_stddev
 
-    # TPUs compile for static shapes: every batch full.
-    drop_remainder = isinstance(strategy, tf.distribute.TPUStrategy)
+    # TPUs compile for static shapes: every batch full. Elsewhere a last batch
+    # is kept if it gives every replica an image.
+    smallest_batch = batch_size if isinstance(strategy, tf.distribute.TPUStrategy) else replicas
     keras.utils.set_random_seed(config.data.seed)  # weight initialization
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()
-    steps = data_lib.steps_per_epoch(len(data.train_images), batch_size, drop_remainder)
+    steps = data_lib.steps_per_epoch(len(data.train_images), batch_size, smallest_batch)
     rate = config.train.learning_rate or variant.default_learning_rate
     schedule = config.train.learning_rate_schedule or variant.default_learning_rate_schedule
     learning_rate = rate
@@ -173,7 +174,7 @@ def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
         noise_stddev=noise_stddev,
         seed=config.data.seed,
         first_epoch=first_epoch,
-        drop_remainder=drop_remainder,
+        smallest_batch=smallest_batch,
     )
     callbacks = [
         _StopOnDivergence(rate, os.path.join(model_dir, MODEL_FILE)),  # before any save
@@ -193,7 +194,7 @@ def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
     )
     train_seconds = time.perf_counter() - start
 
-    images_trained = len(history.epoch) * len(data.train_images)
+    images_trained = len(history.epoch) * min(len(data.train_images), steps * batch_size)
     metrics = {
         "noise_stddev": noise_stddev,
         "variant": config.model.variant,
@@ -228,7 +229,7 @@ def evaluate(model, data, batch_size, noise_stddev, seed, figure_dir):
     model evaluated with the same seed).
     """
     clean = data_lib.to_float(data.test_images).numpy()
-    reconstructions = model.predict(clean, batch_size=batch_size, verbose=0)
+    reconstructions = distribute.predict(model, clean, batch_size)
     plots.save_image_rows(
         os.path.join(figure_dir, FIGURE_FILE),
         [clean, reconstructions], ["test images", "reconstructions"],
@@ -244,7 +245,7 @@ def evaluate(model, data, batch_size, noise_stddev, seed, figure_dir):
                 seed=seed,
             )
         ])
-        denoised = model.predict(noisy, batch_size=batch_size, verbose=0)
+        denoised = distribute.predict(model, noisy, batch_size)
         metrics["eval_noise_stddev"] = noise_stddev
         metrics["test_psnr_noisy"] = psnr(clean, noisy)
         metrics["test_psnr_denoised"] = psnr(clean, denoised)

@@ -360,12 +360,27 @@ def test_a_resumed_stream_continues_exactly():
         np.testing.assert_array_equal(a, b)
 
 
-def test_drop_remainder_gives_static_batches():
+def test_smallest_batch_of_a_full_batch_gives_static_batches():
     stream = data.train_dataset(
-        _numbered_images(50), batch_size=16, epochs=1, drop_remainder=True
+        _numbered_images(50), batch_size=16, epochs=1, smallest_batch=16
     )
     assert stream.element_spec[0].shape.as_list() == [16, 2, 2, 1]
-    assert len(list(stream)) == data.steps_per_epoch(50, 16, drop_remainder=True) == 3
+    assert len(list(stream)) == data.steps_per_epoch(50, 16, smallest_batch=16) == 3
+
+
+@pytest.mark.parametrize("smallest_batch, last_batch", [(1, 2), (2, 2), (3, None)])
+def test_a_last_batch_smaller_than_smallest_batch_is_dropped(smallest_batch, last_batch):
+    # 50 images in batches of 16: the last batch holds 2.
+    images = _numbered_images(50)
+    kwargs = dict(batch_size=16, epochs=2, seed=3)
+    full = [x.numpy() for x, _ in data.train_dataset(images, **kwargs)]
+    kept = [x.numpy() for x, _ in data.train_dataset(images, smallest_batch=smallest_batch, **kwargs)]
+    steps = data.steps_per_epoch(50, 16, smallest_batch)
+    assert [len(x) for x in kept[:steps]] == [16, 16, 16] + ([last_batch] if last_batch else [])
+    # The batches kept are those of the same seed without dropping.
+    for epoch in range(2):
+        for a, b in zip(full[epoch * 4 : epoch * 4 + steps], kept[epoch * steps : (epoch + 1) * steps]):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_eval_dataset_keeps_order_and_converts_to_unit_range():

@@ -68,10 +68,57 @@ def test_two_replicas_match_one_device(variant, options, learning_rate):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
+def _rejecting_empty_batches(strategy, shape):
+    """An identity model that fails on an empty batch, on any CPU, as oneDNN's
+    convolutions do on Intel CPUs."""
+    def check(x):
+        tf.debugging.assert_positive(tf.shape(x)[0], "empty batch")
+        return x
+
+    with strategy.scope():
+        images = keras.Input(shape)
+        return keras.Model(images, keras.layers.Lambda(check)(images))
+
+
+def test_predict_hands_no_replica_an_empty_batch():
+    mirrored = distribute.get_strategy("mirrored")
+    model = _rejecting_empty_batches(mirrored, (2,))
+    # 33 rows at batch 32, and 1 row: a last batch of one row for two replicas.
+    for rows in (33, 1):
+        x = np.arange(rows * 2, dtype="float32").reshape(rows, 2)
+        with pytest.raises(tf.errors.InvalidArgumentError, match="empty batch"):
+            model.predict(x, batch_size=32, verbose=0)
+        np.testing.assert_array_equal(distribute.predict(model, x, batch_size=32), x)
+    # A batch smaller than the replicas is rounded up, and nested outputs are cut too.
+    pair = keras.Model(model.inputs, [model.outputs[0], 2 * model.outputs[0]])
+    x = np.ones((3, 2), "float32")
+    first, second = distribute.predict(pair, x, batch_size=1)
+    np.testing.assert_array_equal(second, 2 * first)
+    assert len(first) == 3
+
+
+def test_training_stream_hands_no_replica_an_empty_batch():
+    mirrored = distribute.get_strategy("mirrored")
+    images = make_images(33, seed=0, height=4, width=4)[..., np.newaxis]
+
+    def local_batch_sizes(smallest_batch):
+        stream = data.train_dataset(images, batch_size=8, epochs=2, smallest_batch=smallest_batch)
+        return [
+            len(local)
+            for x, _ in mirrored.experimental_distribute_dataset(stream)
+            for local in mirrored.experimental_local_results(x)
+        ]
+
+    assert 0 in local_batch_sizes(1)  # what training used to be handed
+    assert min(local_batch_sizes(2)) == 4  # the batch of one image is dropped
+
+
 @pytest.mark.parametrize("variant", ["conv", "vae"])
-def test_evaluation_survives_a_last_batch_that_leaves_a_replica_empty(tmp_path, variant):
-    # 33 test images at batch 32: the last batch holds one image for two replicas.
-    write_idx_dataset(tmp_path / "data", train=64, test=33)
+def test_a_run_whose_last_batches_leave_a_replica_empty_finishes(tmp_path, variant):
+    # 65 training and 33 test images at batch 32: each last batch holds one
+    # image for two replicas. With oneDNN (on by default on Intel CPUs), a
+    # replica's empty batch crashed the convolutions in fit() and predict().
+    write_idx_dataset(tmp_path / "data", train=65, test=33)
     config = config_lib.RunConfig(
         data=config_lib.DataConfig(dataset="mnist", data_dir=str(tmp_path / "data"),
                                    download=False, batch_size=32),

@@ -18,6 +18,8 @@ Example:
 import numpy as np
 import tensorflow as tf
 
+from keras_ae import distribute
+
 RECONSTRUCT = "serving_default"
 ENCODE = "encode"
 DECODE = "decode"
@@ -91,8 +93,8 @@ def keras_outputs(model, signature_inputs, batch_size=256):
     the reconstruction error in numpy, so a mistake there shows as a mismatch.
     """
     images = signature_inputs[RECONSTRUCT]["images"]
-    reconstruction = model.predict(images, batch_size=batch_size, verbose=0)
-    codes = model.encoder.predict(images, batch_size=batch_size, verbose=0)
+    reconstruction = distribute.predict(model, images, batch_size)
+    codes = distribute.predict(model.encoder, images, batch_size)
     return {
         RECONSTRUCT: {
             "reconstruction": reconstruction,
@@ -102,8 +104,8 @@ def keras_outputs(model, signature_inputs, batch_size=256):
         },
         ENCODE: dict(zip(encoder_output_names(model), tf.nest.flatten(codes))),
         DECODE: {
-            "images": model.decoder.predict(
-                signature_inputs[DECODE]["latent"], batch_size=batch_size, verbose=0
+            "images": distribute.predict(
+                model.decoder, signature_inputs[DECODE]["latent"], batch_size
             )
         },
     }

@@ -4,6 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_ae import distribute
+
 
 class Autoencoder(keras.Model):
     """A functional autoencoder with named `encoder` and `decoder` sub-models.
@@ -81,9 +83,9 @@ class Autoencoder(keras.Model):
         # two replicas (tests/test_distribute.py would fail).
         return loss + penalty / tf.distribute.get_strategy().num_replicas_in_sync
 
-    def encode(self, images, **kwargs):
+    def encode(self, images, batch_size=32):
         """The deterministic code of `images` (numpy), e.g. for plots."""
-        return self.encoder.predict(images, verbose=0, **kwargs)
+        return distribute.predict(self.encoder, images, batch_size)
 
     def test_metrics(self, images, batch_size):
         """The variant's own figures of merit on clean test `images` in [0, 1]."""

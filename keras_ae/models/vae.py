@@ -16,6 +16,7 @@ from keras import ops
 import numpy as np
 import tensorflow as tf
 
+from keras_ae import distribute
 from keras_ae import plots
 from keras_ae.models import backbone
 from keras_ae.models.autoencoder import Autoencoder
@@ -113,22 +114,20 @@ class VariationalAutoencoder(Autoencoder):
             )]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
-    def encode(self, images, **kwargs):
-        return super().encode(images, **kwargs)[0]  # z_mean
+    def encode(self, images, batch_size=32):
+        return super().encode(images, batch_size)[0]  # z_mean
 
     def sample(self, count, seed=0):
         """Decodes `count` draws from the prior N(0, I) (numpy images)."""
         z = tf.random.stateless_normal([count, self.arguments["latent_dim"]], seed=[seed, 0])
-        # One batch: a last batch of one row would leave a replica of a
-        # multi-replica strategy empty, which its convolutions reject.
-        return self.decoder.predict(z, batch_size=count, verbose=0)
+        return distribute.predict(self.decoder, z, batch_size=count)
 
     def test_metrics(self, images, batch_size):
         """Negative ELBO (one posterior sample per image, fixed seed), its terms."""
-        z_mean, z_log_var = self.encoder.predict(images, batch_size=batch_size, verbose=0)
+        z_mean, z_log_var = distribute.predict(self.encoder, images, batch_size)
         epsilon = tf.random.stateless_normal(z_mean.shape, seed=[self.arguments["seed"], -1])
         z = z_mean + np.exp(0.5 * z_log_var) * epsilon.numpy()
-        means = self.decoder.predict(z, batch_size=batch_size, verbose=0)
+        means = distribute.predict(self.decoder, z, batch_size)
         nll = ops.convert_to_numpy(
             reconstruction_nll(images, means, self.arguments["reconstruction"])
         )
@@ -148,7 +147,7 @@ class VariationalAutoencoder(Autoencoder):
         grid = np.array([[x, y] for y in axis[::-1] for x in axis], np.float32)
         plots.save_image_grid(
             os.path.join(directory, "latent_manifold.png"),
-            self.decoder.predict(grid, batch_size=len(grid), verbose=0), 15,
+            distribute.predict(self.decoder, grid, batch_size=len(grid)), 15,
         )
         plots.save_scatter(
             os.path.join(directory, "latent_scatter.png"), self.encode(images), labels,
