@@ -160,26 +160,39 @@ def make_config():
     )
 
 
+def make_configs():
+    """The run's config, and the export's (None without --export_base), from the
+    flags; raises ConfigError naming the flag at fault."""
+    config = make_config()
+    if _CPU_DEVICES.value < 1:
+        raise config_lib.ConfigError("cpu_devices", "must be a positive integer")
+    export_config = None
+    if FLAGS.export_base:
+        export_config = config_lib.ExportConfig(
+            export_base=FLAGS.export_base, formats=FLAGS.formats,
+            quantize=FLAGS.quantize, seed=config.data.seed,
+        )
+    return config, export_config
+
+
+def make_strategy(config):
+    """The run's strategy; a TPU that cannot be reached is a ConfigError."""
+    try:
+        return distribute.get_strategy(config.train.strategy, tpu=config.train.tpu)
+    except ValueError as e:  # e.g. no TPU at --tpu
+        field = "tpu" if config.train.strategy == "tpu" else "strategy"
+        raise config_lib.ConfigError(field, str(e)) from e
+
+
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"train.py: unexpected arguments {argv[1:]}; flags look like --name=value")
     try:
-        config = make_config()
-        if _CPU_DEVICES.value < 1:
-            raise config_lib.ConfigError("cpu_devices", "must be a positive integer")
+        config, export_config = make_configs()
         if _CPU_DEVICES.value > 1:
             distribute.split_cpu(_CPU_DEVICES.value)
-        try:
-            strategy = distribute.get_strategy(config.train.strategy, tpu=config.train.tpu)
-        except ValueError as e:  # e.g. no TPU at --tpu
-            field = "tpu" if config.train.strategy == "tpu" else "strategy"
-            raise config_lib.ConfigError(field, str(e)) from e
-        export_config = None
-        if FLAGS.export_base:
-            export_config = config_lib.ExportConfig(
-                export_base=FLAGS.export_base, formats=FLAGS.formats,
-                quantize=FLAGS.quantize, seed=config.data.seed,
-            )
+        strategy = make_strategy(config)
+        if export_config:
             export.target_dir(config.train.model_dir, export_config)  # fail before training
         data = training.load_data(config)
         metrics = training.train(config, strategy, data, overwrite=FLAGS.overwrite)

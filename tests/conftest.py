@@ -20,7 +20,10 @@ FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "slow: trains on real data for a while (still run in CI)"
+        "markers",
+        "slow: starts processes (train.py, export, workers, a fresh SavedModel loader), "
+        "converts to TFLite, trains on real data or for many steps to show an effect; "
+        "CI runs it, the fast tier (-m 'not slow') leaves it out",
     )
 
 

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 
 import keras_ae
 from keras_ae import data, training
@@ -24,6 +25,7 @@ def test_default_noise_is_half():
     assert keras_ae.models.ConvAutoencoder.default_noise_stddev == 0.0
 
 
+@pytest.mark.slow
 def test_training_on_noise_is_what_makes_it_denoise():
     images = make_images(256, seed=5)[..., np.newaxis]
     test = make_images(64, seed=6)[..., np.newaxis]

@@ -6,9 +6,8 @@ import pytest
 import tensorflow as tf
 
 import keras_ae
-from keras_ae import config as config_lib
-from keras_ae import data, distribute, training
-from tests.conftest import make_images, write_idx_dataset
+from keras_ae import data, distribute
+from tests.conftest import make_images
 
 
 def test_unknown_strategy_lists_the_valid_ones():
@@ -111,24 +110,3 @@ def test_training_stream_hands_no_replica_an_empty_batch():
 
     assert 0 in local_batch_sizes(1)  # what training used to be handed
     assert min(local_batch_sizes(2)) == 4  # the batch of one image is dropped
-
-
-@pytest.mark.parametrize("variant", ["conv", "vae"])
-def test_a_run_whose_last_batches_leave_a_replica_empty_finishes(tmp_path, variant):
-    # 65 training and 33 test images at batch 32: each last batch holds one
-    # image for two replicas. With oneDNN (on by default on Intel CPUs), a
-    # replica's empty batch crashed the convolutions in fit() and predict().
-    write_idx_dataset(tmp_path / "data", train=65, test=33)
-    config = config_lib.RunConfig(
-        data=config_lib.DataConfig(dataset="mnist", data_dir=str(tmp_path / "data"),
-                                   download=False, batch_size=32),
-        model=config_lib.ModelConfig(variant=variant, latent_dim=2),
-        train=config_lib.TrainConfig(model_dir=str(tmp_path / "run"), epochs=1,
-                                     strategy="mirrored"),
-    )
-    metrics = training.train(config, distribute.get_strategy("mirrored"), verbose=0)
-    assert metrics["replicas"] == 2
-    model = keras.saving.load_model(tmp_path / "run" / "model.keras")
-    test = data.load("mnist", data_dir=str(tmp_path / "data"), download=False).test_images / 255
-    recomputed = np.mean((model.predict(test, verbose=0) - test) ** 2)
-    np.testing.assert_allclose(metrics["test_mse"], recomputed, rtol=1e-5)

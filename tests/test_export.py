@@ -23,7 +23,9 @@ import tensorflow as tf
 
 from keras_ae import config as config_lib
 from keras_ae import data
+from keras_ae import distribute
 from keras_ae import export
+from keras_ae import training
 from keras_ae.export import tflite
 from keras_ae.export import versions
 from tests.test_case import saved_model_cli
@@ -41,17 +43,19 @@ def run_module(module, *args, timeout=600):
 
 @pytest.fixture(scope="module")
 def trained_run(tiny_mnist_dir, tmp_path_factory):
-    """A conv model trained by train.py on the tiny dataset: its model_dir."""
+    """A conv model trained as train.py trains it, on the tiny dataset: its model_dir."""
     model_dir = str(tmp_path_factory.mktemp("runs") / "tiny-conv")
-    result = run_train(
-        "--variant=conv", f"--data_dir={tiny_mnist_dir}", "--epochs=3",
-        "--batch_size=32", "--latent_dim=4", "--learning_rate=3e-3",
-        f"--model_dir={model_dir}",
+    config = config_lib.RunConfig(
+        data=config_lib.DataConfig(dataset="mnist", data_dir=tiny_mnist_dir, download=False,
+                                   batch_size=32),
+        model=config_lib.ModelConfig(variant="conv", latent_dim=4),
+        train=config_lib.TrainConfig(model_dir=model_dir, epochs=3, learning_rate=3e-3),
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    training.train(config, distribute.get_strategy("default"), verbose=0)
     return model_dir
 
 
+@pytest.mark.slow
 def test_export_command_publishes_a_checked_tf_serving_version(trained_run, tmp_path):
     base = tmp_path / "exports"
     result = run_module("export", f"--model_dir={trained_run}", f"--export_base={base}")
@@ -98,6 +102,7 @@ def test_export_command_publishes_a_checked_tf_serving_version(trained_run, tmp_
     np.testing.assert_allclose(float32["test_mse"], metrics["test_mse"], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_versions_count_up_and_an_existing_one_needs_overwrite(trained_run, tmp_path):
     base = str(tmp_path / "exports")
     only_saved_model = config_lib.ExportConfig(base, model_name="m", formats="saved_model")
@@ -107,12 +112,9 @@ def test_versions_count_up_and_an_existing_one_needs_overwrite(trained_run, tmp_
 
     marker = f"{base}/m/1/marker"
     open(marker, "w").close()
-    result = run_module(
-        "export", f"--model_dir={trained_run}", f"--export_base={base}", "--model_name=m",
-        "--version=1", "--formats=saved_model",
-    )
-    assert result.returncode == 1
-    assert "version 1 already exists" in result.stderr and "--overwrite" in result.stderr
+    version_1 = config_lib.ExportConfig(base, model_name="m", version=1, formats="saved_model")
+    with pytest.raises(export.ExportError, match="version 1 already exists.*--overwrite"):
+        export.export_run(trained_run, version_1)
     assert os.path.exists(marker), "refused, yet touched version 1"
 
     only_tflite = config_lib.ExportConfig(
@@ -123,6 +125,7 @@ def test_versions_count_up_and_an_existing_one_needs_overwrite(trained_run, tmp_
     assert sorted(os.listdir(f"{base}/m")) == ["1", "2"]
 
 
+@pytest.mark.slow
 def test_an_export_that_fails_its_checks_publishes_nothing(trained_run, tmp_path, monkeypatch):
     monkeypatch.setattr(export, "FLOAT_TOLERANCE", -1.0)  # no export can pass
     config = config_lib.ExportConfig(str(tmp_path), model_name="m", formats="saved_model")
@@ -148,23 +151,33 @@ def test_publish_replaces_a_version_only_when_complete(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "flags, status, message",
+    "options, field, message",
     [
-        (["--formats=onnx"], 2, "--formats: unknown value 'onnx'; valid values: saved_model, tflite"),
-        (["--quantize=int4"], 2, "--quantize: unknown value 'int4'; valid values: float32"),
-        (["--version=0"], 2, "--version: must be a positive integer"),
-        (["--model_name=a/b"], 2, "--model_name: 'a/b' must be a plain folder name"),
+        ({"formats": "onnx"}, "formats", "unknown value 'onnx'; valid values: saved_model, tflite"),
+        ({"quantize": "int4"}, "quantize", "unknown value 'int4'; valid values: float32"),
+        ({"version": 0}, "version", "must be a positive integer"),
+        ({"model_name": "a/b"}, "model_name", "'a/b' must be a plain folder name"),
     ],
 )
-def test_bad_flags_fail_in_one_line_and_write_nothing(trained_run, tmp_path, flags, status, message):
+def test_bad_export_options_name_the_flag(options, field, message):
+    with pytest.raises(config_lib.ConfigError) as error:
+        config_lib.ExportConfig("exports", **options)
+    assert error.value.field == field and message in error.value.message, error.value
+
+
+@pytest.mark.slow
+def test_bad_flags_fail_in_one_line_and_write_nothing(trained_run, tmp_path):
     base = tmp_path / "exports"
-    result = run_module("export", f"--model_dir={trained_run}", f"--export_base={base}", *flags)
-    assert result.returncode == status
+    result = run_module("export", f"--model_dir={trained_run}", f"--export_base={base}",
+                        "--formats=onnx")
+    assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("export: error:")]
-    assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
+    assert errors == ["export: error: --formats: unknown value 'onnx'; valid values: "
+                      "saved_model, tflite"], result.stderr[-2000:]
     assert not base.exists()
 
 
+@pytest.mark.slow
 def test_no_trained_run_or_a_file_as_base_fail_clearly(trained_run, tmp_path):
     result = run_module("export", f"--model_dir={tmp_path}", f"--export_base={tmp_path / 'x'}")
     assert result.returncode == 1
@@ -172,11 +185,12 @@ def test_no_trained_run_or_a_file_as_base_fail_clearly(trained_run, tmp_path):
     assert not (tmp_path / "x").exists()
     base = tmp_path / "file"
     base.write_text("not a directory")
-    result = run_module("export", f"--model_dir={trained_run}", f"--export_base={base}")
-    assert result.returncode == 1 and "is a file; pass a directory" in result.stderr
+    with pytest.raises(export.ExportError, match="is a file; pass a directory"):
+        export.export_run(trained_run, config_lib.ExportConfig(str(base)))
     assert base.read_text() == "not a directory"
 
 
+@pytest.mark.slow
 def test_train_py_refuses_a_bad_export_base_before_training(tiny_mnist_dir, tmp_path):
     base = tmp_path / "file"
     base.write_text("")
@@ -211,6 +225,7 @@ class _StandInServer(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.slow
 def test_client_builds_the_request_and_reads_the_answer(trained_run, tiny_mnist_dir, tmp_path):
     export.export_run(trained_run, config_lib.ExportConfig(
         str(tmp_path), model_name="tiny", formats="saved_model"))
@@ -246,6 +261,7 @@ def test_client_builds_the_request_and_reads_the_answer(trained_run, tiny_mnist_
     np.testing.assert_allclose(written, 255 * reconstruction[0, ..., 0], atol=0.51)
 
 
+@pytest.mark.slow
 def test_client_says_when_the_server_is_down(tmp_path):
     image_file = str(tmp_path / "image.png")
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(image_file)
@@ -255,6 +271,7 @@ def test_client_says_when_the_server_is_down(tmp_path):
     assert "cannot reach http://127.0.0.1:9/v1/models/m:predict" in result.stderr
 
 
+@pytest.mark.slow
 def test_an_export_killed_part_way_publishes_no_version(trained_run, tmp_path):
     base = tmp_path / "exports"
     process = subprocess.Popen(
@@ -316,6 +333,7 @@ def exported(trained_run, tmp_path_factory):
     return report["path"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "request_, message",
     [
@@ -339,6 +357,7 @@ def test_saved_model_refuses_a_bad_request_and_keeps_serving(exported, request_,
         np.mean((outputs["reconstruction"].numpy() - good) ** 2, axis=(1, 2, 3)), rtol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flavour", ["float32", "int8"])
 @pytest.mark.parametrize(
     "request_, message",

@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from keras_ae import config as config_lib
+from keras_ae import data
 from keras_ae import model_dir
 from keras_ae import training
 from tests.test_train import ROOT, run_train
@@ -44,14 +45,13 @@ def test_another_configuration_is_refused_with_the_differences_listed(tiny_mnist
     run = tmp_path / "run"
     train_here(tiny_config(run, tiny_mnist_dir))
     before = snapshot(run)
-    result = run_train(f"--data_dir={tiny_mnist_dir}", f"--model_dir={run}", "--nodownload",
-                       "--epochs=3", "--learning_rate=0.01")
-    assert result.returncode == 2
-    (error,) = [line for line in result.stderr.splitlines() if line.startswith("train.py:")]
-    assert error.startswith(f"train.py: error: --model_dir: {run} holds a run with another "
-                            "configuration")
-    assert "train.epochs: 2 → 3" in error and "train.learning_rate: None → 0.01" in error
-    assert "--overwrite" in error
+    with pytest.raises(model_dir.RunDirError) as error:
+        train_here(tiny_config(run, tiny_mnist_dir, epochs=3, learning_rate=0.01))
+    assert error.value.field == "model_dir"
+    message = error.value.message
+    assert message.startswith(f"{run} holds a run with another configuration")
+    assert "train.epochs: 2 → 3" in message and "train.learning_rate: None → 0.01" in message
+    assert "--overwrite" in message
     assert snapshot(run) == before, "a refused run changed the directory"
 
 
@@ -72,6 +72,7 @@ def test_a_finished_run_is_not_retrained_without_overwrite(tiny_mnist_dir, tmp_p
     assert (run / "notes.txt").read_text() == "the user's own file"
 
 
+@pytest.mark.slow
 def test_a_second_process_on_the_same_model_dir_refuses_at_once(tiny_mnist_dir, tmp_path):
     run = tmp_path / "run"
     flags = [f"--data_dir={tiny_mnist_dir}", f"--model_dir={run}", "--epochs=3"]
@@ -96,6 +97,7 @@ def test_a_second_process_on_the_same_model_dir_refuses_at_once(tiny_mnist_dir, 
     assert json.load(open(run / "metrics.json"))["epochs_trained"] == 3
 
 
+@pytest.mark.slow
 def test_a_lock_left_by_a_killed_process_does_not_block(tmp_path):
     holder = (
         "import os, signal\n"
@@ -146,6 +148,7 @@ def test_divergence_stops_at_once_and_keeps_the_last_good_epoch(tiny_mnist_dir, 
     assert not (run / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_a_learning_rate_that_blows_up_fails_clearly(tiny_mnist_dir, tmp_path):
     run = tmp_path / "run"
     result = run_train("--variant=conv", f"--data_dir={tiny_mnist_dir}", f"--model_dir={run}",
@@ -164,8 +167,8 @@ def test_corrupt_data_fails_before_model_dir_is_created(tiny_mnist_dir, tmp_path
         content = open(os.path.join(tiny_mnist_dir, name), "rb").read()
         (copy / name).write_bytes(content[: len(content) // 2] if name.startswith("t10k-im") else content)
     run = tmp_path / "run"
-    result = run_train(f"--data_dir={copy}", f"--model_dir={run}")
-    assert result.returncode == 2
-    (error,) = [line for line in result.stderr.splitlines() if line.startswith("train.py:")]
-    assert f"{copy / 't10k-images-idx3-ubyte.gz'}: not a readable gzip file" in error
+    with pytest.raises(data.DataError) as error:
+        train_here(tiny_config(run, str(copy)))
+    assert str(error.value).startswith(
+        f"{copy / 't10k-images-idx3-ubyte.gz'}: not a readable gzip file")
     assert not run.exists()

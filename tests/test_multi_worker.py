@@ -19,8 +19,10 @@ import pytest
 import keras_ae  # noqa: F401  (registers the model classes for load_model)
 from tests.test_train import ROOT, run_train
 
-# Conv on 2,048 real images: a few seconds an epoch on two workers.
-FLAGS = ["--variant=conv", "--dataset=fashion_mnist", "--nodownload", "--train_examples=2048",
+pytestmark = pytest.mark.slow
+
+# Conv on 1,024 real images: a few seconds an epoch on two workers.
+FLAGS = ["--variant=conv", "--dataset=fashion_mnist", "--nodownload", "--train_examples=1024",
          "--batch_size=64", "--latent_dim=8", "--seed=3", "--deterministic"]
 TIMEOUT = 300  # seconds any one process may take
 
@@ -102,10 +104,8 @@ def train_in_one_process(directory, *flags):
     return model_dir
 
 
-@pytest.fixture(scope="module")
-def single_process(tmp_path_factory):
-    """The same training, uninterrupted, in one process on one device."""
-    return train_in_one_process(tmp_path_factory.mktemp("single"))
+# Two replicas in one process, as the reference every test here shares.
+TWO_REPLICAS = ["--strategy=mirrored", "--cpu_devices=2"]
 
 
 @pytest.fixture(scope="module")
@@ -117,9 +117,7 @@ def two_replicas(tmp_path_factory):
     Adam amplifies those float32 rounding differences over the steps (0.054
     in the weights after these 96 steps), so it is no exact reference.
     """
-    return train_in_one_process(
-        tmp_path_factory.mktemp("two_replicas"), "--strategy=mirrored", "--cpu_devices=2"
-    )
+    return train_in_one_process(tmp_path_factory.mktemp("two_replicas"), *TWO_REPLICAS)
 
 
 def test_two_workers_train_like_one_process_and_only_the_chief_writes(two_replicas, tmp_path):
@@ -143,10 +141,10 @@ def test_two_workers_train_like_one_process_and_only_the_chief_writes(two_replic
     np.testing.assert_allclose(metrics["test_mse"], reference["test_mse"], rtol=1e-5)
 
 
-def test_a_killed_run_resumes_where_its_backup_left_off(single_process, tmp_path):
+def test_a_killed_run_resumes_where_its_backup_left_off(two_replicas, tmp_path):
     model_dir = str(tmp_path / "run")
-    command = [sys.executable, os.path.join(ROOT, "train.py"), *FLAGS, "--epochs=3",
-               f"--model_dir={model_dir}"]
+    flags = [*FLAGS, *TWO_REPLICAS, "--epochs=3", f"--model_dir={model_dir}"]
+    command = [sys.executable, os.path.join(ROOT, "train.py"), *flags]
     first = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     wait_for_backup(model_dir, 1, [first])
@@ -155,14 +153,14 @@ def test_a_killed_run_resumes_where_its_backup_left_off(single_process, tmp_path
     assert not os.path.exists(os.path.join(model_dir, "metrics.json"))
 
     start = time.monotonic()
-    result = run_train(*FLAGS, "--epochs=3", f"--model_dir={model_dir}", timeout=TIMEOUT)
+    result = run_train(*flags, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr[-3000:]
     print(f"resumed run: {time.monotonic() - start:.1f} s")
     metrics = json.load(open(os.path.join(model_dir, "metrics.json")))
     resumed = metrics["resumed_at_epoch"]
     assert resumed >= 1 and f"resuming from the backup at epoch {resumed}" in result.stderr
     assert metrics["epochs_trained"] == 3 - resumed  # no finished epoch again
-    difference = max_difference(weights(model_dir), weights(single_process))
+    difference = max_difference(weights(model_dir), weights(two_replicas))
     print(f"max |weight difference| killed and resumed vs uninterrupted: {difference:.3g}")
     assert difference < 1e-6
 

@@ -4,6 +4,7 @@ import os
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import keras_ae
@@ -89,6 +90,7 @@ def test_inference_is_deterministic_and_prior_sampling_separate(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_exported_signatures_contain_no_random_op(tmp_path):
     model = keras_ae.build("vae", (8, 8, 1), latent_dim=2, filters=(4, 8))
     path = str(tmp_path / "saved_model")
