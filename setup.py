@@ -7,12 +7,22 @@ setuptools.setup(
     version="0.1.0",
     description="Autoencoders in Keras 3 / TensorFlow: tf.data input, tf.distribute "
     "training, SavedModel and TFLite export.",
-    packages=setuptools.find_packages(include=["keras_ae", "keras_ae.*", "export"]),
-    py_modules=["train"],
+    # Only keras_ae: train.py and export/ are a checkout's shims for the
+    # console scripts below.
+    packages=setuptools.find_packages(include=["keras_ae", "keras_ae.*"]),
+    entry_points={
+        "console_scripts": [
+            "keras-ae-train=keras_ae.commands.train:run",
+            "keras-ae-export=keras_ae.commands.export:run",
+            "keras-ae-client=keras_ae.commands.client:run",
+        ],
+    },
     python_requires=">=3.10",
     install_requires=[
-        "tensorflow>=2.21",
-        "keras>=3.15",
+        # The tested range: keras_ae/keras_fixes.py works around Keras 3.15 bugs
+        # through private APIs, checked against these minor versions only.
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.15,<3.16",
         "tensorflow-datasets>=4.9",
         # tensorflow-datasets 4.9 imports it when downloading but declares it only
         # for Python < 3.9; without it every TFDS download fails on 3.10+.
@@ -26,7 +36,7 @@ setuptools.setup(
         # The LiteRT interpreter: every exported .tflite file is run in it
         # before the export is published.
         "ai-edge-litert>=2.3",
-        # export/client.py reads image files (matplotlib depends on it already).
+        # keras-ae-client reads image files (matplotlib depends on it already).
         "pillow>=10",
     ],
     extras_require={

@@ -1,7 +1,10 @@
 """Run configuration: one small dataclass per concern, validated on creation.
 
 A `RunConfig` is written to `model_dir/config.json` so that a run can be
-reproduced and resumed. Field names are the `train.py` flag names.
+reproduced and resumed. Field names are the `train.py` flag names. A field left
+None takes its default from the variant's recipe (`keras_ae.recipes`) or its
+model's constructor; `resolve` writes those in before a run starts, so that
+`config.json` says what ran.
 
 An `ExportConfig` says what `keras_ae.export` makes of a trained run.
 
@@ -21,6 +24,7 @@ import os
 from keras_ae import data as data_lib
 from keras_ae import distribute
 from keras_ae import models
+from keras_ae import recipes
 
 
 SCHEDULES = ("constant", "cosine")
@@ -67,12 +71,13 @@ class DataConfig:
         train_examples: use only the first N training examples. Default None: all.
         batch_size: global batch size, split across all replicas. Default 64.
         noise_stddev: stddev of the Gaussian noise added on the fly to the
-            inputs; 0 feeds `(x, x)` pairs. Default None: the variant's
-            default (0.5 for "denoising", else 0).
+            inputs; 0 feeds `(x, x)` pairs. Default None: the recipe's.
         eval_noise_stddev: noise of the test inputs for the PSNR figures
             (`test_psnr_noisy`, `test_psnr_denoised`) and `denoising.png`; 0
             skips them. Default None: the training noise.
-        seed: seed of shuffling and noise; the same seed gives the same stream.
+        seed: the run's seed: initial weights, shuffling, noise, and the
+            model's own random draws (the VAE's sampling, the contractive
+            penalty's estimate). Default 0.
         download: whether TensorFlow Datasets may download when no local copy
             exists. Default True.
     """
@@ -96,14 +101,16 @@ class DataConfig:
 class ModelConfig:
     """Which autoencoder to build.
 
-    Options left None take the variant's default; an option set for a
-    variant that does not have it is an error.
+    Options left None take the model constructor's default; an option set for
+    a variant that does not have it is an error.
 
     Attributes:
         variant: one of `keras_ae.models.VARIANTS`. Default "linear", the
             reference tutorial's model.
-        latent_dim: size of the code. Default 32.
+        latent_dim: size of the code.
         architecture: "conv" or "dense" network (all but linear and conv).
+        filters: channels of each stride-2 conv level, e.g. (32, 64) (conv
+            networks).
         upsampling: conv decoders: "nearest" or "transpose".
         beta: vae: weight of the KL term.
         reconstruction: vae: "bernoulli" or "gaussian" likelihood.
@@ -116,8 +123,9 @@ class ModelConfig:
     """
 
     variant: str = "linear"
-    latent_dim: int = 32
+    latent_dim: int | None = None
     architecture: str | None = None
+    filters: tuple | None = None
     upsampling: str | None = None
     beta: float | None = None
     reconstruction: str | None = None
@@ -131,6 +139,13 @@ class ModelConfig:
     def __post_init__(self):
         _require_choice("variant", self.variant, list(models.VARIANTS))
         _require_positive(self, "latent_dim")
+        if self.filters is not None:
+            filters = tuple(self.filters)  # a list from JSON or flags
+            if not filters or not all(isinstance(f, int) and f > 0 for f in filters):
+                raise ConfigError(
+                    "filters", f"must be positive integers, e.g. 32,64; got {self.filters!r}"
+                )
+            object.__setattr__(self, "filters", filters)
         accepted = models.option_names(self.variant)
         for name, value in self.options().items():
             if name not in accepted:
@@ -172,11 +187,9 @@ class TrainConfig:
         strategy: one of `keras_ae.distribute.STRATEGIES`. Default "default".
         tpu: TPU name or address for `strategy="tpu"`. Default None.
         epochs: passes over the training split. Default 10.
-        learning_rate: Adam learning rate. Default None: the variant's
-            (`default_learning_rate`: 1e-3, the tutorial's, but 3e-3 for conv).
+        learning_rate: Adam learning rate. Default None: the recipe's.
         learning_rate_schedule: "constant" or "cosine" (from `learning_rate`
-            down to 0 at the last step). Default None: the variant's
-            ("constant", the tutorial's, but "cosine" for conv).
+            down to 0 at the last step). Default None: the recipe's.
         steps_per_execution: training steps run per call into the graph;
             more cuts host overhead. Default 1.
         deterministic: turn on TensorFlow's op determinism, so that a run
@@ -290,3 +303,39 @@ class RunConfig:
             model=ModelConfig(**fields["model"]),
             train=TrainConfig(**fields["train"]),
         )
+
+
+def resolve(config):
+    """`config` with every default the run uses written in.
+
+    Noise, learning rate and schedule left None come from the variant's recipe
+    (`keras_ae.recipes.RECIPES`), the test noise from the training noise, and
+    model options from the model's constructor (`default_options`). A model's
+    own `seed` option is not a field: it is the run's `data.seed`.
+
+    Example:
+
+        resolve(RunConfig(DataConfig(), ModelConfig("conv"), TrainConfig("/tmp/run")))
+        # ... learning_rate=0.003, learning_rate_schedule="cosine", latent_dim=32, ...
+    """
+    recipe = recipes.RECIPES[config.model.variant]
+    noise = _or(config.data.noise_stddev, recipe.noise_stddev)
+    data = dataclasses.replace(
+        config.data, noise_stddev=noise,
+        eval_noise_stddev=_or(config.data.eval_noise_stddev, noise),
+    )
+    options = models.VARIANTS[config.model.variant].default_options(**config.model.options())
+    options.pop("seed", None)
+    model = dataclasses.replace(config.model, **options)
+    train = dataclasses.replace(
+        config.train,
+        learning_rate=_or(config.train.learning_rate, recipe.learning_rate),
+        learning_rate_schedule=_or(
+            config.train.learning_rate_schedule, recipe.learning_rate_schedule
+        ),
+    )
+    return RunConfig(data, model, train)
+
+
+def _or(value, default):
+    return default if value is None else value

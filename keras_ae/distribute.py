@@ -52,9 +52,7 @@ def get_strategy(name, tpu=None):
     if name == "multi_worker_mirrored":
         # Before anything lists devices: that starts TensorFlow's runtime, and
         # collective ops must be configured before it starts.
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        _fix_keras_multi_worker_logs()
-        return strategy
+        return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
         return _tpu_strategy(tpu)
     gpus = tf.config.list_logical_devices("GPU")
@@ -133,32 +131,3 @@ def _tpu_strategy(tpu):
             "pass --tpu=NAME for a Cloud TPU, or run on a TPU VM"
         ) from e
     return tf.distribute.TPUStrategy(resolver)
-
-
-def _fix_keras_multi_worker_logs():
-    """Lets Keras 3.15's fit() run on more than one worker.
-
-    fit() averages each step's logs (loss, metrics: scalars, the same on every
-    replica) across replicas with `strategy.reduce("MEAN", value, axis=0)` when
-    the strategy spans several workers, which fails for scalars ("Invalid
-    reduction dimension 0 for input with 0 dimensions"; keras-team/keras#20585).
-    This replaces that one case by a mean over replicas (axis=None) and leaves
-    every other reduction to Keras.
-    """
-    from keras.src.backend.tensorflow import trainer  # the private module at fault
-
-    keras_reduce = trainer.reduce_per_replica
-    if getattr(keras_reduce, "fixed_by_keras_ae", False):
-        return
-
-    def reduce_per_replica(values, strategy, reduction):
-        if reduction in ("auto", "mean") and trainer._collective_all_reduce_multi_worker(
-            strategy
-        ):
-            return tf.nest.map_structure(
-                lambda value: strategy.reduce("MEAN", value, axis=None), values
-            )
-        return keras_reduce(values, strategy, reduction)
-
-    reduce_per_replica.fixed_by_keras_ae = True
-    trainer.reduce_per_replica = reduce_per_replica

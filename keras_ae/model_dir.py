@@ -14,7 +14,6 @@ Example:
 """
 
 import contextlib
-import dataclasses
 import fcntl
 import glob
 import json
@@ -102,7 +101,7 @@ def check(path, config, overwrite=False):
         return
     with open(config_path) as f:
         old = json.load(f)
-    changed = differences(old, dataclasses.asdict(config))
+    changed = differences(old, json.loads(config.to_json()))  # as stored: tuples are lists
     if changed:
         raise RunDirError(
             f"{path} holds a run with another configuration ({'; '.join(changed)}); "

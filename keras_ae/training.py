@@ -28,9 +28,11 @@ from keras_ae import config as config_lib
 from keras_ae import data as data_lib
 from keras_ae import distribute
 from keras_ae import files
+from keras_ae import keras_fixes
 from keras_ae import model_dir as model_dir_lib
 from keras_ae import models
 from keras_ae import plots
+from keras_ae import recipes
 
 CONFIG_FILE = model_dir_lib.CONFIG_FILE
 MODEL_FILE = model_dir_lib.MODEL_FILE
@@ -58,7 +60,8 @@ def load_data(config):
 def train(config, strategy, data=None, verbose=1, callbacks=(), overwrite=False):
     """Trains the configured autoencoder, evaluates it, and writes the run.
 
-    Everything that can be checked (batch divisibility, the data) is checked
+    The config's defaults are resolved first (`keras_ae.config.resolve`), and
+    everything that can be checked (batch divisibility, the data) is checked
     before anything is written to `model_dir`.
 
     Args:
@@ -88,6 +91,7 @@ def train(config, strategy, data=None, verbose=1, callbacks=(), overwrite=False)
                            TrainConfig(model_dir="/tmp/conv", epochs=2))
         metrics = train(config, keras_ae.distribute.get_strategy("mirrored"))
     """
+    config = config_lib.resolve(config)  # config.json says what ran
     batch_size = config.data.batch_size
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:
@@ -123,62 +127,40 @@ def train(config, strategy, data=None, verbose=1, callbacks=(), overwrite=False)
 
 
 def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
-    """`train`, writing everything to `model_dir`."""
-    batch_size = config.data.batch_size
-    replicas = strategy.num_replicas_in_sync
+    """`train`, writing everything to `model_dir`: data → model → fit →
+    evaluate → write."""
     os.makedirs(model_dir, exist_ok=True)
     with files.atomic_path(os.path.join(model_dir, CONFIG_FILE)) as tmp:
         with open(tmp, "w") as f:
             f.write(config.to_json() + "\n")
-
-    variant = models.VARIANTS[config.model.variant]
-    noise_stddev = config.data.noise_stddev
-    if noise_stddev is None:
-        noise_stddev = variant.default_noise_stddev
-    eval_noise_stddev = config.data.eval_noise_stddev
-    if eval_noise_stddev is None:
-        eval_noise_stddev = noise_stddev
-
-    # TPUs compile for static shapes: every batch full. Elsewhere a last batch
-    # is kept if it gives every replica an image.
-    smallest_batch = batch_size if isinstance(strategy, tf.distribute.TPUStrategy) else replicas
     keras.utils.set_random_seed(config.data.seed)  # weight initialization
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()
-    steps = data_lib.steps_per_epoch(len(data.train_images), batch_size, smallest_batch)
-    rate = config.train.learning_rate or variant.default_learning_rate
-    schedule = config.train.learning_rate_schedule or variant.default_learning_rate_schedule
-    learning_rate = rate
-    if schedule == "cosine":
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            rate, decay_steps=steps * config.train.epochs
-        )
-    policy = distribute.mixed_precision_policy(strategy) if config.train.mixed_precision else None
-    with strategy.scope(), models.dtype_policy(policy):
-        model = models.build(
-            config.model.variant, data.train_images.shape[1:], **config.model.options()
-        )
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate),
-            steps_per_execution=config.train.steps_per_execution,
-        )
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        keras_fixes.fix_multi_worker_logs()
 
-    backup_dir = os.path.join(model_dir, BACKUP_DIR)
-    first_epoch = _backed_up_epoch(backup_dir)
+    # TPUs compile for static shapes: every batch full. Elsewhere a last batch
+    # is kept if it gives every replica an image.
+    tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+    smallest_batch = config.data.batch_size if tpu else strategy.num_replicas_in_sync
+    steps = data_lib.steps_per_epoch(len(data.train_images), config.data.batch_size, smallest_batch)
+    model = build_model(config, strategy, data.train_images.shape[1:], steps)
+    backup = _Backup(os.path.join(model_dir, BACKUP_DIR))
+    first_epoch = backup.restore(model, strategy)
     if first_epoch:
         logging.info("resuming from the backup at epoch %d", first_epoch)
     dataset = data_lib.train_dataset(
         data.train_images,
-        batch_size=batch_size,
+        batch_size=config.data.batch_size,
         epochs=config.train.epochs,
-        noise_stddev=noise_stddev,
+        noise_stddev=config.data.noise_stddev,
         seed=config.data.seed,
         first_epoch=first_epoch,
         smallest_batch=smallest_batch,
     )
     callbacks = [
-        _StopOnDivergence(rate, os.path.join(model_dir, MODEL_FILE)),  # before any save
-        _Backup(backup_dir),
+        _StopOnDivergence(config.train.learning_rate, os.path.join(model_dir, MODEL_FILE)),
+        backup,  # after the divergence check, like every save
         _SaveModel(os.path.join(model_dir, MODEL_FILE)),
         keras.callbacks.TensorBoard(os.path.join(model_dir, LOG_DIR)),
         *extra_callbacks,
@@ -187,47 +169,77 @@ def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
     history = model.fit(
         dataset,
         epochs=config.train.epochs,
+        initial_epoch=first_epoch,
         steps_per_epoch=steps,
         callbacks=callbacks,
         shuffle=False,  # the stream shuffles each epoch itself
         verbose=verbose,
     )
     train_seconds = time.perf_counter() - start
+    shutil.rmtree(backup.directory, ignore_errors=True)  # the run is complete
 
-    images_trained = len(history.epoch) * min(len(data.train_images), steps * batch_size)
+    images_per_epoch = min(len(data.train_images), steps * config.data.batch_size)
     metrics = {
-        "noise_stddev": noise_stddev,
-        "variant": config.model.variant,
-        "dataset": config.data.dataset,
-        "data_source": data.source,
-        "strategy": config.train.strategy,
-        "replicas": replicas,
-        "parameters": model.count_params(),
-        "dtype_policy": model.dtype_policy.name,
-        "learning_rate": rate,
-        "learning_rate_schedule": schedule,
-        "resumed_at_epoch": first_epoch,
-        "epochs_trained": len(history.epoch),  # by this process, after resuming
-        "final_train_loss": float(history.history["loss"][-1]) if history.epoch else None,
-        "train_loss_by_epoch": [float(loss) for loss in history.history.get("loss", [])],
+        **_training_metrics(config, strategy, data, model, history, first_epoch),
         # Wall time of fit(), tracing included.
         "train_seconds": train_seconds,
-        "train_images_per_second": images_trained / train_seconds,
-        **evaluate(model, data, batch_size, eval_noise_stddev, config.data.seed, model_dir),
+        "train_images_per_second": len(history.epoch) * images_per_epoch / train_seconds,
+        **evaluate(model, data, config, model_dir),
     }
     files.write_json(os.path.join(model_dir, METRICS_FILE), metrics)
     return metrics
 
 
-def evaluate(model, data, batch_size, noise_stddev, seed, figure_dir):
+def _training_metrics(config, strategy, data, model, history, first_epoch):
+    """What ran, and the loss of every epoch this process trained."""
+    losses = [float(loss) for loss in history.history.get("loss", [])]
+    return {
+        "variant": config.model.variant,
+        "dataset": config.data.dataset,
+        "data_source": data.source,
+        "strategy": config.train.strategy,
+        "replicas": strategy.num_replicas_in_sync,
+        "parameters": model.count_params(),
+        "dtype_policy": model.dtype_policy.name,
+        "resumed_at_epoch": first_epoch,
+        "epochs_trained": len(history.epoch),  # by this process, after resuming
+        "final_train_loss": losses[-1] if losses else None,
+        "train_loss_by_epoch": losses,
+    }
+
+
+def build_model(config, strategy, input_shape, steps_per_epoch):
+    """The run's model, built and compiled under `strategy` with the run's
+    optimizer: Adam at `learning_rate`, constant or decayed to 0 over the run."""
+    learning_rate = config.train.learning_rate
+    if config.train.learning_rate_schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            learning_rate, decay_steps=steps_per_epoch * config.train.epochs
+        )
+    options = config.model.options()
+    if "seed" in models.option_names(config.model.variant):
+        options["seed"] = config.data.seed  # the model's own random draws
+    policy = distribute.mixed_precision_policy(strategy) if config.train.mixed_precision else None
+    with strategy.scope(), models.dtype_policy(policy):
+        model = models.build(config.model.variant, input_shape, **options)
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate),
+            steps_per_execution=config.train.steps_per_execution,
+        )
+    return model
+
+
+def evaluate(model, data, config, figure_dir):
     """Test metrics of a trained model, and its figures written to `figure_dir`.
 
     Returns `test_mse` (per pixel, clean test input → reconstruction), the
-    variant's own metrics (`model.test_metrics`), and with `noise_stddev` > 0
-    the mean PSNR (dB) of the noisy test input and of its reconstruction
-    against the clean images, the noise drawn from `seed` (the same for every
-    model evaluated with the same seed).
+    recipe's own metrics (`keras_ae.recipes`), and with test noise
+    (`config.data.eval_noise_stddev` > 0) the mean PSNR (dB) of the noisy test
+    input and of its reconstruction against the clean images, the noise drawn
+    from the run's seed (the same for every model evaluated with that seed).
     """
+    batch_size, seed = config.data.batch_size, config.data.seed
+    recipe = recipes.RECIPES[config.model.variant]
     clean = data_lib.to_float(data.test_images).numpy()
     reconstructions = distribute.predict(model, clean, batch_size)
     plots.save_image_rows(
@@ -236,24 +248,23 @@ def evaluate(model, data, batch_size, noise_stddev, seed, figure_dir):
     )
     metrics = {
         "test_mse": float(np.mean(np.square(reconstructions - clean))),
-        **model.test_metrics(clean, batch_size),
+        **recipe.test_metrics(model, clean, batch_size, seed),
     }
+    noise_stddev = config.data.eval_noise_stddev
     if noise_stddev:
         noisy = np.concatenate([
             x.numpy() for x, _ in data_lib.eval_dataset(
-                data.test_images, batch_size=batch_size, noise_stddev=noise_stddev,
-                seed=seed,
+                data.test_images, batch_size=batch_size, noise_stddev=noise_stddev, seed=seed,
             )
         ])
         denoised = distribute.predict(model, noisy, batch_size)
-        metrics["eval_noise_stddev"] = noise_stddev
         metrics["test_psnr_noisy"] = psnr(clean, noisy)
         metrics["test_psnr_denoised"] = psnr(clean, denoised)
         plots.save_image_rows(
             os.path.join(figure_dir, DENOISING_FIGURE_FILE),
             [noisy, denoised, clean], ["noisy input", "reconstruction", "clean target"],
         )
-    model.save_figures(figure_dir, clean, data.test_labels)
+    recipe.save_figures(model, figure_dir, clean, data.test_labels, seed)
     return metrics
 
 
@@ -264,38 +275,42 @@ def psnr(reference, images):
     return float(np.mean(10 * np.log10(1.0 / np.maximum(mse, 1e-12))))
 
 
-def _backed_up_epoch(backup_dir):
-    """The epoch BackupAndRestore will resume from (0 without a backup).
+class _Backup(keras.callbacks.Callback):
+    """Backs up weights and optimizer state after every epoch, so that a killed
+    run resumes where it left off: `restore` before `fit`, which then starts
+    at the epoch `restore` returns (`initial_epoch`).
 
-    Read from the metadata file Keras' BackupAndRestore writes, so that the
-    data stream restarts at that epoch too, and a resumed run sees the same
-    batches and noise as an uninterrupted one.
-    """
-    path = os.path.join(backup_dir, "training_metadata.json")
-    if not os.path.exists(path):
-        return 0
-    with open(path) as f:
-        return int(json.load(f)["epoch"])
-
-
-class _Backup(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` whose files are replaced atomically.
-
-    Keras writes the weights in place, so a kill during the write leaves a
-    file that cannot be read, and the run cannot resume. Here each file is
-    written under a temporary name and renamed: the weights, then the epoch
-    they belong to. A kill can only fall between the two renames (a few
-    microseconds) to leave new weights beside the previous epoch number.
+    Each file is written under a temporary name and renamed: the weights, then
+    the epoch they belong to, so a kill can only fall between the two renames
+    (a few microseconds) to leave new weights beside the previous epoch number.
+    Keras' own BackupAndRestore writes in place, and a kill during its write
+    leaves a backup that cannot be read.
     """
 
-    def _save_model(self):
-        os.makedirs(self.backup_dir, exist_ok=True)
-        with files.atomic_path(self._weights_path) as tmp:
+    WEIGHTS_FILE = "latest.weights.h5"
+    EPOCH_FILE = "training_metadata.json"
+
+    def __init__(self, directory):
+        super().__init__()
+        self.directory = directory
+
+    def restore(self, model, strategy):
+        """Loads the backup into `model`; the number of epochs it holds (0
+        without a backup)."""
+        epoch_file = os.path.join(self.directory, self.EPOCH_FILE)
+        if not os.path.exists(epoch_file):
+            return 0
+        with strategy.scope():  # optimizer variables to load into
+            model.optimizer.build(model.trainable_variables)
+        model.load_weights(os.path.join(self.directory, self.WEIGHTS_FILE))
+        with open(epoch_file) as f:
+            return int(json.load(f)["epoch"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        os.makedirs(self.directory, exist_ok=True)
+        with files.atomic_path(os.path.join(self.directory, self.WEIGHTS_FILE)) as tmp:
             self.model.save_weights(tmp)
-        files.write_json(
-            self._training_metadata_path,
-            {"epoch": self._current_epoch, "batch": self._last_batch_seen},
-        )
+        files.write_json(os.path.join(self.directory, self.EPOCH_FILE), {"epoch": epoch + 1})
 
 
 class _StopOnDivergence(keras.callbacks.Callback):

@@ -65,3 +65,16 @@ def tiny_mnist_dir(tmp_path_factory):
     directory = str(tmp_path_factory.mktemp("tiny-mnist"))
     write_idx_dataset(directory)
     return directory
+
+
+@pytest.fixture(scope="session")
+def fresh_process_runs(request, tmp_path_factory):
+    """The battery's fresh-process SavedModel checks (tests/test_case.py) of
+    every class that runs one this session, in one process."""
+    from tests.test_case import run_all_fresh
+
+    classes = list(dict.fromkeys(
+        item.cls for item in request.session.items
+        if item.originalname == "test_saved_model_in_a_fresh_process_matches_keras"
+    ))
+    return run_all_fresh(classes, tmp_path_factory)

@@ -3,7 +3,7 @@
 A variant's test file subclasses `AutoencoderTestCase`, sets `variant`,
 `input_shape` and `options`, and adds only what is special to it. Each class
 trains one model (`trained`) and writes one SavedModel (`exported`), which its
-tests share.
+tests share; the SavedModels of all classes are checked in one fresh process.
 """
 
 import inspect
@@ -55,6 +55,21 @@ def saved_model_cli(path):
     return listing, ops
 
 
+# Per battery class: (model, images, losses) once trained, and its SavedModel's path.
+_TRAINED, _EXPORTED = {}, {}
+
+
+def run_all_fresh(classes, tmp_path_factory):
+    """The SavedModels of battery `classes`, loaded and run in one fresh process
+    (one TensorFlow start, not one per class): `{class: (outputs, listing)}`."""
+    jobs = []
+    for cls in classes:
+        case = cls()
+        model, x, _ = case.train_once()
+        jobs.append((case.export_once(tmp_path_factory), signatures.inputs(model, x)))
+    return dict(zip(classes, saved_model.run_all_in_fresh_process(jobs)))
+
+
 def spec(*shape):
     """A float32 tensor's description in an export listing."""
     return {"dtype": "float32", "shape": list(shape)}
@@ -97,21 +112,31 @@ class AutoencoderTestCase:
         """The least value the loss can take on `x` (0 for squared error)."""
         return 0.0
 
-    @pytest.fixture(scope="class")
-    def trained(self):
-        """A model fitted for 60 steps, its images and its losses."""
-        model = self.build()
-        model.compile(optimizer=keras.optimizers.Adam(1e-2))
-        x = self.images()
-        history = model.fit(x, x, epochs=30, batch_size=8, verbose=0)
-        return model, x, history.history["loss"]
+    def train_once(self):
+        """This class's model fitted for 60 steps, its images and its losses."""
+        if type(self) not in _TRAINED:
+            model = self.build()
+            model.compile(optimizer=keras.optimizers.Adam(1e-2))
+            x = self.images()
+            history = model.fit(x, x, epochs=30, batch_size=8, verbose=0)
+            _TRAINED[type(self)] = model, x, history.history["loss"]
+        return _TRAINED[type(self)]
 
-    @pytest.fixture(scope="class")
-    def exported(self, trained, tmp_path_factory):
+    def export_once(self, tmp_path_factory):
         """The trained model's SavedModel: its path."""
-        path = str(tmp_path_factory.mktemp(self.variant) / "saved_model")
-        saved_model.write(trained[0], path)
-        return path
+        if type(self) not in _EXPORTED:
+            path = str(tmp_path_factory.mktemp(self.variant) / "saved_model")
+            saved_model.write(self.train_once()[0], path)
+            _EXPORTED[type(self)] = path
+        return _EXPORTED[type(self)]
+
+    @pytest.fixture
+    def trained(self):
+        return self.train_once()
+
+    @pytest.fixture
+    def exported(self, tmp_path_factory):
+        return self.export_once(tmp_path_factory)
 
     def test_fit_reduces_loss(self, trained):
         model, x, losses = trained
@@ -158,11 +183,9 @@ class AutoencoderTestCase:
         }
 
     @pytest.mark.slow
-    def test_saved_model_in_a_fresh_process_matches_keras(self, trained, exported):
+    def test_saved_model_in_a_fresh_process_matches_keras(self, trained, fresh_process_runs):
         model, x, _ = trained
-        outputs, listing = saved_model.run_in_fresh_process(
-            exported, signatures.inputs(model, x)
-        )
+        outputs, listing = fresh_process_runs[type(self)]
         images, latent = spec(-1, *self.input_shape), spec(-1, self.options["latent_dim"])
         assert listing == {
             "serving_default": {

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import keras_ae
-from keras_ae import data, training
+from keras_ae import data, recipes, training
 from tests.conftest import make_images
 from tests.test_case import AutoencoderTestCase
 
@@ -21,8 +21,8 @@ class TestDenoisingDense(AutoencoderTestCase):
 
 
 def test_default_noise_is_half():
-    assert keras_ae.models.DenoisingAutoencoder.default_noise_stddev == 0.5
-    assert keras_ae.models.ConvAutoencoder.default_noise_stddev == 0.0
+    assert recipes.RECIPES["denoising"].noise_stddev == 0.5
+    assert recipes.RECIPES["conv"].noise_stddev == 0.0
 
 
 @pytest.mark.slow

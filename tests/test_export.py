@@ -55,10 +55,17 @@ def trained_run(tiny_mnist_dir, tmp_path_factory):
     return model_dir
 
 
+@pytest.fixture(scope="module")
+def exported_by_command(trained_run, tmp_path_factory):
+    """`python -m export` of the trained run, every format and flavour: the
+    export base and the process's result."""
+    base = tmp_path_factory.mktemp("exports")
+    return base, run_module("export", f"--model_dir={trained_run}", f"--export_base={base}")
+
+
 @pytest.mark.slow
-def test_export_command_publishes_a_checked_tf_serving_version(trained_run, tmp_path):
-    base = tmp_path / "exports"
-    result = run_module("export", f"--model_dir={trained_run}", f"--export_base={base}")
+def test_export_command_publishes_a_checked_tf_serving_version(trained_run, exported_by_command):
+    base, result = exported_by_command
     assert result.returncode == 0, result.stderr[-3000:]
     version = base / "tiny-conv" / "1"  # model name: the run's folder
     assert os.listdir(base / "tiny-conv") == ["1"], "staging folder left behind"
@@ -326,11 +333,11 @@ def test_a_model_with_nan_weights_is_not_exported(trained_run, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def exported(trained_run, tmp_path_factory):
-    base = tmp_path_factory.mktemp("exports")
-    report = export.export_run(trained_run, config_lib.ExportConfig(
-        str(base), model_name="m", quantize=("float32", "int8"), eval_examples=64))
-    return report["path"]
+def exported(exported_by_command):
+    """The published version's path."""
+    base, result = exported_by_command
+    assert result.returncode == 0, result.stderr[-3000:]
+    return str(base / "tiny-conv" / "1")
 
 
 @pytest.mark.slow

@@ -50,7 +50,7 @@ def test_another_configuration_is_refused_with_the_differences_listed(tiny_mnist
     assert error.value.field == "model_dir"
     message = error.value.message
     assert message.startswith(f"{run} holds a run with another configuration")
-    assert "train.epochs: 2 → 3" in message and "train.learning_rate: None → 0.01" in message
+    assert "train.epochs: 2 → 3" in message and "train.learning_rate: 0.001 → 0.01" in message
     assert "--overwrite" in message
     assert snapshot(run) == before, "a refused run changed the directory"
 

@@ -52,26 +52,37 @@ def run_in_fresh_process(path, signature_inputs, timeout=600):
     Raises:
         RuntimeError: the process failed; its stderr is in the message.
     """
+    return run_all_in_fresh_process([(path, signature_inputs)], timeout)[0]
+
+
+def run_all_in_fresh_process(jobs, timeout=600):
+    """`run_in_fresh_process` for several `(path, signature_inputs)` jobs, one
+    after the other in one new process (one TensorFlow start for all): a list
+    of `(outputs, listing)`, one per job."""
     with tempfile.TemporaryDirectory() as tmp:
-        inputs_file = os.path.join(tmp, "inputs.npz")
-        outputs_file = os.path.join(tmp, "outputs.npz")
-        np.savez(inputs_file, **_flatten(signature_inputs))
-        args = (path, inputs_file, outputs_file)
+        calls = []
+        for index, (path, signature_inputs) in enumerate(jobs):
+            directory = os.path.join(tmp, str(index))
+            os.mkdir(directory)
+            np.savez(os.path.join(directory, "inputs.npz"), **_flatten(signature_inputs))
+            calls.append((path, directory))
+        code = f"from {__name__} import _serve\nfor call in {calls!r}: _serve(*call)"
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
         result = subprocess.run(
-            [sys.executable, "-c", f"from {__name__} import _serve; _serve(*{args!r})"],
-            capture_output=True, text=True, timeout=timeout, env=env,
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env,
         )
         if result.returncode:
             raise RuntimeError(
-                f"loading the SavedModel {path} in a fresh process failed:\n"
-                f"{result.stderr[-3000:]}"
+                f"loading the SavedModel(s) {', '.join(path for path, _ in jobs)} in a fresh "
+                f"process failed:\n{result.stderr[-3000:]}"
             )
-        with np.load(outputs_file) as arrays:
-            outputs = _unflatten(arrays)
-        with open(os.path.join(tmp, "signatures.json")) as f:
-            listing = json.load(f)
-    return outputs, listing
+        results = []
+        for _, directory in calls:
+            with np.load(os.path.join(directory, "outputs.npz")) as arrays:
+                outputs = _unflatten(arrays)
+            with open(os.path.join(directory, "signatures.json")) as f:
+                results.append((outputs, json.load(f)))
+    return results
 
 
 def _flatten(nested):
@@ -86,11 +97,12 @@ def _unflatten(flat):
     return nested
 
 
-def _serve(path, inputs_file, outputs_file):
+def _serve(path, directory):
     """The fresh process: load as TF Serving does, list, run in batches.
 
-    Reads `signature/input` arrays from `inputs_file`; writes `signature/output`
-    arrays to `outputs_file` and the listing to `signatures.json` beside it.
+    Reads `signature/input` arrays from `directory/inputs.npz`; writes
+    `signature/output` arrays to `directory/outputs.npz` and the listing to
+    `directory/signatures.json`.
     """
     loaded = tf.saved_model.load(path)
     listing = {
@@ -100,7 +112,7 @@ def _serve(path, inputs_file, outputs_file):
         }
         for name, function in loaded.signatures.items()
     }
-    with np.load(inputs_file) as arrays:
+    with np.load(os.path.join(directory, "inputs.npz")) as arrays:
         signature_inputs = _unflatten(arrays)
     outputs = {}
     for name, named_inputs in signature_inputs.items():
@@ -110,6 +122,6 @@ def _serve(path, inputs_file, outputs_file):
             for i in range(0, count, _BATCH)
         ]
         outputs[name] = {k: np.concatenate([b[k].numpy() for b in batches]) for k in batches[0]}
-    np.savez(outputs_file, **_flatten(outputs))
-    with open(os.path.join(os.path.dirname(outputs_file), "signatures.json"), "w") as f:
+    np.savez(os.path.join(directory, "outputs.npz"), **_flatten(outputs))
+    with open(os.path.join(directory, "signatures.json"), "w") as f:
         json.dump(listing, f)

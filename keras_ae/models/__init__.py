@@ -1,7 +1,6 @@
 """Autoencoder variants and the one entry point that builds them."""
 
 import contextlib
-import inspect
 
 import keras
 
@@ -26,13 +25,7 @@ VARIANTS = {
 
 def option_names(variant):
     """The keyword options `build(variant, ...)` accepts, besides input_shape."""
-    parameters = inspect.signature(VARIANTS[variant].__init__).parameters
-    return [
-        name
-        for name, parameter in parameters.items()
-        if name not in ("self", "input_shape")
-        and parameter.kind is parameter.POSITIONAL_OR_KEYWORD
-    ]
+    return list(VARIANTS[variant].default_options())
 
 
 def build(variant, input_shape, **options):

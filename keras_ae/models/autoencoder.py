@@ -1,5 +1,7 @@
 """The base class every variant builds on: images → encoder → decoder → images."""
 
+import inspect
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -19,17 +21,13 @@ class Autoencoder(keras.Model):
     `bottleneck`, if given, maps the encoder's output(s) to the decoder's input
     (the VAE samples there). Subclasses set `self.arguments` to their
     constructor arguments (besides `input_shape`), which `get_config` returns,
-    and may add a term to the loss by overriding `penalty`.
+    and may add a term to the loss by overriding `penalty`. How a variant is
+    trained by default, what it reports and draws is its recipe
+    (`keras_ae.recipes`).
 
-    `compile()` defaults to the reference tutorial's recipe: mean squared
-    error, Adam with learning rate 1e-3.
+    `compile()` defaults to the reference tutorial's loss and optimizer: mean
+    squared error, Adam with learning rate 1e-3.
     """
-
-    # Noise the training pipeline adds by default (the denoising variant's 0.5).
-    default_noise_stddev = 0.0
-    # The training recipe unless the run says otherwise: the tutorial's.
-    default_learning_rate = 1e-3
-    default_learning_rate_schedule = "constant"
 
     def __init__(self, encoder, decoder, bottleneck=None, **kwargs):
         images = keras.Input(shape=encoder.input_shape[1:], name="images")
@@ -54,11 +52,11 @@ class Autoencoder(keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # fit() builds metrics and optimizer state from a sample batch, which
-        # Keras 3.15 gets by averaging a distributed batch eagerly; under
-        # MultiWorkerMirroredStrategy that fails ("Attempt to convert a value
-        # (PerReplica...)", keras-team/keras#20585). An autoencoder's batch is
-        # images of its input shape, so build from zeros of that shape instead.
+        # The "symbolic build" fix of keras_ae.keras_fixes, whose check guards
+        # it: fit() builds metrics and optimizer state from a sample batch,
+        # which Keras 3.15 gets by averaging a distributed batch eagerly; under
+        # MultiWorkerMirroredStrategy that fails (keras-team/keras#20585). An
+        # autoencoder's batch is images of its input shape: build from zeros.
         if iterator is not None and data_batch is None:
             images = np.zeros((1, *self.input_shape[1:]), "float32")
             data_batch = (images, images)
@@ -87,12 +85,16 @@ class Autoencoder(keras.Model):
         """The deterministic code of `images` (numpy), e.g. for plots."""
         return distribute.predict(self.encoder, images, batch_size)
 
-    def test_metrics(self, images, batch_size):
-        """The variant's own figures of merit on clean test `images` in [0, 1]."""
-        return {}
-
-    def save_figures(self, directory, images, labels):
-        """Writes the variant's own figures of the test split to `directory`."""
+    @classmethod
+    def default_options(cls, **options):
+        """Every constructor option besides `input_shape`: `options`, and the
+        default of each one not given."""
+        parameters = inspect.signature(cls.__init__).parameters
+        defaults = {
+            name: parameter.default for name, parameter in parameters.items()
+            if parameter.default is not parameter.empty
+        }
+        return {**defaults, **options}
 
     def get_config(self):
         # Not Functional's config: subclasses rebuild from their own arguments.

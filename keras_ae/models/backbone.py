@@ -31,6 +31,7 @@ def build_encoder(input_shape, heads, architecture="conv", filters=(32, 64)):
         filters: channels of each conv downsampling level.
     """
     check_choice("architecture", architecture, ARCHITECTURES)
+    input_shape = tuple(input_shape)
     images = keras.Input(shape=input_shape, name="images")
     x = images
     if architecture == "conv":
@@ -55,6 +56,7 @@ def build_decoder(latent_dim, output_shape, architecture="conv", filters=(32, 64
     check_choice("architecture", architecture, ARCHITECTURES)
     check_choice("upsampling", upsampling, UPSAMPLING_MODES)
     latent = keras.Input(shape=(latent_dim,), name="latent")
+    output_shape = tuple(output_shape)
     if architecture == "dense":
         pixels = keras.layers.Dense(
             math.prod(output_shape), activation="sigmoid", name="pixels", dtype="float32"

@@ -30,17 +30,8 @@ class ConvAutoencoder(Autoencoder):
         model = ConvAutoencoder((32, 32, 3), latent_dim=64, upsampling="transpose")
     """
 
-    # Adam from 3e-3 with cosine decay to 0, not the tutorial's constant 1e-3:
-    # in tuning runs on Fashion-MNIST (a one-off script; bench/run.py measures
-    # the result) the test MSE fell below 0.0104 after 50 s of training at
-    # batch 64 (75 s at batch 128; 2 epochs with 1e-3), and after 9 epochs at
-    # batch 128 reached 0.0067 (0.0072 with 1e-3).
-    default_learning_rate = 3e-3
-    default_learning_rate_schedule = "cosine"
-
     def __init__(self, input_shape, latent_dim=32, filters=(32, 64),
                  upsampling="nearest", **kwargs):
-        input_shape, filters = tuple(input_shape), tuple(filters)
         encoder, decoder = backbone.build(
             input_shape, {"latent": (latent_dim, None)}, "conv", filters, upsampling
         )

@@ -3,8 +3,8 @@
 The model is the conv (or dense) autoencoder; what makes it denoising is its
 training data: `(noisy, clean)` pairs, the noise added on the fly by the input
 pipeline (`keras_ae.data.train_dataset(noise_stddev=...)`), fresh every epoch.
-Its default noise is stddev 0.5. Training reports PSNR of the noisy test input
-and of the reconstruction, and writes `denoising.png`.
+Its recipe (`keras_ae.recipes.DenoisingRecipe`) sets that noise to stddev 0.5,
+and with it the PSNR metrics and `denoising.png`.
 """
 
 import keras
@@ -33,11 +33,8 @@ class DenoisingAutoencoder(Autoencoder):
                                               noise_stddev=0.5), ...)
     """
 
-    default_noise_stddev = 0.5
-
     def __init__(self, input_shape, latent_dim=32, architecture="conv",
                  filters=(32, 64), upsampling="nearest", **kwargs):
-        input_shape, filters = tuple(input_shape), tuple(filters)
         activation = "relu" if architecture == "dense" else None  # as linear / conv
         encoder, decoder = backbone.build(
             input_shape, {"latent": (latent_dim, activation)}, architecture, filters,

@@ -25,7 +25,6 @@ class LinearAutoencoder(Autoencoder):
     """
 
     def __init__(self, input_shape, latent_dim=32, **kwargs):
-        input_shape = tuple(input_shape)
         encoder, decoder = backbone.build(
             input_shape, {"latent": (latent_dim, "relu")}, architecture="dense"
         )

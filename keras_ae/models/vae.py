@@ -9,15 +9,12 @@ draws from the prior.
 """
 
 import math
-import os
 
 import keras
 from keras import ops
-import numpy as np
 import tensorflow as tf
 
 from keras_ae import distribute
-from keras_ae import plots
 from keras_ae.models import backbone
 from keras_ae.models.autoencoder import Autoencoder
 from keras_ae.models.sampling import Sampling
@@ -69,7 +66,8 @@ class VariationalAutoencoder(Autoencoder):
         upsampling: "nearest" (default) or "transpose".
         beta: weight of the KL term. Default 1 (the ELBO).
         reconstruction: "bernoulli" (default) or "gaussian" likelihood.
-        seed: seed of the reparameterization noise. Default 0.
+        seed: seed of the reparameterization noise (a run passes its
+            `--seed`). Default 0.
 
     Example:
 
@@ -82,7 +80,6 @@ class VariationalAutoencoder(Autoencoder):
     def __init__(self, input_shape, latent_dim=32, architecture="conv",
                  filters=(32, 64), upsampling="nearest", beta=1.0,
                  reconstruction="bernoulli", seed=0, **kwargs):
-        input_shape, filters = tuple(input_shape), tuple(filters)
         backbone.check_choice("reconstruction", reconstruction, RECONSTRUCTIONS)
         encoder, decoder = backbone.build(
             input_shape, {"z_mean": (latent_dim, None), "z_log_var": (latent_dim, None)},
@@ -121,35 +118,3 @@ class VariationalAutoencoder(Autoencoder):
         """Decodes `count` draws from the prior N(0, I) (numpy images)."""
         z = tf.random.stateless_normal([count, self.arguments["latent_dim"]], seed=[seed, 0])
         return distribute.predict(self.decoder, z, batch_size=count)
-
-    def test_metrics(self, images, batch_size):
-        """Negative ELBO (one posterior sample per image, fixed seed), its terms."""
-        z_mean, z_log_var = distribute.predict(self.encoder, images, batch_size)
-        epsilon = tf.random.stateless_normal(z_mean.shape, seed=[self.arguments["seed"], -1])
-        z = z_mean + np.exp(0.5 * z_log_var) * epsilon.numpy()
-        means = distribute.predict(self.decoder, z, batch_size)
-        nll = ops.convert_to_numpy(
-            reconstruction_nll(images, means, self.arguments["reconstruction"])
-        )
-        kl = ops.convert_to_numpy(kl_divergence(z_mean, z_log_var))
-        return {
-            "test_neg_elbo": float(np.mean(nll + kl)),
-            "test_reconstruction_nll": float(np.mean(nll)),
-            "test_kl": float(np.mean(kl)),
-        }
-
-    def save_figures(self, directory, images, labels):
-        plots.save_image_grid(os.path.join(directory, "samples.png"), self.sample(100), 10)
-        if self.arguments["latent_dim"] != 2:
-            return
-        # Decoded grid over the latent plane at the prior's quantiles (±1.64σ).
-        axis = np.linspace(-1.64, 1.64, 15)
-        grid = np.array([[x, y] for y in axis[::-1] for x in axis], np.float32)
-        plots.save_image_grid(
-            os.path.join(directory, "latent_manifold.png"),
-            distribute.predict(self.decoder, grid, batch_size=len(grid)), 15,
-        )
-        plots.save_scatter(
-            os.path.join(directory, "latent_scatter.png"), self.encode(images), labels,
-            "test set: z_mean by label",
-        )

@@ -1,0 +1,240 @@
+"""Trains an autoencoder: flags → config → strategy → keras_ae.training.train.
+
+    python train.py --variant=conv --strategy=mirrored --dataset=fashion_mnist
+
+With --export_base it then exports the trained model as `python -m export`
+does (keras_ae.export.export_run).
+
+Bad flags give a one-line error naming the flag, exit status 2, and nothing
+written to --model_dir.
+"""
+
+import dataclasses
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+import keras_ae
+from keras_ae import commands
+from keras_ae import config as config_lib
+from keras_ae import data as data_lib
+from keras_ae import distribute
+from keras_ae import export
+from keras_ae import training
+
+FLAGS = flags.FLAGS
+
+Data, Model, Train = config_lib.DataConfig, config_lib.ModelConfig, config_lib.TrainConfig
+# Options a variant's recipe (keras_ae/recipes.py) or model constructor
+# (keras_ae/models/) sets when the flag is not given; config.json records them.
+RECIPE = " (default: the variant's recipe, keras_ae/recipes.py)"
+MODEL = " (default: the model's, keras_ae/models/VARIANT.py)"
+
+flags.DEFINE_string(
+    "variant", Model.variant, f"Autoencoder variant: {', '.join(keras_ae.VARIANTS)}."
+)
+flags.DEFINE_string(
+    "strategy", Train.strategy, f"tf.distribute strategy: {', '.join(distribute.STRATEGIES)}."
+)
+flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for --strategy=tpu.")
+_CPU_DEVICES = flags.DEFINE_integer(
+    "cpu_devices", 1,
+    "Split the CPU into this many logical devices, so that --strategy=mirrored "
+    "runs several replicas without GPUs (for testing distributed code).",
+)
+flags.DEFINE_string("dataset", Data.dataset, f"Dataset: {', '.join(data_lib.DATASETS)}.")
+flags.DEFINE_string(
+    "data_dir", None,
+    "Directory searched first for a local copy (IDX .gz files, NAME.npz); "
+    "also TensorFlow Datasets' data directory.",
+)
+flags.DEFINE_bool(
+    "download", Data.download, "Let TensorFlow Datasets download when no local copy exists."
+)
+flags.DEFINE_integer("train_examples", None, "Use only the first N training examples.")
+flags.DEFINE_integer("epochs", Train.epochs, "Passes over the training data.")
+flags.DEFINE_integer(
+    "batch_size", Data.batch_size, "Global batch size, split across all replicas."
+)
+flags.DEFINE_float("learning_rate", None, "Adam learning rate" + RECIPE + ".")
+flags.DEFINE_string(
+    "learning_rate_schedule", None,
+    "constant, or cosine: from --learning_rate down to 0 at the last step" + RECIPE + ".",
+)
+# The model options, each None unless given: then the model's default.
+for define, name, help_ in [
+    (flags.DEFINE_integer, "latent_dim", "Size of the code"),
+    (flags.DEFINE_string, "architecture", "denoising, vae, sparse, contractive: conv or dense"),
+    (flags.DEFINE_list, "filters", "Conv networks: channels of each stride-2 level, e.g. 32,64"),
+    (flags.DEFINE_string, "upsampling", "Conv decoders: nearest or transpose"),
+    (flags.DEFINE_float, "beta", "vae: weight of the KL term"),
+    (flags.DEFINE_string, "reconstruction", "vae: likelihood, bernoulli or gaussian"),
+    (flags.DEFINE_string, "sparsity", "sparse: penalty, l1 (ReLU code) or kl (sigmoid code)"),
+    (flags.DEFINE_float, "sparsity_weight", "sparse: weight of the penalty, by penalty"),
+    (flags.DEFINE_float, "sparsity_target", "sparse: target mean activation rho for kl"),
+    (flags.DEFINE_float, "contractive_weight", "contractive: lambda of ||J||_F^2"),
+    (flags.DEFINE_string, "jacobian", "contractive: exact or estimate (Hutchinson)"),
+    (flags.DEFINE_integer, "jacobian_samples", "contractive: samples per image for estimate"),
+]:
+    define(name, None, help_ + MODEL + ".")
+flags.DEFINE_float(
+    "noise_stddev", None, "Stddev of Gaussian noise added to inputs on the fly" + RECIPE + "."
+)
+flags.DEFINE_float(
+    "eval_noise_stddev", None,
+    "Noise of the test inputs for the PSNR metrics and denoising.png "
+    "(default: --noise_stddev; 0 skips them).",
+)
+flags.DEFINE_integer(
+    "seed", Data.seed,
+    "Seed of weights, shuffling, noise and the model's own random draws.",
+)
+flags.DEFINE_string(
+    "model_dir", None, "Output directory. Default: runs/VARIANT-DATASET."
+)
+flags.DEFINE_integer(
+    "steps_per_execution", Train.steps_per_execution, "Training steps per call into the graph."
+)
+flags.DEFINE_bool(
+    "deterministic", Train.deterministic,
+    "Turn on TensorFlow's op determinism: a run, and a resumed run, repeat exactly.",
+)
+flags.DEFINE_bool(
+    "mixed_precision", Train.mixed_precision,
+    "Compute in 16 bits (float16 on GPUs, bfloat16 on TPUs and CPUs); variables, "
+    "code and output stay float32.",
+)
+flags.DEFINE_bool(
+    "overwrite", False,
+    "Delete the run in --model_dir (config, checkpoint, backup, metrics, logs, figures) "
+    "and train afresh, when it is finished or has another configuration.",
+)
+flags.DEFINE_string(
+    "export_base", None,
+    "After training, export to EXPORT_BASE/MODEL_DIR_NAME/<next version>/ "
+    "(see python -m export).",
+)
+flags.DEFINE_list(
+    "formats", list(config_lib.ExportConfig.formats),
+    "With --export_base: any of saved_model, tflite.",
+)
+flags.DEFINE_list(
+    "quantize", list(config_lib.ExportConfig.quantize),
+    "With --export_base: TFLite flavours, any of float32, float16, dynamic, int8.",
+)
+
+
+def _config_from_flags(config_class, **values):
+    """`config_class` with each field from the flag of the same name, or `values`."""
+    fields = dataclasses.fields(config_class)
+    return config_class(**{
+        f.name: values[f.name] if f.name in values else FLAGS[f.name].value for f in fields
+    })
+
+
+def _integers(name):
+    """A list flag's values as integers; None when not given."""
+    values = FLAGS[name].value
+    try:
+        return None if values is None else tuple(int(value) for value in values)
+    except ValueError:
+        raise config_lib.ConfigError(
+            name, f"must be integers, e.g. 32,64; got {','.join(values)}"
+        ) from None
+
+
+def make_config():
+    """The RunConfig the flags describe; raises ConfigError on a bad value."""
+    default_dir = os.path.join("runs", f"{FLAGS.variant}-{FLAGS.dataset}")
+    return config_lib.RunConfig(
+        data=_config_from_flags(config_lib.DataConfig),
+        model=_config_from_flags(config_lib.ModelConfig, filters=_integers("filters")),
+        train=_config_from_flags(
+            config_lib.TrainConfig, model_dir=FLAGS.model_dir or default_dir
+        ),
+    )
+
+
+def make_configs():
+    """The run's config, and the export's (None without --export_base), from the
+    flags; raises ConfigError naming the flag at fault."""
+    config = make_config()
+    if _CPU_DEVICES.value < 1:
+        raise config_lib.ConfigError("cpu_devices", "must be a positive integer")
+    export_config = None
+    if FLAGS.export_base:
+        export_config = config_lib.ExportConfig(
+            export_base=FLAGS.export_base, formats=FLAGS.formats,
+            quantize=FLAGS.quantize, seed=config.data.seed,
+        )
+    return config, export_config
+
+
+def make_strategy(config):
+    """The run's strategy; a TPU that cannot be reached is a ConfigError."""
+    try:
+        return distribute.get_strategy(config.train.strategy, tpu=config.train.tpu)
+    except ValueError as e:  # e.g. no TPU at --tpu
+        field = "tpu" if config.train.strategy == "tpu" else "strategy"
+        raise config_lib.ConfigError(field, str(e)) from e
+
+
+def main(argv):
+    if len(argv) > 1:
+        sys.exit(f"train.py: unexpected arguments {argv[1:]}; flags look like --name=value")
+    try:
+        config, export_config = make_configs()
+        if _CPU_DEVICES.value > 1:
+            distribute.split_cpu(_CPU_DEVICES.value)
+        strategy = make_strategy(config)
+        if export_config:
+            export.target_dir(config.train.model_dir, export_config)  # fail before training
+        data = training.load_data(config)
+        metrics = training.train(config, strategy, data, overwrite=FLAGS.overwrite)
+    except distribute.LOST_WORKER_ERRORS as e:
+        if config.train.strategy != "multi_worker_mirrored":
+            raise
+        commands.fail(
+            "train.py", 1,
+            f"lost a worker ({type(e).__name__}: {e.message.splitlines()[0]}); restart "
+            "every worker with the same command: training resumes from the last backup "
+            f"in {config.train.model_dir}",
+        )
+    except training.TrainingDiverged as e:
+        commands.fail("train.py", 1, e)
+    except config_lib.ConfigError as e:
+        commands.fail("train.py", 2, f"--{e.field}: {e.message}")
+    except (data_lib.DataError, export.ExportError) as e:
+        commands.fail("train.py", 2, e)
+
+    if not distribute.is_chief(strategy):
+        print(f"{metrics['variant']}: this worker is done; the chief wrote the run")
+        return
+    model_dir = config.train.model_dir
+    print(
+        f"{metrics['variant']} on {metrics['dataset']}: test_mse {metrics['test_mse']:.5f} "
+        f"after {metrics['epochs_trained']} epoch(s) in {metrics['train_seconds']:.1f} s "
+        f"({metrics['train_images_per_second']:,.0f} images/s, "
+        f"{metrics['replicas']} replica(s)); "
+        f"checkpoint {os.path.join(model_dir, training.MODEL_FILE)}, "
+        f"metrics {os.path.join(model_dir, training.METRICS_FILE)}, "
+        f"figure {os.path.join(model_dir, training.FIGURE_FILE)}"
+    )
+    if export_config:
+        try:
+            report = export.export_run(model_dir, export_config, data)
+        except export.ExportError as e:
+            commands.fail(
+                "train.py", 1,
+                f"export failed: {e}\nThe trained model is saved; export it again with: "
+                f"python -m export --model_dir={model_dir} "
+                f"--export_base={export_config.export_base}",
+            )
+        print(export.summarize(report))
+
+
+def run():
+    """The console script's entry point."""
+    app.run(main)
