@@ -1,6 +1,6 @@
 r"""Sends an image to a model served by TensorFlow Serving's REST API.
 
-    python -m export.client shoe.png --server=http://localhost:8501 \
+    keras-ae-client shoe.png --server=http://localhost:8501 \
         --model_name=conv-fashion_mnist --reconstruction=shoe-reconstructed.png
 
 reads the image (PNG, JPEG, ...), converts it to the model's input (grey or
@@ -10,7 +10,8 @@ RGB, resized to --image_shape, pixels / 255), POSTs
 
 to SERVER/v1/models/MODEL_NAME:predict and prints each image's
 reconstruction_error (an anomaly score). --request_only prints the request
-body instead of sending it. Needs only numpy and Pillow, not TensorFlow.
+body instead of sending it. It uses only numpy and Pillow itself, though as
+part of keras_ae it loads TensorFlow with the package (about 3 s).
 """
 
 import json
