@@ -268,6 +268,13 @@ def test_client_builds_the_request_and_reads_the_answer(trained_run, tiny_mnist_
     np.testing.assert_allclose(written, 255 * reconstruction[0, ..., 0], atol=0.51)
 
 
+def test_the_client_starts_without_tensorflow():
+    code = "import sys, export.client; print('tensorflow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT, check=True)
+    assert result.stdout.strip() == "False"
+
+
 @pytest.mark.slow
 def test_client_says_when_the_server_is_down(tmp_path):
     image_file = str(tmp_path / "image.png")

@@ -10,8 +10,8 @@ RGB, resized to --image_shape, pixels / 255), POSTs
 
 to SERVER/v1/models/MODEL_NAME:predict and prints each image's
 reconstruction_error (an anomaly score). --request_only prints the request
-body instead of sending it. It uses only numpy and Pillow itself, though as
-part of keras_ae it loads TensorFlow with the package (about 3 s).
+body instead of sending it. It needs only numpy and Pillow: TensorFlow is
+not loaded.
 """
 
 import json
