@@ -36,12 +36,9 @@ class DenoisingAutoencoder(Autoencoder):
     def __init__(self, input_shape, latent_dim=32, architecture="conv",
                  filters=(32, 64), upsampling="nearest", **kwargs):
         activation = "relu" if architecture == "dense" else None  # as linear / conv
+        network = {"architecture": architecture, "filters": filters, "upsampling": upsampling}
         encoder, decoder = backbone.build(
-            input_shape, {"latent": (latent_dim, activation)}, architecture, filters,
-            upsampling,
+            input_shape, {"latent": (latent_dim, activation)}, **network
         )
         super().__init__(encoder, decoder, **kwargs)
-        self.arguments = {
-            "latent_dim": latent_dim, "architecture": architecture, "filters": filters,
-            "upsampling": upsampling,
-        }
+        self.arguments = {"latent_dim": latent_dim, **network}

@@ -75,14 +75,13 @@ class SparseAutoencoder(Autoencoder):
                  sparsity_weight=None, sparsity_target=0.05, **kwargs):
         backbone.check_choice("sparsity", sparsity, PENALTIES)
         activation = "relu" if sparsity == "l1" else "sigmoid"
+        network = {"architecture": architecture, "filters": filters, "upsampling": upsampling}
         encoder, decoder = backbone.build(
-            input_shape, {"latent": (latent_dim, activation)}, architecture, filters,
-            upsampling,
+            input_shape, {"latent": (latent_dim, activation)}, **network
         )
         super().__init__(encoder, decoder, **kwargs)
         self.arguments = {
-            "latent_dim": latent_dim, "architecture": architecture, "filters": filters,
-            "upsampling": upsampling, "sparsity": sparsity,
+            "latent_dim": latent_dim, **network, "sparsity": sparsity,
             "sparsity_weight": sparsity_weight, "sparsity_target": sparsity_target,
         }
         self.weight = self.default_options(
