@@ -225,6 +225,17 @@ class AutoencoderTestCase:
                 np.testing.assert_allclose(one_by_one[name], batched[name], rtol=1e-5,
                                            atol=1e-6, err_msg=f"{signature}/{name}")
 
+        # float16 and dynamic-range weights: float in and out, close to Keras.
+        # (Sizes: test_export, on a full-size model; these tiny ones can grow.)
+        for quantize in ("float16", "dynamic"):
+            file = str(tmp_path / f"{quantize}.tflite")
+            with open(file, "wb") as f:
+                f.write(tflite.convert(path, "serving_default", quantize))
+            output = tflite.run(file, "serving_default", inputs["serving_default"])
+            error = np.abs(output["reconstruction"]
+                           - expected["serving_default"]["reconstruction"])
+            assert error.mean() < 0.01, (quantize, error.mean())
+
         # Full integer: int8 in and out, close to the float model.
         file = str(tmp_path / "int8.tflite")
         with open(file, "wb") as f:
