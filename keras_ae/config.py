@@ -60,14 +60,23 @@ def _require_choice(field, value, choices):
         )
 
 
+# DataConfig fields that only one kind of source reads.
+_SOURCE_FIELDS = {"test_dir": "folder", "test_fraction": "folder", "skip_bad_images": "folder",
+                  "image_key": "tfds", "train_split": "tfds", "test_split": "tfds"}
+_SOURCE_NAMES = {"folder": "--dataset=folder", "tfds": "TensorFlow Datasets names other than "
+                 + ", ".join(data_lib.DATASETS)}
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     """Where the images come from and how they are fed.
 
     Attributes:
-        dataset: dataset name, one of `keras_ae.data.DATASETS`. Default "mnist".
-        data_dir: directory searched first for a local copy (and TFDS's data
-            directory). Default None: only the standard places.
+        dataset: one of `keras_ae.data.DATASETS` (read locally first), "folder"
+            (the image files under `data_dir`), or any TensorFlow Datasets image
+            dataset's name. Default "mnist".
+        data_dir: the folder of images; else searched first for a local copy,
+            and TFDS's data directory. Default None: only the standard places.
         train_examples: use only the first N training examples. Default None: all.
         batch_size: global batch size, split across all replicas. Default 64.
         noise_stddev: stddev of the Gaussian noise added on the fly to the
@@ -80,6 +89,20 @@ class DataConfig:
             penalty's estimate). Default 0.
         download: whether TensorFlow Datasets may download when no local copy
             exists. Default True.
+        image_size: `(height, width)` every image is resized to. Default None:
+            the data's own (resolved from the data before the run).
+        channels: 1 (grey) or 3 (RGB). Default None: the data's own.
+        crop_to_aspect_ratio: resize the largest centred crop of the target's
+            aspect ratio rather than distort. Default False.
+        test_dir: "folder": the test images' folder. Default None: a share of
+            `data_dir`'s images, `test_fraction`, chosen by a hash of each
+            file's path (stable as files are added).
+        test_fraction: "folder" without `test_dir`. Default 0.1.
+        skip_bad_images: "folder": leave out files that do not decode (listed
+            in metrics.json) instead of failing. Default False.
+        image_key: TFDS: the image feature, where there are several.
+        train_split, test_split: TFDS splits, in TFDS's syntax (e.g.
+            "train[:90%]"). Default "train", "test".
     """
 
     dataset: str = "mnist"
@@ -90,11 +113,53 @@ class DataConfig:
     eval_noise_stddev: float | None = None
     seed: int = 0
     download: bool = True
+    image_size: tuple | None = None
+    channels: int | None = None
+    crop_to_aspect_ratio: bool = False
+    test_dir: str | None = None
+    test_fraction: float = 0.1
+    skip_bad_images: bool = False
+    image_key: str | None = None
+    train_split: str = "train"
+    test_split: str = "test"
 
     def __post_init__(self):
-        _require_choice("dataset", self.dataset, list(data_lib.DATASETS))
+        if not self.dataset or not all(c.isalnum() or c in "_-:/." for c in self.dataset):
+            raise ConfigError("dataset", f"{self.dataset!r} is not a dataset name; valid: "
+                              f"{', '.join(data_lib.DATASETS)}, folder, or a TFDS name")
         _require_positive(self, "train_examples", "batch_size")
         _require_non_negative(self, "noise_stddev", "eval_noise_stddev")
+        if self.image_size is not None:
+            size = tuple(self.image_size)  # a list from JSON or flags
+            if len(size) != 2 or not all(isinstance(d, int) and d > 0 for d in size):
+                raise ConfigError("image_size", f"must be HEIGHT,WIDTH, e.g. 64,48; got "
+                                  f"{self.image_size!r}")
+            object.__setattr__(self, "image_size", size)
+        if self.channels not in (None, 1, 3):
+            raise ConfigError("channels", f"must be 1 (grey) or 3 (RGB), got {self.channels!r}")
+        if not 0 < self.test_fraction < 1:
+            raise ConfigError("test_fraction", f"must be in (0, 1), got {self.test_fraction!r}")
+        kind = ("folder" if self.dataset == "folder"
+                else "local" if self.dataset in data_lib.DATASETS else "tfds")
+        defaults = {field.name: field.default for field in dataclasses.fields(self)}
+        for field, only in _SOURCE_FIELDS.items():
+            if getattr(self, field) != defaults[field] and kind != only:
+                raise ConfigError(field, f"applies to {_SOURCE_NAMES[only]} only, not to "
+                                  f"dataset {self.dataset!r}")
+        if self.dataset == "folder" and not self.data_dir:
+            raise ConfigError("data_dir", "dataset 'folder' reads the images under "
+                              "--data_dir=DIR; set it")
+
+    def load(self):
+        """The `ImageData` this config describes (raises DataError)."""
+        return data_lib.load(
+            self.dataset, self.data_dir, self.train_examples, self.download,
+            image_size=self.image_size, channels=self.channels,
+            crop_to_aspect_ratio=self.crop_to_aspect_ratio, test_dir=self.test_dir,
+            test_fraction=self.test_fraction, image_key=self.image_key,
+            train_split=self.train_split, test_split=self.test_split,
+            skip_bad_images=self.skip_bad_images,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -335,6 +400,13 @@ def resolve(config):
         ),
     )
     return RunConfig(data, model, train)
+
+
+def with_image_shape(config, data):
+    """`config` with the image size and channels of `data` (what ran) written in."""
+    height, width, channels = data.train_images.shape[1:]
+    return dataclasses.replace(config, data=dataclasses.replace(
+        config.data, image_size=(height, width), channels=channels))
 
 
 def _or(value, default):

@@ -26,13 +26,17 @@ Example:
 
 import dataclasses
 import gzip
+import hashlib
 import math
 import os
 import struct
 import zlib
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
+
+from keras_ae import images
 
 
 class DataError(Exception):
@@ -73,6 +77,9 @@ class ImageData:
     test_images: np.ndarray
     test_labels: np.ndarray
     source: str  # where it was read from, for logs
+    class_names: tuple = ()  # label i's name, where the source names them
+    skipped: tuple = ()  # unreadable files left out (--skip_bad_images)
+    ignored: int = 0  # files in an image folder that are not images
 
 
 # ---------------------------------------------------------------------------
@@ -92,18 +99,30 @@ def local_dirs(name, data_dir=None):
     return list(dict.fromkeys(dirs))  # drop repeats, keep order
 
 
-def load(name, data_dir=None, train_examples=None, download=True):
-    """Loads both splits of a named dataset.
+def load(name, data_dir=None, train_examples=None, download=True, *, image_size=None,
+         channels=None, crop_to_aspect_ratio=False, test_dir=None, test_fraction=0.1,
+         image_key=None, train_split="train", test_split="test", skip_bad_images=False):
+    """Loads both splits of a dataset, as uint8 images of one size.
 
-    Looks for a local copy first (see `local_dirs`), then asks TensorFlow
-    Datasets, which downloads it if `download` is true. A local copy that exists
-    but cannot be read is an error, never silently replaced.
+    `name` is one of `DATASETS` (a local copy first, see `local_dirs`, then
+    TensorFlow Datasets, which downloads it if `download` is true; a local copy
+    that exists but cannot be read is an error, never silently replaced);
+    "folder", image files under `data_dir` (see `read_folder`); or any other
+    TensorFlow Datasets name (see `read_tfds`).
 
     Args:
-        name: one of `DATASETS`.
-        data_dir: searched first; also TFDS's data directory. Default None.
+        name: a dataset name, as above.
+        data_dir: searched first, the image folder, or TFDS's data directory.
         train_examples: keep only the first N training examples. Default None.
         download: let TFDS download when there is no local copy. Default True.
+        image_size: `(height, width)` to resize every image to (bilinear,
+            `keras_ae.images.resize`). Default None: the data's own, which
+            must then be one size.
+        channels: 1 or 3. Default None: the data's own (3 if any image is RGB).
+        crop_to_aspect_ratio: resize the largest centred crop of the target's
+            aspect ratio instead of distorting. Default False.
+        test_dir, test_fraction, skip_bad_images: image folders, see `read_folder`.
+        image_key, train_split, test_split: TFDS, see `read_tfds`.
 
     Returns:
         An `ImageData`.
@@ -112,20 +131,23 @@ def load(name, data_dir=None, train_examples=None, download=True):
         DataError: not found, or found but unreadable; the message says where
             it looked and how to fix it.
     """
-    if name not in DATASETS:
-        raise DataError(
-            f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}"
-        )
-    spec = DATASETS[name]
-    data = None
-    searched = local_dirs(name, data_dir)
-    for directory in searched:
-        data = _read_local(spec, directory)
-        if data is not None:
-            break
-    if data is None:
-        data = _read_tfds(spec, data_dir, download, searched)
-    data = _validated(spec, data)
+    shape = {"image_size": image_size, "channels": channels,
+             "crop_to_aspect_ratio": crop_to_aspect_ratio}
+    if name == "folder":
+        data = read_folder(data_dir, test_dir, test_fraction, skip_bad_images, **shape)
+    elif name not in DATASETS:
+        data = read_tfds(name, data_dir, download, image_key, train_split, test_split, **shape)
+    else:
+        spec = DATASETS[name]
+        data = None
+        searched = local_dirs(name, data_dir)
+        for directory in searched:
+            data = _read_local(spec, directory)
+            if data is not None:
+                break
+        if data is None:
+            data = _read_tfds(spec, data_dir, download, searched)
+        data = _converted(_validated(spec, data), **shape)
     if train_examples is not None:
         if train_examples > len(data.train_images):
             raise DataError(
@@ -330,6 +352,227 @@ def _validated(spec, data):
         fields[f"{split}_images"] = images
         fields[f"{split}_labels"] = labels
     return dataclasses.replace(data, **fields)
+
+
+# ---------------------------------------------------------------------------
+# Images of any size: folders, any TFDS dataset, resizing.
+
+
+def read_folder(data_dir, test_dir=None, test_fraction=0.1, skip_bad_images=False, *,
+                image_size=None, channels=None, crop_to_aspect_ratio=False):
+    """The image files under `data_dir` (and `test_dir`), decoded and shaped.
+
+    Files are found recursively by extension (`keras_ae.images.EXTENSIONS`, as
+    `keras.utils.image_dataset_from_directory`); other files are ignored and
+    counted. An image's label is its top-level subfolder (`class_names`, sorted;
+    "" for files directly in the folder). The test split is the images under
+    `test_dir`, or else those of `data_dir` that `in_test_split` picks by their
+    relative path, so that adding files never moves one between the splits.
+
+    A file TensorFlow cannot decode is a DataError naming it, or, with
+    `skip_bad_images`, is left out and listed in `skipped`.
+    """
+    if not data_dir:
+        raise DataError("dataset 'folder' reads the images under --data_dir=DIR; set it")
+    train_files, ignored = _image_files(data_dir)
+    if test_dir:
+        test_files, more = _image_files(test_dir)
+        ignored += more
+    else:
+        chosen = [in_test_split(relative, test_fraction) for _, relative in train_files]
+        test_files = [f for f, test in zip(train_files, chosen) if test]
+        train_files = [f for f, test in zip(train_files, chosen) if not test]
+        for split, split_files in (("test", test_files), ("training", train_files)):
+            if not split_files:
+                raise DataError(
+                    f"{data_dir}: test_fraction={test_fraction} leaves the {split} split "
+                    f"of its {len(chosen)} images empty; change --test_fraction, or put "
+                    "test images in a folder of their own and pass --test_dir"
+                )
+    class_names = sorted({_label_name(relative) for _, relative in train_files + test_files})
+    streams = [
+        tf.data.Dataset.from_tensor_slices([path for path, _ in split_files])
+        .map(lambda path: images.decode(tf.io.read_file(path)),
+             num_parallel_calls=tf.data.AUTOTUNE)
+        .ignore_errors()  # the files dropped are found below, if any
+        for split_files in (train_files, test_files)
+    ]
+    arrays = _stacked(streams, [[path for path, _ in f] for f in (train_files, test_files)],
+                      image_size, channels, crop_to_aspect_ratio)
+    splits, skipped = [], []
+    for split_files, pixels in zip((train_files, test_files), arrays):
+        if len(pixels) < len(split_files):
+            bad = _unreadable([path for path, _ in split_files], skip_bad_images)
+            split_files = [f for f in split_files if f[0] not in bad]
+            skipped += bad
+        labels = [class_names.index(_label_name(relative)) for _, relative in split_files]
+        splits += [pixels, np.array(labels, np.int64)]
+    where = data_dir + (f" and {test_dir}" if test_dir else "")
+    return ImageData(
+        *splits, source=f"image files in {where}", class_names=tuple(class_names),
+        skipped=tuple(skipped), ignored=ignored,
+    )
+
+
+def in_test_split(relative_path, test_fraction):
+    """Whether an image folder's file at `relative_path` is a test image: a
+    hash of the path alone, below `test_fraction` for that share of files."""
+    digest = hashlib.sha256(relative_path.replace(os.sep, "/").encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < test_fraction
+
+
+def _label_name(relative_path):
+    parts = relative_path.replace(os.sep, "/").split("/")
+    return parts[0] if len(parts) > 1 else ""
+
+
+def _image_files(directory):
+    """`([(path, path relative to directory)], number of other files)`, sorted."""
+    if not os.path.isdir(directory):
+        raise DataError(f"{directory}: no such folder; pass the folder of images as --data_dir")
+    found, ignored = [], 0
+    for root, dirs, names in os.walk(directory, followlinks=True):
+        dirs.sort()
+        for name in sorted(names):
+            if name.lower().endswith(images.EXTENSIONS):
+                path = os.path.join(root, name)
+                found.append((path, os.path.relpath(path, directory)))
+            else:
+                ignored += 1
+    if not found:
+        raise DataError(
+            f"{directory}: no images in it or its subfolders (looked for "
+            f"{', '.join(images.EXTENSIONS)}; {ignored} other file(s) ignored)"
+        )
+    return found, ignored
+
+
+def _unreadable(paths, skip_bad_images):
+    """The paths TensorFlow cannot decode, each logged; a DataError naming the
+    first unless `skip_bad_images`."""
+    bad = []
+    for path in paths:
+        try:
+            images.decode(tf.io.read_file(path))
+        except tf.errors.OpError as e:
+            if not skip_bad_images:
+                raise DataError(
+                    f"{path}: not a readable image ({e.message.splitlines()[0]}); "
+                    "replace or remove it, or pass --skip_bad_images to leave such "
+                    "files out"
+                ) from e
+            logging.warning("skipped, not a readable image: %s", path)
+            bad.append(path)
+    return bad
+
+
+def read_tfds(name, data_dir=None, download=True, image_key=None, train_split="train",
+              test_split="test", *, image_size=None, channels=None,
+              crop_to_aspect_ratio=False):
+    """A TensorFlow Datasets image dataset, by name, decoded and shaped.
+
+    The image feature is found by itself (`image_key` picks one where there are
+    several), labels come from a `ClassLabel` feature ("label" first) where
+    there is one, and the splits take TFDS's syntax (e.g. "train[:90%]").
+    `data_dir` is TFDS's data directory.
+    """
+    import tensorflow_datasets as tfds  # only here: it takes seconds to import
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as e:  # DatasetNotFoundError and kin
+        raise DataError(
+            f"dataset {name!r} is not one of {', '.join(DATASETS)}, nor 'folder', nor "
+            f"a dataset TensorFlow Datasets can find ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:200]}). Use --dataset=folder --data_dir=DIR for a "
+            "folder of images"
+        ) from e
+    features = builder.info.features
+    kinds = {key: type(feature).__name__ for key, feature in features.items()}
+    found = [key for key, feature in features.items() if isinstance(feature, tfds.features.Image)]
+    listed = ", ".join(f"{key} ({kind})" for key, kind in kinds.items())
+    if image_key is None and len(found) != 1:
+        raise DataError(
+            f"dataset {name!r} has {len(found)} image features among its features: "
+            f"{listed}; " + ("name one with --image_key" if found else "it has no images")
+        )
+    image_key = image_key or found[0]
+    if image_key not in found:
+        raise DataError(f"dataset {name!r}: --image_key={image_key!r} is not an image "
+                        f"feature; its features: {listed}")
+    labelled = [key for key, f in features.items() if isinstance(f, tfds.features.ClassLabel)]
+    label_key = "label" if "label" in labelled else next(iter(labelled), None)
+    try:
+        if download:
+            builder.download_and_prepare()
+        streams, labels = [], []
+        for split in (train_split, test_split):
+            elements = builder.as_dataset(split=split, shuffle_files=False)
+            streams.append(elements.map(lambda e: images.drop_alpha(e[image_key])))
+            labels.append(np.zeros(len(elements), np.int64) if label_key is None else np.array(
+                list(elements.map(lambda e: e[label_key]).as_numpy_iterator()), np.int64))
+    except Exception as e:
+        raise DataError(
+            f"dataset {name!r} from TensorFlow Datasets (data_dir {data_dir}): "
+            f"{type(e).__name__}: {str(e)[:300]}"
+            + ("" if download else "; downloading is off")
+        ) from e
+    names = [[f"{split}[{i}]" for i in range(len(split_labels))]
+             for split, split_labels in zip((train_split, test_split), labels)]
+    train, test = _stacked(streams, names, image_size, channels, crop_to_aspect_ratio)
+    return ImageData(
+        train, labels[0], test, labels[1],
+        source=f"TensorFlow Datasets {name!r} ({train_split}, {test_split}), {image_key!r}",
+        class_names=tuple(features[label_key].names) if label_key else (),
+    )
+
+
+def _stacked(streams, names, image_size, channels, crop_to_aspect_ratio):
+    """One uint8 array per stream of uint8 images, each image shaped by
+    `keras_ae.images.shaped`; `names[i][j]` names image j of stream i in errors.
+
+    Without `image_size` every image must have the first one's size; without
+    `channels` the images take 3 if any is RGB, else 1.
+    """
+    shaped = [
+        list(stream.map(
+            lambda image: images.shaped(image, image_size, channels, crop_to_aspect_ratio),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        ).as_numpy_iterator())
+        for stream in streams
+    ]
+    sizes = {}
+    for arrays, stream_names in zip(shaped, names):
+        for array, name in zip(arrays, stream_names):
+            sizes.setdefault(array.shape[:2], name)
+    if len(sizes) > 1:
+        examples = ", ".join(f"{h}x{w} ({name})" for (h, w), name in list(sizes.items())[:4])
+        raise DataError(
+            f"the images have {len(sizes)} different sizes, e.g. {examples}; pass "
+            "--image_size=HEIGHT,WIDTH to resize them all to one"
+        )
+    depth = max(array.shape[-1] for arrays in shaped for array in arrays)
+    return [np.stack([np.repeat(a, depth // a.shape[-1], axis=-1) for a in arrays])
+            for arrays in shaped]
+
+
+def _converted(data, image_size=None, channels=None, crop_to_aspect_ratio=False):
+    """`data` with its arrays shaped by `keras_ae.images.shaped`, if asked."""
+    height, width, own = data.train_images.shape[1:]
+    if image_size in (None, (height, width)) and channels in (None, own):
+        return data
+
+    def shaped(array):
+        if array.dtype != np.uint8:
+            array = np.round(array * 255).astype(np.uint8)
+        batches = tf.data.Dataset.from_tensor_slices(array).batch(1024).map(
+            lambda x: images.shaped(x, image_size, channels, crop_to_aspect_ratio)
+        )
+        return np.concatenate(list(batches.as_numpy_iterator()))
+
+    return dataclasses.replace(
+        data, train_images=shaped(data.train_images), test_images=shaped(data.test_images)
+    )
 
 
 # ---------------------------------------------------------------------------

@@ -49,12 +49,7 @@ class TrainingDiverged(Exception):
 
 def load_data(config):
     """The `ImageData` a `RunConfig` trains on (raises DataError)."""
-    return data_lib.load(
-        config.data.dataset,
-        data_dir=config.data.data_dir,
-        train_examples=config.data.train_examples,
-        download=config.data.download,
-    )
+    return config.data.load()
 
 
 def train(config, strategy, data=None, verbose=1, callbacks=(), overwrite=False):
@@ -103,7 +98,11 @@ def train(config, strategy, data=None, verbose=1, callbacks=(), overwrite=False)
         )
     if data is None:
         data = load_data(config)
-    logging.info("data: %s", data.source)
+    config = config_lib.with_image_shape(config, data)
+    logging.info("data: %s, %d training and %d test images of %s", data.source,
+                 len(data.train_images), len(data.test_images), data.train_images.shape[1:])
+    if data.ignored:
+        logging.info("data: %d file(s) that are not images ignored", data.ignored)
 
     if distribute.is_chief(strategy):
         with model_dir_lib.lock(config.train.model_dir):
@@ -197,6 +196,10 @@ def _training_metrics(config, strategy, data, model, history, first_epoch):
         "variant": config.model.variant,
         "dataset": config.data.dataset,
         "data_source": data.source,
+        "image_shape": list(data.train_images.shape[1:]),
+        "train_images": len(data.train_images),
+        "test_images": len(data.test_images),
+        "skipped_images": len(data.skipped),  # unreadable files left out
         "strategy": config.train.strategy,
         "replicas": strategy.num_replicas_in_sync,
         "parameters": model.count_params(),

@@ -1,9 +1,11 @@
 """The conv variant: strided encoder, transpose or nearest-neighbour decoder."""
 
 import keras
+import numpy as np
 import pytest
 
 import keras_ae
+from keras_ae.models import backbone
 from tests.test_case import AutoencoderTestCase
 
 
@@ -44,9 +46,25 @@ def test_decoders_use_the_requested_upsampling():
     assert keras.layers.Resizing not in _layer_types(transpose)
 
 
-def test_rejects_shapes_it_cannot_halve():
-    with pytest.raises(ValueError, match="divisible by 4"):
-        keras_ae.build("conv", (30, 30, 1))
+@pytest.mark.parametrize("variant", list(keras_ae.VARIANTS))
+@pytest.mark.parametrize("upsampling", ["nearest", "transpose"])
+def test_any_size_comes_back_at_its_own_size(variant, upsampling):
+    accepted = keras_ae.models.option_names(variant)
+    if "upsampling" not in accepted:
+        pytest.skip(f"{variant} has no upsampling")
+    options = {"filters": (4, 4, 4), "upsampling": upsampling, "latent_dim": 2}
+    for shape in [(100, 75, 3), (13, 9, 1)]:
+        model = keras_ae.build(variant, shape, **options)
+        assert model.output_shape == (None, *shape), (variant, shape)
+        assert model(np.zeros((2, *shape), "float32")).shape == (2, *shape)
+
+
+def test_feature_sizes_halve_rounding_up_and_refuse_too_small_images():
+    assert backbone.feature_sizes((100, 75, 3), (8, 16, 32)) == [
+        (100, 75), (50, 38), (25, 19), (13, 10)]
+    with pytest.raises(ValueError, match="too small for 4 stride-2 levels.*--image_size "
+                                         "or fewer --filters"):
+        keras_ae.build("conv", (5, 30, 1), filters=(8, 8, 8, 8))
 
 
 def test_build_rejects_unknown_variant_and_options():

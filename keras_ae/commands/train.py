@@ -44,12 +44,47 @@ _CPU_DEVICES = flags.DEFINE_integer(
     "Split the CPU into this many logical devices, so that --strategy=mirrored "
     "runs several replicas without GPUs (for testing distributed code).",
 )
-flags.DEFINE_string("dataset", Data.dataset, f"Dataset: {', '.join(data_lib.DATASETS)}.")
+flags.DEFINE_string(
+    "dataset", Data.dataset,
+    f"Dataset: {', '.join(data_lib.DATASETS)} (local files first); folder (image files "
+    "under --data_dir); or any TensorFlow Datasets image dataset, e.g. svhn_cropped.",
+)
 flags.DEFINE_string(
     "data_dir", None,
-    "Directory searched first for a local copy (IDX .gz files, NAME.npz); "
-    "also TensorFlow Datasets' data directory.",
+    "--dataset=folder: the folder of images (PNG, JPEG, BMP, GIF, found recursively; "
+    "top-level subfolders are labels). Otherwise searched first for a local copy "
+    "(IDX .gz files, NAME.npz), and TensorFlow Datasets' data directory.",
 )
+flags.DEFINE_list(
+    "image_size", None,
+    "HEIGHT,WIDTH every image is resized to (bilinear). Default: the data's own size.",
+)
+flags.DEFINE_integer("channels", None, "1 (grey) or 3 (RGB). Default: the data's own.")
+flags.DEFINE_bool(
+    "crop_to_aspect_ratio", Data.crop_to_aspect_ratio,
+    "Resize the largest centred crop of --image_size's aspect ratio: no distortion.",
+)
+flags.DEFINE_string(
+    "test_dir", None,
+    "--dataset=folder: the test images' folder. Default: --test_fraction of --data_dir.",
+)
+flags.DEFINE_float(
+    "test_fraction", Data.test_fraction,
+    "--dataset=folder without --test_dir: the share of images held out for testing, "
+    "chosen by a hash of each file's path (adding files moves none between splits).",
+)
+flags.DEFINE_bool(
+    "skip_bad_images", Data.skip_bad_images,
+    "--dataset=folder: leave out files that do not decode (counted in metrics.json, "
+    "named in the log) instead of failing.",
+)
+flags.DEFINE_string(
+    "image_key", None, "TensorFlow Datasets: the image feature, where there are several."
+)
+flags.DEFINE_string(
+    "train_split", Data.train_split, "TensorFlow Datasets: training split, e.g. train[:90%]."
+)
+flags.DEFINE_string("test_split", Data.test_split, "TensorFlow Datasets: test split.")
 flags.DEFINE_bool(
     "download", Data.download, "Let TensorFlow Datasets download when no local copy exists."
 )
@@ -141,7 +176,7 @@ def _integers(name):
         return None if values is None else tuple(int(value) for value in values)
     except ValueError:
         raise config_lib.ConfigError(
-            name, f"must be integers, e.g. 32,64; got {','.join(values)}"
+            name, f"must be integers, e.g. 64,48; got {','.join(values)}"
         ) from None
 
 
@@ -149,7 +184,7 @@ def make_config():
     """The RunConfig the flags describe; raises ConfigError on a bad value."""
     default_dir = os.path.join("runs", f"{FLAGS.variant}-{FLAGS.dataset}")
     return config_lib.RunConfig(
-        data=_config_from_flags(config_lib.DataConfig),
+        data=_config_from_flags(config_lib.DataConfig, image_size=_integers("image_size")),
         model=_config_from_flags(config_lib.ModelConfig, filters=_integers("filters")),
         train=_config_from_flags(
             config_lib.TrainConfig, model_dir=FLAGS.model_dir or default_dir

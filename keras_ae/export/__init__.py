@@ -94,9 +94,7 @@ def export_run(model_dir, config, data=None):
     path = target_dir(model_dir, config)
     model, run = _load_run(model_dir)
     if data is None:
-        data = data_lib.load(
-            run.data.dataset, data_dir=run.data.data_dir, download=run.data.download
-        )
+        data = run.data.load()
     images = data_lib.to_float(data.test_images[: config.eval_examples]).numpy()
     inputs = signatures.inputs(model, images)
     expected = signatures.keras_outputs(model, inputs)
@@ -106,6 +104,7 @@ def export_run(model_dir, config, data=None):
         "dataset": run.data.dataset,
         "eval_examples": len(images),
         "keras_test_mse": _mse(expected[signatures.RECONSTRUCT]["reconstruction"], images),
+        "input": _input_description(model, run),
         "float_tolerance": FLOAT_TOLERANCE,
         "config": dataclasses.asdict(config),
         "versions": {
@@ -123,7 +122,7 @@ def export_run(model_dir, config, data=None):
         wanted = "saved_model" in config.formats
         saved_model_dir = staging if wanted else os.path.join(scratch, "saved_model")
         logging.info("export: SavedModel to %s", saved_model_dir)
-        saved_model.write(model, saved_model_dir)
+        saved_model.write(model, saved_model_dir, run.data.crop_to_aspect_ratio)
         if wanted:
             report["files"]["saved_model"] = _check_saved_model(
                 saved_model_dir, inputs, expected
@@ -157,6 +156,21 @@ def summarize(report):
             line += f", test MSE {entry['test_mse']:.6f} ({entry['test_mse_increase']:+.2%})"
         lines.append(line)
     return "\n".join(lines)
+
+
+def _input_description(model, run):
+    """What the exported files take, for the report (and so for their users)."""
+    crop = " from the largest centred crop of that aspect ratio" if (
+        run.data.crop_to_aspect_ratio) else ""
+    return {
+        "image_shape": list(model.input_shape[1:]),
+        "images": "float32 [batch, height, width, channels]: the 8-bit pixels / 255, in "
+                  "[0, 1]; the same in the float TFLite files, and in the int8 files "
+                  "quantized by each input's scale and zero point",
+        "image_bytes": "SavedModel signature serving_bytes: encoded PNG, JPEG, BMP or GIF "
+                       "files of any size, decoded, converted to the channels above and "
+                       f"resized (bilinear){crop} to the size above, as in training",
+    }
 
 
 def _load_run(model_dir):
@@ -216,7 +230,7 @@ def _check_saved_model(path, inputs, expected):
     except RuntimeError as e:
         raise ExportError(str(e)) from e
     served = {name: sorted(listing[name]["inputs"]) for name in listing}
-    wanted = {name: sorted(inputs[name]) for name in signatures.NAMES}
+    wanted = {name: sorted(inputs[name]) for name in signatures.SAVED_MODEL_NAMES}
     if served != wanted:
         raise ExportError(f"SavedModel signatures {served}, expected {wanted}")
     _compare("SavedModel", outputs, expected)

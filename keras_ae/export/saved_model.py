@@ -22,11 +22,12 @@ from keras_ae.export import signatures
 _BATCH = 1000
 
 
-def write(model, path):
-    """Writes `model`'s serving signatures as a SavedModel to `path`."""
+def write(model, path, crop_to_aspect_ratio=False):
+    """Writes `model`'s serving signatures as a SavedModel to `path`
+    (`crop_to_aspect_ratio`: the run's, see `signatures.functions`)."""
     archive = keras.export.ExportArchive()
     archive.track(model)
-    for name, (function, spec) in signatures.functions(model).items():
+    for name, (function, spec) in signatures.functions(model, crop_to_aspect_ratio).items():
         archive.add_endpoint(name, function, input_signature=[spec])
     archive.write_out(path, verbose=False)
 
@@ -86,14 +87,32 @@ def run_all_in_fresh_process(jobs, timeout=600):
 
 
 def _flatten(nested):
-    return {f"{outer}/{inner}": value for outer in nested for inner, value in nested[outer].items()}
+    """`{outer: {inner: array}}` → `{"outer/inner": array}` for `np.savez`; an
+    object array of byte strings becomes its bytes and their end offsets
+    (`np.savez` would pickle it)."""
+    flat = {}
+    for outer in nested:
+        for inner, value in nested[outer].items():
+            key = f"{outer}/{inner}"
+            if value.dtype == object:
+                flat[key + "/bytes"] = np.frombuffer(b"".join(value), np.uint8)
+                flat[key + "/ends"] = np.cumsum([len(v) for v in value])
+            else:
+                flat[key] = value
+    return flat
 
 
 def _unflatten(flat):
     nested = {}
     for key in flat:
-        outer, inner = key.split("/")
-        nested.setdefault(outer, {})[inner] = flat[key]
+        outer, inner, *part = key.split("/")
+        if part == ["bytes"]:
+            raw, ends = flat[key].tobytes(), flat[f"{outer}/{inner}/ends"]
+            starts = [0, *ends[:-1]]
+            nested.setdefault(outer, {})[inner] = np.array(
+                [raw[a:b] for a, b in zip(starts, ends)], dtype=object)
+        elif not part:
+            nested.setdefault(outer, {})[inner] = flat[key]
     return nested
 
 

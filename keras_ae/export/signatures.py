@@ -3,11 +3,15 @@
     serving_default   images → reconstruction, reconstruction_error
     encode            images → latent (the VAE: z_mean, z_log_var)
     decode            latent → images
+    serving_bytes     image_bytes → what serving_default returns (SavedModel only)
 
 `images` are float32 `[batch, height, width, channels]` in [0, 1], the batch
-dimension dynamic. `reconstruction_error` is each image's mean squared error,
-usable as an anomaly score. Everything runs with `training=False`: the VAE
-decodes `z_mean`, and no signature contains a random op.
+dimension dynamic. `image_bytes` is a batch of encoded image files (PNG, JPEG,
+BMP, GIF) of any size, each decoded, converted to the model's channels and
+resized as the training images were (`keras_ae.images.preprocess`).
+`reconstruction_error` is each image's mean squared error, usable as an
+anomaly score. Everything runs with `training=False`: the VAE decodes
+`z_mean`, and no signature contains a random op.
 
 Example:
 
@@ -18,12 +22,17 @@ Example:
 import numpy as np
 import tensorflow as tf
 
+from keras_ae import data as data_lib
 from keras_ae import distribute
+from keras_ae import images as images_lib
 
 RECONSTRUCT = "serving_default"
 ENCODE = "encode"
 DECODE = "decode"
-NAMES = (RECONSTRUCT, ENCODE, DECODE)
+BYTES = "serving_bytes"
+NAMES = (RECONSTRUCT, ENCODE, DECODE)  # in SavedModel and TFLite
+# TFLite has no image decoders: the bytes signature is the SavedModel's alone.
+SAVED_MODEL_NAMES = (*NAMES, BYTES)
 
 
 def encoder_output_names(model):
@@ -31,11 +40,12 @@ def encoder_output_names(model):
     return list(model.encoder.output_names)
 
 
-def functions(model):
+def functions(model, crop_to_aspect_ratio=False):
     """`{signature name: (function, input TensorSpec)}` for `model`.
 
     Each function takes its named input and returns a dict of named outputs,
-    so exported signatures carry these names.
+    so exported signatures carry these names. `crop_to_aspect_ratio` is the
+    run's, for the bytes signature's resizing.
     """
     images_spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="images")
     latent_spec = tf.TensorSpec(
@@ -56,10 +66,20 @@ def functions(model):
     def decode(latent):
         return {"images": model.decoder(checked(latent, latent_spec), training=False)}
 
+    image_shape = model.input_shape[1:]
+
+    def reconstruct_bytes(image_bytes):
+        pixels = tf.map_fn(
+            lambda encoded: images_lib.preprocess(encoded, image_shape, crop_to_aspect_ratio),
+            image_bytes, fn_output_signature=tf.TensorSpec(image_shape, tf.uint8),
+        )
+        return reconstruct(data_lib.to_float(pixels))
+
     return {
         RECONSTRUCT: (reconstruct, images_spec),
         ENCODE: (encode, images_spec),
         DECODE: (decode, latent_spec),
+        BYTES: (reconstruct_bytes, tf.TensorSpec((None,), tf.string, name="image_bytes")),
     }
 
 
@@ -77,12 +97,16 @@ def checked(tensor, spec):
 def inputs(model, images):
     """The inputs of each signature for `images` (float32 in [0, 1], numpy).
 
-    `decode` gets the deterministic codes of the same images (z_mean for the VAE).
+    `decode` gets the deterministic codes of the same images (z_mean for the
+    VAE), `serving_bytes` the images as PNG files (pixels rounded to 8 bits).
     """
+    pixels = np.round(images * 255).astype(np.uint8)
     return {
         RECONSTRUCT: {"images": images},
         ENCODE: {"images": images},
         DECODE: {"latent": model.encode(images, batch_size=256)},
+        BYTES: {"image_bytes": np.array([tf.io.encode_png(p).numpy() for p in pixels],
+                                        dtype=object)},
     }
 
 
@@ -95,11 +119,20 @@ def keras_outputs(model, signature_inputs, batch_size=256):
     images = signature_inputs[RECONSTRUCT]["images"]
     reconstruction = distribute.predict(model, images, batch_size)
     codes = distribute.predict(model.encoder, images, batch_size)
+    # The PNG files hold the images rounded to 8 bits: what the model then sees.
+    decoded = np.round(images * 255).astype(np.uint8) / np.float32(255)
+    decoded_reconstruction = distribute.predict(model, decoded, batch_size)
     return {
         RECONSTRUCT: {
             "reconstruction": reconstruction,
             "reconstruction_error": np.mean(
                 np.square(reconstruction - images), axis=(1, 2, 3)
+            ),
+        },
+        BYTES: {
+            "reconstruction": decoded_reconstruction,
+            "reconstruction_error": np.mean(
+                np.square(decoded_reconstruction - decoded), axis=(1, 2, 3)
             ),
         },
         ENCODE: dict(zip(encoder_output_names(model), tf.nest.flatten(codes))),

@@ -5,6 +5,11 @@ one sigmoid Dense back to the pixels. "conv" downsamples with one stride-2 3×3
 convolution per entry of `filters` before the code layer, and upsamples back
 either by transpose convolution or by nearest-neighbour upsampling + conv
 (which avoids transpose convolution's checkerboard artifacts).
+
+Any image size works: a stride-2 "same" convolution takes a side of n pixels
+to ceil(n / 2) (100 → 50 → 25 → 13), and the decoder retraces those sizes
+exactly (`feature_sizes`), resizing to each or cropping a transpose
+convolution's extra row, so that it ends at the input's size.
 """
 
 import math
@@ -35,7 +40,7 @@ def build_encoder(input_shape, heads, architecture="conv", filters=(32, 64)):
     images = keras.Input(shape=input_shape, name="images")
     x = images
     if architecture == "conv":
-        _check_divisible(input_shape, filters)
+        feature_sizes(input_shape, filters)  # checks the size
         for i, f in enumerate(filters):
             x = keras.layers.Conv2D(
                 f, 3, strides=2, padding="same", activation="relu", name=f"down_{i}"
@@ -66,42 +71,55 @@ def build_decoder(latent_dim, output_shape, architecture="conv", filters=(32, 64
         )
         return keras.Model(latent, images, name="decoder")
 
-    height, width, channels = output_shape
-    scale = 2 ** len(filters)
-    smallest = (height // scale, width // scale, filters[-1])
+    sizes = feature_sizes(output_shape, filters)
+    smallest = (*sizes[-1], filters[-1])
     x = keras.layers.Dense(math.prod(smallest), activation="relu", name="expand")(latent)
     x = keras.layers.Reshape(smallest, name="unflatten")(x)
     for i, f in reversed(list(enumerate(filters))):
+        height, width = sizes[i]
         if upsampling == "transpose":
             x = keras.layers.Conv2DTranspose(
                 f, 3, strides=2, padding="same", activation="relu", name=f"up_{i}"
             )(x)
+            extra = (2 * sizes[i + 1][0] - height, 2 * sizes[i + 1][1] - width)
+            if any(extra):  # an odd side: drop the last row / column
+                x = keras.layers.Cropping2D(((0, extra[0]), (0, extra[1])), name=f"crop_{i}")(x)
         else:
             # Resizing to the static size, not UpSampling2D: both are nearest-
-            # neighbour (identical outputs), but UpSampling2D's repeat loses the
-            # static height with a dynamic batch, and the TFLite converter then
-            # leaves a convolution that needs Flex ops.
-            x = keras.layers.Resizing(
-                height // 2**i, width // 2**i, interpolation="nearest", name=f"resize_{i}"
-            )(x)
+            # neighbour (identical outputs where the size doubles), but
+            # UpSampling2D's repeat loses the static height with a dynamic
+            # batch, and the TFLite converter then leaves a convolution that
+            # needs Flex ops.
+            x = keras.layers.Resizing(height, width, interpolation="nearest",
+                                      name=f"resize_{i}")(x)
             x = keras.layers.Conv2D(
                 f, 3, padding="same", activation="relu", name=f"up_{i}"
             )(x)
     images = keras.layers.Conv2D(
-        channels, 3, padding="same", activation="sigmoid", name="reconstruction",
+        output_shape[-1], 3, padding="same", activation="sigmoid", name="reconstruction",
         dtype="float32",
     )(x)
     return keras.Model(latent, images, name="decoder")
 
 
-def _check_divisible(input_shape, filters):
-    scale = 2 ** len(filters)
-    if input_shape[0] % scale or input_shape[1] % scale:
-        raise ValueError(
-            f"input_shape {tuple(input_shape)}: height and width must be divisible "
-            f"by {scale} for {len(filters)} downsampling levels; "
-            "pad the images or use fewer filters"
-        )
+def feature_sizes(input_shape, filters):
+    """`[(height, width)]` of the input and after each stride-2 level.
+
+    Raises ValueError if a side would shrink below 2 pixels before the last
+    level: the image is too small for that many levels.
+    """
+    sizes = [tuple(input_shape[:2])]
+    for _ in filters:
+        height, width = sizes[-1]
+        if min(height, width) < 2:
+            raise ValueError(
+                f"images of {input_shape[0]}x{input_shape[1]} are too small for "
+                f"{len(filters)} stride-2 levels (filters {tuple(filters)}): each level "
+                f"halves the sides, and this one would get {height}x{width}; use a larger "
+                "--image_size or fewer --filters"
+            )
+        sizes.append((-(-height // 2), -(-width // 2)))
+    return sizes
 
 
 def build(input_shape, heads, architecture="conv", filters=(32, 64), upsampling="nearest"):

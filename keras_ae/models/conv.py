@@ -18,9 +18,9 @@ class ConvAutoencoder(Autoencoder):
     transpose convolution), then a sigmoid `Conv2D` to the input's channels.
 
     Args:
-        input_shape: image shape `(height, width, channels)`; height and width
-            must be divisible by `2 ** len(filters)` (28×28 and 32×32 are, with
-            the default two levels).
+        input_shape: image shape `(height, width, channels)`, any size with
+            sides of at least `2 ** (len(filters) - 1) + 1` pixels; the output
+            has the same shape (see `backbone.feature_sizes`).
         latent_dim: size of the code. Default 32.
         filters: channels of each downsampling level. Default (32, 64).
         upsampling: "nearest" (default) or "transpose".
