@@ -182,6 +182,11 @@ class AutoencoderTestCase:
             "decode": {"images": model.decoder.predict(codes[0], verbose=0)},
         }
 
+    def expected_bytes_outputs(self, model, x):
+        """`serving_bytes` on x as PNG files: x rounded to 8 bits, reconstructed."""
+        decoded = np.round(x * 255) / np.float32(255)
+        return self.expected_outputs(model, decoded)["serving_default"]
+
     @pytest.mark.slow
     def test_saved_model_in_a_fresh_process_matches_keras(self, trained, fresh_process_runs):
         model, x, _ = trained
@@ -195,8 +200,13 @@ class AutoencoderTestCase:
             "encode": {"inputs": {"images": images},
                        "outputs": {name: latent for name in self.code_names}},
             "decode": {"inputs": {"latent": latent}, "outputs": {"images": images}},
+            "serving_bytes": {
+                "inputs": {"image_bytes": {"dtype": "string", "shape": [-1]}},
+                "outputs": {"reconstruction": images, "reconstruction_error": spec(-1)},
+            },
         }
-        expected = self.expected_outputs(model, x)
+        expected = {**self.expected_outputs(model, x),
+                    "serving_bytes": self.expected_bytes_outputs(model, x)}
         for signature, named in expected.items():
             for name, value in named.items():
                 np.testing.assert_allclose(

@@ -4,6 +4,7 @@ The per-variant checks (signatures in a fresh process, LiteRT against Keras)
 are in the battery, tests/test_case.py; here a real train.py run is exported.
 """
 
+import base64
 import http.server
 import json
 import os
@@ -80,6 +81,10 @@ def test_export_command_publishes_a_checked_tf_serving_version(trained_run, expo
     }
     assert listing["encode"] == {"inputs": {"images": images}, "outputs": {"latent": latent}}
     assert listing["decode"] == {"inputs": {"latent": latent}, "outputs": {"images": images}}
+    assert listing["serving_bytes"] == {
+        "inputs": {"image_bytes": ("DT_STRING", "-1")},
+        "outputs": listing["serving_default"]["outputs"],
+    }
 
     report = json.loads((version / export.REPORT_FILE).read_text())
     tflite_files = sorted(
@@ -91,7 +96,8 @@ def test_export_command_publishes_a_checked_tf_serving_version(trained_run, expo
     assert sorted(os.listdir(version / "tflite")) == [f[len("tflite/"):] for f in tflite_files]
     for name, entry in report["files"].items():
         if name == "saved_model":
-            assert set(entry["signatures"]) == {"serving_default", "encode", "decode"}
+            assert set(entry["signatures"]) == {
+                "serving_default", "encode", "decode", "serving_bytes"}
         else:
             assert entry["size_bytes"] == (version / name).stat().st_size
         if name == "saved_model" or entry["quantize"] == "float32":
@@ -217,8 +223,21 @@ class _StandInServer(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         signature = self.signatures[body.get("signature_name", "serving_default")]
-        images = tf.constant([instance["images"] for instance in body["instances"]], tf.float32)
-        outputs = {k: v.numpy().tolist() for k, v in signature(images=images).items()}
+        specs = signature.structured_input_signature[1]
+        # An instance names its inputs, or is the value of the only one; binary
+        # values come as {"b64": ...}.
+        rows = [
+            instance if isinstance(instance, dict) and "b64" not in instance
+            else {next(iter(specs)): instance}
+            for instance in body["instances"]
+        ]
+        inputs = {
+            name: tf.constant(
+                [base64.b64decode(row[name]["b64"]) if isinstance(row[name], dict)
+                 else row[name] for row in rows], spec.dtype)
+            for name, spec in specs.items()
+        }
+        outputs = {k: v.numpy().tolist() for k, v in signature(**inputs).items()}
         predictions = [
             {k: outputs[k][i] for k in outputs} for i in range(len(body["instances"]))
         ]
@@ -239,19 +258,23 @@ def test_client_builds_the_request_and_reads_the_answer(trained_run, tiny_mnist_
     pixels = data.load("mnist", data_dir=tiny_mnist_dir, download=False).test_images[0]
     image_file = str(tmp_path / "image.png")
     Image.fromarray(pixels[..., 0]).save(image_file)
+    other_size = str(tmp_path / "large.jpg")  # RGB, 45x60: resized by the model
+    Image.fromarray(np.zeros((45, 60, 3), np.uint8)).save(other_size)
 
     result = run_module("export.client", image_file, "--request_only")
     assert result.returncode == 0, result.stderr[-2000:]
     request = json.loads(result.stdout)
-    assert request["signature_name"] == "serving_default"
-    np.testing.assert_allclose(request["instances"][0]["images"], pixels / 255.0, atol=1e-7)
+    assert request["signature_name"] == "serving_bytes"
+    with open(image_file, "rb") as f:
+        assert base64.b64decode(request["instances"][0]["b64"]) == f.read()
 
     _StandInServer.signatures = tf.saved_model.load(str(tmp_path / "tiny" / "1")).signatures
     server = http.server.HTTPServer(("127.0.0.1", 0), _StandInServer)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         result = run_module(
-            "export.client", image_file, f"--server=http://127.0.0.1:{server.server_port}",
+            "export.client", image_file, other_size,
+            f"--server=http://127.0.0.1:{server.server_port}",
             "--model_name=tiny", f"--reconstruction={tmp_path / 'out.png'}",
         )
     finally:
@@ -261,9 +284,12 @@ def test_client_builds_the_request_and_reads_the_answer(trained_run, tiny_mnist_
     x = pixels[None] / 255.0
     reconstruction = model.predict(x, verbose=0)
     error = float(np.mean((reconstruction - x) ** 2))
-    printed = result.stdout.strip()
+    printed, printed_other = result.stdout.strip().splitlines()
     assert printed.startswith(f"{image_file}: reconstruction_error ")
     assert abs(float(printed.split()[-1]) - error) <= 6e-7, (printed, error)
+    black = model.predict(np.zeros((1, 28, 28, 1)), verbose=0)  # the JPEG, resized
+    assert printed_other.startswith(f"{other_size}: reconstruction_error ")
+    assert abs(float(printed_other.split()[-1]) - np.mean(black**2)) <= 1e-6
     written = np.asarray(Image.open(tmp_path / "out.png"), np.float32)
     np.testing.assert_allclose(written, 255 * reconstruction[0, ..., 0], atol=0.51)
 

@@ -1,12 +1,13 @@
-r"""Sends an image to a model served by TensorFlow Serving's REST API.
+r"""Sends image files to a model served by TensorFlow Serving's REST API.
 
     keras-ae-client shoe.png --server=http://localhost:8501 \
         --model_name=conv-fashion_mnist --reconstruction=shoe-reconstructed.png
 
-reads the image (PNG, JPEG, ...), converts it to the model's input (grey or
-RGB, resized to --image_shape, pixels / 255), POSTs
+POSTs each file's own bytes (PNG, JPEG, BMP, GIF, any size), base64-encoded, to
+the model's `serving_bytes` signature, which decodes and resizes them as
+training did:
 
-    {"signature_name": "serving_default", "instances": [{"images": [[[0.0], ...]]}]}
+    {"signature_name": "serving_bytes", "instances": [{"b64": "iVBORw0KGgo..."}]}
 
 to SERVER/v1/models/MODEL_NAME:predict and prints each image's
 reconstruction_error (an anomaly score). --request_only prints the request
@@ -14,6 +15,7 @@ body instead of sending it. It needs only numpy and Pillow: TensorFlow is
 not loaded.
 """
 
+import base64
 import json
 import sys
 import urllib.error
@@ -29,7 +31,6 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("server", "http://localhost:8501", "TF Serving's REST address.")
 flags.DEFINE_string("model_name", None, "The served model's name.")
 flags.DEFINE_integer("version", None, "Model version. Default: the server's latest.")
-flags.DEFINE_list("image_shape", ["28", "28", "1"], "Height, width, channels (1 or 3).")
 flags.DEFINE_string(
     "reconstruction", None, "Write the (first) image's reconstruction to this PNG file."
 )
@@ -37,20 +38,13 @@ flags.DEFINE_bool("request_only", False, "Print the request body; send nothing."
 flags.DEFINE_float("timeout", 30, "Seconds to wait for the server.")
 
 
-def read_image(path, height, width, channels):
-    """An image file as float32 `[height, width, channels]` in [0, 1]."""
-    image = Image.open(path).convert("L" if channels == 1 else "RGB")
-    if image.size != (width, height):
-        image = image.resize((width, height), Image.Resampling.BILINEAR)
-    pixels = np.asarray(image, np.float32) / 255.0
-    return pixels.reshape(height, width, channels)
-
-
-def predict_request(images):
-    """The REST :predict body for `serving_default`, row format."""
+def predict_request(encoded_files):
+    """The REST :predict body for `serving_bytes`: one base64 string per file
+    (TF Serving's row format; a signature with one input takes bare values)."""
     return {
-        "signature_name": "serving_default",
-        "instances": [{"images": image.tolist()} for image in images],
+        "signature_name": "serving_bytes",
+        "instances": [{"b64": base64.b64encode(data).decode("ascii")}
+                      for data in encoded_files],
     }
 
 
@@ -78,13 +72,13 @@ def main(argv):
     if not paths:
         sys.exit("export.client: error: name at least one image file")
     try:
-        height, width, channels = (int(n) for n in FLAGS.image_shape)
-        images = [read_image(path, height, width, channels) for path in paths]
-    except ValueError as e:
-        sys.exit(f"export.client: error: --image_shape: want HEIGHT,WIDTH,CHANNELS ({e})")
+        encoded_files = []
+        for path in paths:
+            with open(path, "rb") as f:
+                encoded_files.append(f.read())
     except OSError as e:
         sys.exit(f"export.client: error: cannot read the image: {e}")
-    body = predict_request(images)
+    body = predict_request(encoded_files)
     if FLAGS.request_only:
         print(json.dumps(body))
         return
@@ -96,8 +90,9 @@ def main(argv):
         print(f"{path}: reconstruction_error {prediction['reconstruction_error']:.6f}")
     if FLAGS.reconstruction:
         pixels = np.clip(answer["predictions"][0]["reconstruction"], 0, 1)
-        pixels = (255 * pixels).round().astype(np.uint8)
-        Image.fromarray(pixels[..., 0] if channels == 1 else pixels).save(FLAGS.reconstruction)
+        pixels = (255 * np.asarray(pixels)).round().astype(np.uint8)
+        Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(
+            FLAGS.reconstruction)
 
 
 def run():
