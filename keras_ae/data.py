@@ -29,6 +29,7 @@ import gzip
 import hashlib
 import math
 import os
+import re
 import struct
 import zlib
 
@@ -456,8 +457,11 @@ def _unreadable(paths, skip_bad_images):
             images.decode(tf.io.read_file(path))
         except tf.errors.OpError as e:
             if not skip_bad_images:
+                # TensorFlow's own message, without its op and function names.
+                reason = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", e.message)
+                reason = reason.split(" [Op:")[0].strip()
                 raise DataError(
-                    f"{path}: not a readable image ({e.message.splitlines()[0]}); "
+                    f"{path}: not a readable image ({reason}); "
                     "replace or remove it, or pass --skip_bad_images to leave such "
                     "files out"
                 ) from e
