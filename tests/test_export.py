@@ -5,6 +5,7 @@ are in the battery, tests/test_case.py; here a real train.py run is exported.
 """
 
 import base64
+import dataclasses
 import http.server
 import json
 import os
@@ -119,9 +120,12 @@ def test_export_command_publishes_a_checked_tf_serving_version(trained_run, expo
 def test_versions_count_up_and_an_existing_one_needs_overwrite(trained_run, tmp_path):
     base = str(tmp_path / "exports")
     only_saved_model = config_lib.ExportConfig(base, model_name="m", formats="saved_model")
+    only_tflite = config_lib.ExportConfig(base, model_name="m", formats="tflite",
+                                          quantize="float32")
     assert export.export_run(trained_run, only_saved_model)["path"] == f"{base}/m/1"
-    assert export.export_run(trained_run, only_saved_model)["path"] == f"{base}/m/2"
-    assert not os.path.exists(f"{base}/m/2/tflite")
+    assert export.export_run(trained_run, only_tflite)["path"] == f"{base}/m/2"
+    assert not os.path.exists(f"{base}/m/1/tflite")
+    assert sorted(os.listdir(f"{base}/m/2")) == [export.REPORT_FILE, "tflite"]
 
     marker = f"{base}/m/1/marker"
     open(marker, "w").close()
@@ -130,10 +134,7 @@ def test_versions_count_up_and_an_existing_one_needs_overwrite(trained_run, tmp_
         export.export_run(trained_run, version_1)
     assert os.path.exists(marker), "refused, yet touched version 1"
 
-    only_tflite = config_lib.ExportConfig(
-        base, model_name="m", version=1, overwrite=True, formats="tflite", quantize="float32"
-    )
-    export.export_run(trained_run, only_tflite)
+    export.export_run(trained_run, dataclasses.replace(only_tflite, version=1, overwrite=True))
     assert sorted(os.listdir(f"{base}/m/1")) == [export.REPORT_FILE, "tflite"]
     assert sorted(os.listdir(f"{base}/m")) == ["1", "2"]
 
