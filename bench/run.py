@@ -1,7 +1,7 @@
 """Quality, speed and footprint of every variant on Fashion-MNIST, against targets.
 
-    python bench/run.py            # full: about 40 minutes on 2 CPU cores
-    python bench/run.py --quick    # under 5 minutes: fewer images and epochs
+    python bench/run.py            # full: about 45 minutes on 2 CPU cores
+    python bench/run.py --quick    # under 10 minutes: fewer images and epochs
 
 Reads Fashion-MNIST from the local copy (Debian's dataset-fashion-mnist), trains
 every variant at latent size 32 (and the VAE also at 2) with keras_ae.training
@@ -17,6 +17,9 @@ in this process, and measures:
 - time to quality: seconds of training until the conv model's test MSE first
   drops below 0.0104 (the test set is evaluated every few steps; the clock
   stops while it is);
+- per-step speed of every recipe: train.py's default training images/s
+  against a minimal hand-written tf.function loop over the same stream, side
+  by side (bench/steps.py);
 - export footprint of the conv model: SavedModel and TFLite sizes, and batch-1
   latency of the LiteRT interpreter against the SavedModel signature, taking
   turns in this process.
@@ -48,8 +51,9 @@ from keras_ae import export
 from keras_ae import training
 from keras_ae.export import tflite
 import pipeline  # bench/pipeline.py, beside this file
+import steps  # bench/steps.py
 
-_QUICK = flags.DEFINE_bool("quick", False, "A smaller run, under 5 minutes.")
+_QUICK = flags.DEFINE_bool("quick", False, "A smaller run, under 10 minutes.")
 _OUT = flags.DEFINE_string("out", "bench/results.json", "Where to write the results.")
 _RUNS_DIR = flags.DEFINE_string("runs_dir", "runs/bench", "Model directories of the runs.")
 
@@ -211,6 +215,11 @@ def targets(results):
         ("pipeline with noise / in memory >= 0.95",
          f"{results['pipeline']['noisy_over_in_memory']:.2f}",
          results["pipeline"]["noisy_over_in_memory"] >= 0.95),
+        *[(f"{variant} at batch {results['steps'][variant]['batch_size']}: train.py "
+           ">= 0.95 of a hand-written loop's images/s",
+           f"{results['steps'][variant]['default_vs_loop']:.2f}",
+           results["steps"][variant]["default_vs_loop"] >= 0.95)
+          for variant in ("linear", "conv")],
         ("full-int8 TFLite <= 30% of float32 size",
          f"{int8['size_vs_float32']:.0%}", int8["size_vs_float32"] <= 0.30),
         ("full-int8 TFLite: <= 10% more test MSE",
@@ -241,6 +250,12 @@ def markdown(results):
             ratio = f"{entry['size_vs_float32']:.0%}" if "size_vs_float32" in entry else ""
             mse = f"{entry['test_mse']:.5f}" if "test_mse" in entry else ""
             lines.append(f"| {name} | {entry['size_bytes']:,} | {ratio} | {mse} |")
+    lines += ["", "| recipe | batch | train.py images/s | hand-written loop images/s | ratio |",
+              "| --- | --- | --- | --- | --- |"]
+    for variant, speed in results["steps"].items():
+        rates = speed["images_per_second"]
+        lines.append(f"| {variant} | {speed['batch_size']} | {rates['default']:,.0f} "
+                     f"| {rates['loop']:,.0f} | {speed['default_vs_loop']:.2f} |")
     latency = results["export"]["batch1_latency"]["median_seconds"]
     lines += ["", "batch-1 latency (median): " + ", ".join(
         f"{k} {v * 1e3:.2f} ms" for k, v in latency.items())]
@@ -285,6 +300,12 @@ def main(argv):
 
     print("pipeline overhead", flush=True)
     results["pipeline"] = pipeline_overhead(data.train_images, quick)
+
+    print("per-step speed", flush=True)
+    results["steps"] = {
+        variant: steps.measure(variant, data, rounds=1 if quick else 3, ways=("default", "loop"))
+        for variant in keras_ae.VARIANTS
+    }
 
     print("export", flush=True)
     report = export.export_run(conv_dir, config_lib.ExportConfig(

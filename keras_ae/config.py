@@ -256,7 +256,12 @@ class TrainConfig:
         learning_rate_schedule: "constant" or "cosine" (from `learning_rate`
             down to 0 at the last step). Default None: the recipe's.
         steps_per_execution: training steps run per call into the graph;
-            more cuts host overhead. Default 1.
+            more cuts host overhead; must divide the steps of an epoch.
+            Default None: chosen by the run (`training.auto_steps_per_execution`:
+            the largest divisor of the epoch's steps up to 100) and written in.
+        jit_compile: compile the training step with XLA. Default False:
+            Keras' own choice (XLA on a lone GPU, off on CPUs and under
+            tf.distribute).
         deterministic: turn on TensorFlow's op determinism, so that a run
             (and a resumed run) repeats exactly where TensorFlow allows.
             Default False.
@@ -271,7 +276,8 @@ class TrainConfig:
     epochs: int = 10
     learning_rate: float | None = None
     learning_rate_schedule: str | None = None
-    steps_per_execution: int = 1
+    steps_per_execution: int | None = None
+    jit_compile: bool = False
     deterministic: bool = False
     mixed_precision: bool = False
 

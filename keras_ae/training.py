@@ -13,6 +13,7 @@
     ...                   the variant's own figures (vae: samples.png, ...)
 """
 
+import dataclasses
 import json
 import os
 import shutil
@@ -87,6 +88,7 @@ def train(config, strategy, data=None, verbose=1, callbacks=(), overwrite=False)
         metrics = train(config, keras_ae.distribute.get_strategy("mirrored"))
     """
     config = config_lib.resolve(config)  # config.json says what ran
+    _check_jit_compile(config, strategy)
     batch_size = config.data.batch_size
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:
@@ -99,6 +101,7 @@ def train(config, strategy, data=None, verbose=1, callbacks=(), overwrite=False)
     if data is None:
         data = load_data(config)
     config = config_lib.with_image_shape(config, data)
+    config = _with_steps_per_execution(config, _steps_per_epoch(config, strategy, data))
     logging.info("data: %s, %d training and %d test images of %s", data.source,
                  len(data.train_images), len(data.test_images), data.train_images.shape[1:])
     if data.ignored:
@@ -138,11 +141,8 @@ def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         keras_fixes.fix_multi_worker_logs()
 
-    # TPUs compile for static shapes: every batch full. Elsewhere a last batch
-    # is kept if it gives every replica an image.
-    tpu = isinstance(strategy, tf.distribute.TPUStrategy)
-    smallest_batch = config.data.batch_size if tpu else strategy.num_replicas_in_sync
-    steps = data_lib.steps_per_epoch(len(data.train_images), config.data.batch_size, smallest_batch)
+    smallest_batch = _smallest_batch(config, strategy)
+    steps = _steps_per_epoch(config, strategy, data)
     model = build_model(config, strategy, data.train_images.shape[1:], steps)
     backup = _Backup(os.path.join(model_dir, BACKUP_DIR))
     first_epoch = backup.restore(model, strategy)
@@ -189,6 +189,65 @@ def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
     return metrics
 
 
+def _smallest_batch(config, strategy):
+    # TPUs compile for static shapes: every batch full. Elsewhere a last batch
+    # is kept if it gives every replica an image.
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return config.data.batch_size
+    return strategy.num_replicas_in_sync
+
+
+def _steps_per_epoch(config, strategy, data):
+    return data_lib.steps_per_epoch(
+        len(data.train_images), config.data.batch_size, _smallest_batch(config, strategy))
+
+
+# Automatic steps per execution: at most this many. Each call into the graph
+# costs about a millisecond of host work (callbacks, the logged loss's sync),
+# more than a small model's step on a CPU; at 100 steps that is ~1% of a step.
+AUTO_STEPS_PER_EXECUTION = 100
+
+
+def auto_steps_per_execution(steps_per_epoch):
+    """The largest divisor of `steps_per_epoch` up to AUTO_STEPS_PER_EXECUTION.
+
+    A divisor, because Keras runs whole executions: one that crossed an epoch's
+    end would take the next epoch's batches from the stream.
+    """
+    return max(d for d in range(1, min(steps_per_epoch, AUTO_STEPS_PER_EXECUTION) + 1)
+               if steps_per_epoch % d == 0)
+
+
+def _check_jit_compile(config, strategy):
+    if (config.train.jit_compile and config.model.upsampling == "nearest"
+            and not tf.config.list_physical_devices("GPU")
+            and not isinstance(strategy, tf.distribute.TPUStrategy)):
+        raise config_lib.ConfigError(
+            "jit_compile",
+            "XLA on CPUs has no kernel for the gradient of nearest-neighbour resizing "
+            "(ResizeNearestNeighborGrad), which --upsampling=nearest trains through; use "
+            "--upsampling=transpose with --jit_compile, or leave XLA off",
+        )
+
+
+def _with_steps_per_execution(config, steps_per_epoch):
+    """`config` with `steps_per_execution` chosen (None: automatic) and checked."""
+    chosen = config.train.steps_per_execution
+    if chosen is None:
+        chosen = auto_steps_per_execution(steps_per_epoch)
+    elif steps_per_epoch % chosen:
+        divisors = [d for d in range(1, steps_per_epoch + 1) if steps_per_epoch % d == 0]
+        raise config_lib.ConfigError(
+            "steps_per_execution",
+            f"{chosen} does not divide the {steps_per_epoch} steps of an epoch (an "
+            f"execution would run into the next epoch); use one of "
+            f"{', '.join(map(str, divisors[:12]))}{', ...' if len(divisors) > 12 else ''}, "
+            "or leave it unset to have it chosen",
+        )
+    return dataclasses.replace(
+        config, train=dataclasses.replace(config.train, steps_per_execution=chosen))
+
+
 def _training_metrics(config, strategy, data, model, history, first_epoch):
     """What ran, and the loss of every epoch this process trained."""
     losses = [float(loss) for loss in history.history.get("loss", [])]
@@ -201,6 +260,8 @@ def _training_metrics(config, strategy, data, model, history, first_epoch):
         "test_images": len(data.test_images),
         "skipped_images": len(data.skipped),  # unreadable files left out
         "strategy": config.train.strategy,
+        "steps_per_execution": config.train.steps_per_execution,
+        "jit_compile": bool(model.jit_compile),  # what Keras used
         "replicas": strategy.num_replicas_in_sync,
         "parameters": model.count_params(),
         "dtype_policy": model.dtype_policy.name,
@@ -227,7 +288,10 @@ def build_model(config, strategy, input_shape, steps_per_epoch):
         model = models.build(config.model.variant, input_shape, **options)
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate),
-            steps_per_execution=config.train.steps_per_execution,
+            steps_per_execution=config.train.steps_per_execution or 1,
+            # False leaves Keras' own choice: XLA on a lone GPU, off on CPUs
+            # and under tf.distribute.
+            jit_compile=True if config.train.jit_compile else "auto",
         )
     return model
 

@@ -115,7 +115,8 @@ def test_a_lock_left_by_a_killed_process_does_not_block(tmp_path):
 
 
 class _Poison(keras.callbacks.Callback):
-    """Makes the weights NaN at the second step of `epoch`: divergence on cue."""
+    """Makes the weights NaN before the first execution of `epoch` after its
+    first step: divergence on cue."""
 
     def __init__(self, epoch):
         super().__init__()
@@ -125,16 +126,22 @@ class _Poison(keras.callbacks.Callback):
         self.current = epoch
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self.current == self.epoch and batch == 1:
+        if self.current == self.epoch and batch >= 1:
             self.model.set_weights([np.full_like(w, np.nan) for w in self.model.get_weights()])
+            self.current = None
 
 
-def test_divergence_stops_at_once_and_keeps_the_last_good_epoch(tiny_mnist_dir, tmp_path):
+# 256 images at batch 64: 4 steps an epoch. With 2 steps per execution the
+# guard sees the loss of steps 2 and 4 only: the poisoned execution ends at 4.
+@pytest.mark.parametrize("steps_per_execution, step", [(1, 2), (2, 4)])
+def test_divergence_stops_at_once_and_keeps_the_last_good_epoch(
+        steps_per_execution, step, tiny_mnist_dir, tmp_path):
     run = tmp_path / "run"
+    config = tiny_config(run, tiny_mnist_dir, epochs=4, steps_per_execution=steps_per_execution)
     with pytest.raises(training.TrainingDiverged) as error:
-        train_here(tiny_config(run, tiny_mnist_dir, epochs=4), callbacks=[_Poison(epoch=2)])
+        train_here(config, callbacks=[_Poison(epoch=2)])
     message = str(error.value)
-    assert "the loss became nan at epoch 3, step 2" in message
+    assert f"the loss became nan at epoch 3, step {step}" in message
     assert "--learning_rate, now 0.001; try 0.0001" in message
     assert "hold epoch 2, the last good one" in message
     model = keras.saving.load_model(run / "model.keras")

@@ -2,6 +2,7 @@
 under both kinds of strategy in process, through `keras_ae.training.train` as
 train.py calls it."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -330,3 +331,59 @@ def test_cosine_schedule_decays_the_learning_rate_to_zero(tiny_mnist_dir, tmp_pa
     optimizer = keras.saving.load_model(tmp_path / "model.keras").optimizer
     assert int(optimizer.iterations) == 3 * 256 // 64
     assert float(optimizer.learning_rate) < 1e-6  # 0.01 at the start
+
+
+# --- Steps per execution and XLA ------------------------------------------------
+
+
+def test_automatic_steps_per_execution_divide_the_epoch():
+    assert training.auto_steps_per_execution(3000) == 100  # the tutorial: 60,000 / 20
+    assert training.auto_steps_per_execution(938) == 67  # 60,000 / 64 = 2 * 7 * 67
+    assert training.auto_steps_per_execution(97) == 97
+    assert training.auto_steps_per_execution(101) == 1  # prime above the cap
+    for steps in range(1, 300):
+        chosen = training.auto_steps_per_execution(steps)
+        assert steps % chosen == 0 and chosen <= training.AUTO_STEPS_PER_EXECUTION
+
+
+def test_automatic_steps_per_execution_train_exactly_as_one_step_at_a_time(
+        tiny_mnist_dir, tmp_path):
+    # 256 images at batch 16: 16 steps an epoch, 16 per execution. Were an
+    # execution to cross an epoch's end, the next epoch's batches would shift.
+    strategy = distribute.get_strategy("default")
+    runs = {}
+    for name, steps_per_execution in (("auto", None), ("one", 1)):
+        config = tiny_run_config(tmp_path / name, tiny_mnist_dir, batch_size=16, epochs=3,
+                                 steps_per_execution=steps_per_execution)
+        runs[name] = training.train(config, strategy, verbose=0)
+        runs[name]["weights"] = keras.saving.load_model(
+            tmp_path / name / "model.keras").get_weights()
+    assert (runs["auto"]["steps_per_execution"], runs["one"]["steps_per_execution"]) == (16, 1)
+    assert json.load(open(tmp_path / "auto" / "config.json"))["train"][
+        "steps_per_execution"] == 16
+    for auto, one in zip(runs["auto"]["weights"], runs["one"]["weights"]):
+        np.testing.assert_allclose(auto, one, rtol=1e-5, atol=1e-6)
+    assert runs["auto"]["train_loss_by_epoch"] == pytest.approx(
+        runs["one"]["train_loss_by_epoch"], rel=1e-5)
+
+    config = tiny_run_config(tmp_path / "five", tiny_mnist_dir, batch_size=16,
+                             steps_per_execution=5)
+    with pytest.raises(config_lib.ConfigError, match="5 does not divide the 16 steps of an "
+                                                     "epoch.*1, 2, 4, 8, 16"):
+        training.train(config, strategy, verbose=0)
+    assert not (tmp_path / "five").exists()
+
+
+def test_jit_compile_trains_with_xla_where_xla_can(tiny_mnist_dir, tmp_path):
+    strategy = distribute.get_strategy("default")
+    config = tiny_run_config(tmp_path / "nearest", tiny_mnist_dir, variant="conv",
+                             jit_compile=True)
+    with pytest.raises(config_lib.ConfigError, match="ResizeNearestNeighborGrad.*"
+                                                     "--upsampling=transpose"):
+        training.train(config, strategy, verbose=0)
+    assert not (tmp_path / "nearest").exists()
+    config = dataclasses.replace(config, model=dataclasses.replace(
+        config.model, upsampling="transpose"), train=dataclasses.replace(
+        config.train, model_dir=str(tmp_path / "transpose")))
+    metrics = training.train(config, strategy, verbose=0)
+    assert metrics["jit_compile"] is True and np.isfinite(metrics["test_mse"])

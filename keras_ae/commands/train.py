@@ -130,7 +130,14 @@ flags.DEFINE_string(
     "model_dir", None, "Output directory. Default: runs/VARIANT-DATASET."
 )
 flags.DEFINE_integer(
-    "steps_per_execution", Train.steps_per_execution, "Training steps per call into the graph."
+    "steps_per_execution", None,
+    "Training steps per call into the graph; must divide an epoch's steps. Default: the "
+    "largest divisor of an epoch's steps up to 100 (recorded in metrics.json).",
+)
+flags.DEFINE_bool(
+    "jit_compile", Train.jit_compile,
+    "Compile the training step with XLA (Keras leaves it off on CPUs and under "
+    "tf.distribute; see BUILD.md).",
 )
 flags.DEFINE_bool(
     "deterministic", Train.deterministic,
