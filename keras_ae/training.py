@@ -101,7 +101,7 @@ def train(config, strategy, data=None, verbose=1, callbacks=(), overwrite=False)
     if data is None:
         data = load_data(config)
     config = config_lib.with_image_shape(config, data)
-    config = _with_steps_per_execution(config, _steps_per_epoch(config, strategy, data))
+    config = _with_steps_per_execution(config, strategy, _steps_per_epoch(config, strategy, data))
     logging.info("data: %s, %d training and %d test images of %s", data.source,
                  len(data.train_images), len(data.test_images), data.train_images.shape[1:])
     if data.ignored:
@@ -230,11 +230,23 @@ def _check_jit_compile(config, strategy):
         )
 
 
-def _with_steps_per_execution(config, steps_per_epoch):
-    """`config` with `steps_per_execution` chosen (None: automatic) and checked."""
+def _with_steps_per_execution(config, strategy, steps_per_epoch):
+    """`config` with `steps_per_execution` chosen (None: automatic) and checked.
+
+    Under MultiWorkerMirroredStrategy one: Keras 3.15's multi-step loop fails
+    there ("You must feed a value for placeholder tensor ... while/cond" in
+    multi_step_on_iterator).
+    """
     chosen = config.train.steps_per_execution
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     if chosen is None:
-        chosen = auto_steps_per_execution(steps_per_epoch)
+        chosen = 1 if multi_worker else auto_steps_per_execution(steps_per_epoch)
+    elif multi_worker and chosen > 1:
+        raise config_lib.ConfigError(
+            "steps_per_execution",
+            "must be 1 under multi_worker_mirrored: Keras 3.15's loop over several steps "
+            "fails there; leave it unset",
+        )
     elif steps_per_epoch % chosen:
         divisors = [d for d in range(1, steps_per_epoch + 1) if steps_per_epoch % d == 0]
         raise config_lib.ConfigError(
