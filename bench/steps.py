@@ -18,7 +18,8 @@ alike:
 
 Each is timed from the first step to the last, tracing included (as
 train.py's train_seconds). Prints JSON: per variant the median images/s of
-each way and the median within-round ratios of default to each other way.
+each way, the median within-round ratios of default to each other way, and
+the test MSE of every default and spe_1 run (the same steps: it should agree).
 """
 
 import json
@@ -58,11 +59,17 @@ def run_config(variant, model_dir, upsampling=None, **train):
 
 
 def train_py(variant, fashion, upsampling=None, **train):
-    """train.py's images/s."""
+    """train.py's images/s; its test MSE goes to TEST_MSE."""
     with tempfile.TemporaryDirectory() as model_dir:
         metrics = training.train(run_config(variant, model_dir, upsampling, **train),
                                  distribute.get_strategy("default"), fashion, verbose=0)
+    TEST_MSE.setdefault((variant, tuple(sorted(train.items()))), []).append(metrics["test_mse"])
     return metrics["train_images_per_second"]
+
+
+# (variant, train options) -> test MSE of each run: the speed-ups must not
+# change what is learnt (the same steps in the same order).
+TEST_MSE = {}
 
 
 def hand_loop(variant, fashion, upsampling=None, jit_compile=False):
@@ -109,6 +116,8 @@ def measure(variant, fashion, rounds, ways=WAYS, upsampling=None):
         order = ways[r % len(ways):] + ways[:r % len(ways)]
         rounds_done.append({way: how[way]() for way in order})
     return {
+        "test_mse": {"default": TEST_MSE.get((variant, ())),
+                     "spe_1": TEST_MSE.get((variant, (("steps_per_execution", 1),)))},
         "batch_size": batch_size(variant),
         "upsampling": run_config(variant, "unused", upsampling).model.upsampling,
         "images_per_second": {w: statistics.median(r[w] for r in rounds_done) for w in ways},

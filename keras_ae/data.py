@@ -1,8 +1,10 @@
 """Image datasets: where they are found, and the tf.data pipeline that feeds them.
 
 `load()` finds a named dataset locally (original IDX `.gz` files, a Keras-style
-`.npz`, CIFAR's binary batches) and falls back to TensorFlow Datasets. It
-returns whole splits as arrays (all supported datasets fit in memory).
+`.npz`, CIFAR's binary batches) and falls back to TensorFlow Datasets; it also
+reads a folder of image files (`read_folder`) or any TFDS image dataset
+(`read_tfds`), shaped by `keras_ae.images`. It returns whole splits as arrays,
+decoded in memory (a data set larger than memory cannot train yet).
 
 `train_dataset()` turns the training images into the stream `fit()` consumes,
 for several epochs: the images stay in memory (the cache), each epoch takes them
@@ -103,7 +105,8 @@ def local_dirs(name, data_dir=None):
 def load(name, data_dir=None, train_examples=None, download=True, *, image_size=None,
          channels=None, crop_to_aspect_ratio=False, test_dir=None, test_fraction=0.1,
          image_key=None, train_split="train", test_split="test", skip_bad_images=False):
-    """Loads both splits of a dataset, as uint8 images of one size.
+    """Loads both splits of a dataset, as images of one size (uint8; float32
+    in [0, 1] from a float `.npz`).
 
     `name` is one of `DATASETS` (a local copy first, see `local_dirs`, then
     TensorFlow Datasets, which downloads it if `download` is true; a local copy

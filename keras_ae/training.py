@@ -220,6 +220,7 @@ def auto_steps_per_execution(steps_per_epoch):
 
 def _check_jit_compile(config, strategy):
     if (config.train.jit_compile and config.model.upsampling == "nearest"
+            and config.model.architecture != "dense"  # dense decoders do not resize
             and not tf.config.list_physical_devices("GPU")
             and not isinstance(strategy, tf.distribute.TPUStrategy)):
         raise config_lib.ConfigError(
