@@ -394,27 +394,25 @@ def read_folder(data_dir, test_dir=None, test_fraction=0.1, skip_bad_images=Fals
                     "test images in a folder of their own and pass --test_dir"
                 )
     class_names = sorted({_label_name(relative) for _, relative in train_files + test_files})
-    streams = [
-        tf.data.Dataset.from_tensor_slices([path for path, _ in split_files])
-        .map(lambda path: images.decode(tf.io.read_file(path)),
-             num_parallel_calls=tf.data.AUTOTUNE)
-        .ignore_errors()  # the files dropped are found below, if any
-        for split_files in (train_files, test_files)
-    ]
-    arrays = _stacked(streams, [[path for path, _ in f] for f in (train_files, test_files)],
-                      image_size, channels, crop_to_aspect_ratio)
     splits, skipped = [], []
-    for split_files, pixels in zip((train_files, test_files), arrays):
-        if len(pixels) < len(split_files):
-            bad = _unreadable([path for path, _ in split_files], skip_bad_images)
-            split_files = [f for f in split_files if f[0] not in bad]
-            skipped += bad
+    for split_files in (train_files, test_files):
+        paths = [path for path, _ in split_files]
         labels = [class_names.index(_label_name(relative)) for _, relative in split_files]
-        splits += [pixels, np.array(labels, np.int64)]
+        stream = (
+            tf.data.Dataset.from_tensor_slices((paths, labels))
+            .map(lambda path, label: (images.decode(tf.io.read_file(path)), label),
+                 num_parallel_calls=tf.data.AUTOTUNE)
+            .ignore_errors()  # drops a file that does not decode, with its label
+        )
+        splits.append((stream, paths))
+    arrays = _stacked(splits, image_size, channels, crop_to_aspect_ratio)
+    for (_, paths), (pixels, _) in zip(splits, arrays):
+        if len(pixels) < len(paths):  # which files, and fail unless skipping
+            skipped += _unreadable(paths, skip_bad_images)
     where = data_dir + (f" and {test_dir}" if test_dir else "")
     return ImageData(
-        *splits, source=f"image files in {where}", class_names=tuple(class_names),
-        skipped=tuple(skipped), ignored=ignored,
+        *arrays[0], *arrays[1], source=f"image files in {where}",
+        class_names=tuple(class_names), skipped=tuple(skipped), ignored=ignored,
     )
 
 
@@ -512,45 +510,47 @@ def read_tfds(name, data_dir=None, download=True, image_key=None, train_split="t
     try:
         if download:
             builder.download_and_prepare()
-        streams, labels = [], []
+        splits = []
         for split in (train_split, test_split):
             elements = builder.as_dataset(split=split, shuffle_files=False)
-            streams.append(elements.map(lambda e: images.drop_alpha(e[image_key])))
-            labels.append(np.zeros(len(elements), np.int64) if label_key is None else np.array(
-                list(elements.map(lambda e: e[label_key]).as_numpy_iterator()), np.int64))
+            splits.append((elements.map(lambda e: (
+                images.drop_alpha(e[image_key]),
+                tf.constant(0, tf.int64) if label_key is None else e[label_key],
+            )), [f"{split}[{i}]" for i in range(len(elements))]))
     except Exception as e:
         raise DataError(
             f"dataset {name!r} from TensorFlow Datasets (data_dir {data_dir}): "
             f"{type(e).__name__}: {str(e)[:300]}"
             + ("" if download else "; downloading is off")
         ) from e
-    names = [[f"{split}[{i}]" for i in range(len(split_labels))]
-             for split, split_labels in zip((train_split, test_split), labels)]
-    train, test = _stacked(streams, names, image_size, channels, crop_to_aspect_ratio)
+    (train, train_labels), (test, test_labels) = _stacked(
+        splits, image_size, channels, crop_to_aspect_ratio)
     return ImageData(
-        train, labels[0], test, labels[1],
+        train, train_labels, test, test_labels,
         source=f"TensorFlow Datasets {name!r} ({train_split}, {test_split}), {image_key!r}",
         class_names=tuple(features[label_key].names) if label_key else (),
     )
 
 
-def _stacked(streams, names, image_size, channels, crop_to_aspect_ratio):
-    """One uint8 array per stream of uint8 images, each image shaped by
-    `keras_ae.images.shaped`; `names[i][j]` names image j of stream i in errors.
+def _stacked(splits, image_size, channels, crop_to_aspect_ratio):
+    """`[(images, labels)]`, one per `(stream, names)` of `splits`: the stream's
+    `(uint8 image, label)` pairs read once, each image shaped by
+    `keras_ae.images.shaped` and stacked; `names[j]` names image j in errors.
 
     Without `image_size` every image must have the first one's size; without
     `channels` the images take 3 if any is RGB, else 1.
     """
-    shaped = [
+    read = [
         list(stream.map(
-            lambda image: images.shaped(image, image_size, channels, crop_to_aspect_ratio),
+            lambda image, label: (
+                images.shaped(image, image_size, channels, crop_to_aspect_ratio), label),
             num_parallel_calls=tf.data.AUTOTUNE,
         ).as_numpy_iterator())
-        for stream in streams
+        for stream, _ in splits
     ]
     sizes = {}
-    for arrays, stream_names in zip(shaped, names):
-        for array, name in zip(arrays, stream_names):
+    for pairs, (_, names) in zip(read, splits):
+        for (array, _), name in zip(pairs, names):
             sizes.setdefault(array.shape[:2], name)
     if len(sizes) > 1:
         examples = ", ".join(f"{h}x{w} ({name})" for (h, w), name in list(sizes.items())[:4])
@@ -558,9 +558,10 @@ def _stacked(streams, names, image_size, channels, crop_to_aspect_ratio):
             f"the images have {len(sizes)} different sizes, e.g. {examples}; pass "
             "--image_size=HEIGHT,WIDTH to resize them all to one"
         )
-    depth = max(array.shape[-1] for arrays in shaped for array in arrays)
-    return [np.stack([np.repeat(a, depth // a.shape[-1], axis=-1) for a in arrays])
-            for arrays in shaped]
+    depth = max(array.shape[-1] for pairs in read for array, _ in pairs)
+    return [(np.stack([np.repeat(a, depth // a.shape[-1], axis=-1) for a, _ in pairs]),
+             np.array([label for _, label in pairs], np.int64))
+            for pairs in read]
 
 
 def _converted(data, image_size=None, channels=None, crop_to_aspect_ratio=False):

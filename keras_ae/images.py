@@ -17,13 +17,10 @@ import tensorflow as tf
 EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 
 
-def decode(encoded, channels=None):
-    """uint8 `[height, width, channels]` from one encoded image (a scalar string).
-
-    `channels` None keeps the file's own (1 or 3; alpha dropped), else 1 or 3.
-    """
-    image = drop_alpha(tf.io.decode_image(encoded, channels=0, expand_animations=False))
-    return image if channels is None else to_channels(image, channels)
+def decode(encoded):
+    """uint8 `[height, width, 1|3]` from one encoded image (a scalar string):
+    the file's own size and channels, alpha dropped."""
+    return drop_alpha(tf.io.decode_image(encoded, channels=0, expand_animations=False))
 
 
 def drop_alpha(image):

@@ -68,7 +68,9 @@ def test_a_folder_loads_resized_with_labels_and_counts(folder):
     assert loaded.train_images.dtype == np.uint8
     assert len(loaded.train_images) + len(loaded.test_images) == 48
     assert loaded.class_names == ("a", "b")  # top-level folders; a/deep is in a
-    assert sorted(set(loaded.train_labels) | set(loaded.test_labels)) == [0, 1]
+    labels = np.concatenate([loaded.train_labels, loaded.test_labels])
+    assert len(loaded.train_labels) == len(loaded.train_images)
+    assert np.bincount(labels).tolist() == [32, 16]  # a/ and a/deep: 32 files; b/: 16
     assert loaded.skipped == (f"{folder}/b/broken.png",)
     assert loaded.ignored == 1  # README.txt
     grey = load_folder(folder, channels=1, crop_to_aspect_ratio=True)
