@@ -31,11 +31,15 @@ from keras_ae import distribute
 from keras_ae import training
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("folder", os.path.join(tempfile.gettempdir(), "fashion_mnist-png"),
-                    "Where the PNG folder is written (reused if complete).")
-flags.DEFINE_string("variant", "conv", "Variant; its recipe's defaults train it.")
-flags.DEFINE_integer("epochs", 3, "Epochs of each run.")
-flags.DEFINE_integer("seed", 0, "Seed of both runs.")
+DEFAULT_FOLDER = os.path.join(tempfile.gettempdir(), "fashion_mnist-png")
+
+
+def define_flags():  # only when run: bench/pipeline.py imports write_folder
+    flags.DEFINE_string("folder", DEFAULT_FOLDER,
+                        "Where the PNG folder is written (reused if complete).")
+    flags.DEFINE_string("variant", "conv", "Variant; its recipe's defaults train it.")
+    flags.DEFINE_integer("epochs", 3, "Epochs of each run.")
+    flags.DEFINE_integer("seed", 0, "Seed of both runs.")
 
 
 def write_folder(images, labels, directory):
@@ -93,4 +97,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -60,6 +60,8 @@ def _require_choice(field, value, choices):
         )
 
 
+INPUTS = ("auto", "memory", "stream")
+
 # DataConfig fields that only one kind of source reads.
 _SOURCE_FIELDS = {"test_dir": "folder", "test_fraction": "folder", "skip_bad_images": "folder",
                   "image_key": "tfds", "train_split": "tfds", "test_split": "tfds"}
@@ -103,6 +105,13 @@ class DataConfig:
         image_key: TFDS: the image feature, where there are several.
         train_split, test_split: TFDS splits, in TFDS's syntax (e.g.
             "train[:90%]"). Default "train", "test".
+        input: "memory" decodes the training images into memory; "stream"
+            ("folder" only) reads them from their files batch by batch
+            (`keras_ae.image_files`); "auto" streams a folder whose decoded
+            training images would exceed `memory_limit_mib`. Default "auto".
+        memory_limit_mib: the decoded size (MiB) above which "auto" streams,
+            and which a streamed run's test images are kept within. Default
+            None: a quarter of this machine's memory.
     """
 
     dataset: str = "mnist"
@@ -122,6 +131,8 @@ class DataConfig:
     image_key: str | None = None
     train_split: str = "train"
     test_split: str = "test"
+    input: str = "auto"
+    memory_limit_mib: int | None = None
 
     def __post_init__(self):
         if not self.dataset or not all(c.isalnum() or c in "_-:/." for c in self.dataset):
@@ -137,6 +148,11 @@ class DataConfig:
             object.__setattr__(self, "image_size", size)
         if self.channels not in (None, 1, 3):
             raise ConfigError("channels", f"must be 1 (grey) or 3 (RGB), got {self.channels!r}")
+        _require_choice("input", self.input, INPUTS)
+        _require_positive(self, "memory_limit_mib")
+        if self.input == "stream" and self.dataset != "folder":
+            raise ConfigError("input", "stream reads image files (--dataset=folder); other "
+                              "datasets load into memory (--input=auto or memory)")
         if not 0 < self.test_fraction < 1:
             raise ConfigError("test_fraction", f"must be in (0, 1), got {self.test_fraction!r}")
         kind = ("folder" if self.dataset == "folder"
@@ -158,8 +174,15 @@ class DataConfig:
             crop_to_aspect_ratio=self.crop_to_aspect_ratio, test_dir=self.test_dir,
             test_fraction=self.test_fraction, image_key=self.image_key,
             train_split=self.train_split, test_split=self.test_split,
-            skip_bad_images=self.skip_bad_images,
+            skip_bad_images=self.skip_bad_images, input=self.input,
+            memory_limit=self.memory_limit(),
         )
+
+    def memory_limit(self):
+        """`memory_limit_mib` in bytes, or a quarter of this machine's memory."""
+        if self.memory_limit_mib is not None:
+            return self.memory_limit_mib * 2**20
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
 
 
 @dataclasses.dataclass(frozen=True)

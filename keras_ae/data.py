@@ -31,7 +31,6 @@ import gzip
 import hashlib
 import math
 import os
-import re
 import struct
 import zlib
 
@@ -39,6 +38,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from keras_ae import image_files
 from keras_ae import images
 
 
@@ -104,7 +104,8 @@ def local_dirs(name, data_dir=None):
 
 def load(name, data_dir=None, train_examples=None, download=True, *, image_size=None,
          channels=None, crop_to_aspect_ratio=False, test_dir=None, test_fraction=0.1,
-         image_key=None, train_split="train", test_split="test", skip_bad_images=False):
+         image_key=None, train_split="train", test_split="test", skip_bad_images=False,
+         input="memory", memory_limit=None):
     """Loads both splits of a dataset, as images of one size (uint8; float32
     in [0, 1] from a float `.npz`).
 
@@ -125,7 +126,8 @@ def load(name, data_dir=None, train_examples=None, download=True, *, image_size=
         channels: 1 or 3. Default None: the data's own (3 if any image is RGB).
         crop_to_aspect_ratio: resize the largest centred crop of the target's
             aspect ratio instead of distorting. Default False.
-        test_dir, test_fraction, skip_bad_images: image folders, see `read_folder`.
+        test_dir, test_fraction, skip_bad_images, input, memory_limit: image
+            folders, see `read_folder`.
         image_key, train_split, test_split: TFDS, see `read_tfds`.
 
     Returns:
@@ -138,7 +140,8 @@ def load(name, data_dir=None, train_examples=None, download=True, *, image_size=
     shape = {"image_size": image_size, "channels": channels,
              "crop_to_aspect_ratio": crop_to_aspect_ratio}
     if name == "folder":
-        data = read_folder(data_dir, test_dir, test_fraction, skip_bad_images, **shape)
+        data = read_folder(data_dir, test_dir, test_fraction, skip_bad_images, **shape,
+                           input=input, memory_limit=memory_limit)
     elif name not in DATASETS:
         data = read_tfds(name, data_dir, download, image_key, train_split, test_split, **shape)
     else:
@@ -363,7 +366,8 @@ def _validated(spec, data):
 
 
 def read_folder(data_dir, test_dir=None, test_fraction=0.1, skip_bad_images=False, *,
-                image_size=None, channels=None, crop_to_aspect_ratio=False):
+                image_size=None, channels=None, crop_to_aspect_ratio=False, input="memory",
+                memory_limit=None):
     """The image files under `data_dir` (and `test_dir`), decoded and shaped.
 
     Files are found recursively by extension (`keras_ae.images.EXTENSIONS`, as
@@ -375,6 +379,13 @@ def read_folder(data_dir, test_dir=None, test_fraction=0.1, skip_bad_images=Fals
 
     A file TensorFlow cannot decode is a DataError naming it, or, with
     `skip_bad_images`, is left out and listed in `skipped`.
+
+    `input="stream"`, or "auto" when the decoded training images would exceed
+    `memory_limit` bytes, leaves the training images in their files
+    (`keras_ae.image_files.ImageFiles`, read as training streams them; a bad
+    file is found when it is read) and decodes the test images, every k-th
+    one if they would exceed `memory_limit`. Without `image_size` or
+    `channels` the first readable file's are taken.
     """
     if not data_dir:
         raise DataError("dataset 'folder' reads the images under --data_dir=DIR; set it")
@@ -394,26 +405,81 @@ def read_folder(data_dir, test_dir=None, test_fraction=0.1, skip_bad_images=Fals
                     "test images in a folder of their own and pass --test_dir"
                 )
     class_names = sorted({_label_name(relative) for _, relative in train_files + test_files})
-    splits, skipped = [], []
-    for split_files in (train_files, test_files):
-        paths = [path for path, _ in split_files]
-        labels = [class_names.index(_label_name(relative)) for _, relative in split_files]
-        stream = (
-            tf.data.Dataset.from_tensor_slices((paths, labels))
-            .map(lambda path, label: (images.decode(tf.io.read_file(path)), label),
-                 num_parallel_calls=tf.data.AUTOTUNE)
-            .ignore_errors()  # drops a file that does not decode, with its label
-        )
-        splits.append((stream, paths))
-    arrays = _stacked(splits, image_size, channels, crop_to_aspect_ratio)
-    for (_, paths), (pixels, _) in zip(splits, arrays):
+    splits = [([path for path, _ in split_files],
+               [class_names.index(_label_name(relative)) for _, relative in split_files])
+              for split_files in (train_files, test_files)]
+    where = data_dir + (f" and {test_dir}" if test_dir else "")
+    folder = {"class_names": tuple(class_names), "ignored": ignored}
+    if input != "memory":
+        shape = _first_shape(splits[0][0], image_size, channels, skip_bad_images)
+        decoded = len(train_files) * math.prod(shape)
+        if input == "stream" or decoded > memory_limit:
+            logging.info("data: streaming %d training images from their files (%.1f GiB "
+                         "decoded, %s)", len(train_files), decoded / 2**30,
+                         "--input=stream" if input == "stream" else
+                         f"over the memory limit of {memory_limit / 2**30:.1f} GiB")
+            return _streamed(splits, shape, image_size is not None, crop_to_aspect_ratio,
+                             memory_limit, skip_bad_images, source=f"image files in {where} "
+                             "(training images streamed)", **folder)
+    arrays, skipped = _decoded(splits, image_size, channels, crop_to_aspect_ratio,
+                               skip_bad_images)
+    return ImageData(*arrays[0], *arrays[1], source=f"image files in {where}",
+                     skipped=tuple(skipped), **folder)
+
+
+def _decoded(splits, image_size, channels, crop_to_aspect_ratio, skip_bad_images):
+    """`([(images, labels)] per split, skipped paths)` from `[(paths, labels)]`."""
+    streams = [
+        (tf.data.Dataset.from_tensor_slices((paths, labels))
+         .map(lambda path, label: (images.decode(tf.io.read_file(path)), label),
+              num_parallel_calls=tf.data.AUTOTUNE)
+         .ignore_errors(),  # drops a file that does not decode, with its label
+         paths)
+        for paths, labels in splits
+    ]
+    arrays = _stacked(streams, image_size, channels, crop_to_aspect_ratio)
+    skipped = []
+    for (paths, _), (pixels, _) in zip(splits, arrays):
         if len(pixels) < len(paths):  # which files, and fail unless skipping
             skipped += _unreadable(paths, skip_bad_images)
-    where = data_dir + (f" and {test_dir}" if test_dir else "")
-    return ImageData(
-        *arrays[0], *arrays[1], source=f"image files in {where}",
-        class_names=tuple(class_names), skipped=tuple(skipped), ignored=ignored,
-    )
+    return arrays, skipped
+
+
+def _first_shape(paths, image_size, channels, skip_bad_images):
+    """`(height, width, channels)` of a streamed folder: the flags', else the
+    first readable file's."""
+    if image_size is None or channels is None:
+        first = next((path for path in paths if not _unreadable([path], skip_bad_images)), None)
+        if first is None:
+            raise DataError(f"none of the {len(paths)} training files is a readable image")
+        own = images.decode(tf.io.read_file(first)).shape
+        logging.info("data: streamed images are shaped like the first, %s (%s); set "
+                     "--image_size and --channels to choose", first, own)
+        image_size, channels = image_size or tuple(own[:2]), channels or own[2]
+    return (*image_size, channels)
+
+
+def _streamed(splits, shape, resize, crop_to_aspect_ratio, memory_limit, skip_bad_images,
+              **fields):
+    """`ImageData` whose training images are `ImageFiles`; the test images
+    decoded, every k-th if all would exceed `memory_limit`."""
+    (train_paths, train_labels), (test_paths, test_labels) = splits
+    every = max(1, math.ceil(len(test_paths) * math.prod(shape) / memory_limit))
+    if every > 1:
+        logging.info("data: %d test images would exceed the memory limit; evaluating on "
+                     "every %d-th", len(test_paths), every)
+    test = [(test_paths[::every], test_labels[::every])]
+    [(test_images, test_labels)], skipped = _decoded(
+        test, shape[:2] if resize else None, shape[2], crop_to_aspect_ratio, skip_bad_images)
+    if test_images.shape[1:] != shape:
+        raise DataError(
+            f"the test images are {test_images.shape[1]}x{test_images.shape[2]}, the streamed "
+            f"training images {shape[0]}x{shape[1]} (like the first); pass "
+            "--image_size=HEIGHT,WIDTH to resize them all to one")
+    train = image_files.ImageFiles(tuple(train_paths), tuple(shape), resize,
+                                   crop_to_aspect_ratio)
+    return ImageData(train, np.array(train_labels, np.int64), test_images, test_labels,
+                     skipped=tuple(skipped), **fields)
 
 
 def in_test_split(relative_path, test_fraction):
@@ -429,16 +495,22 @@ def _label_name(relative_path):
 
 
 def _image_files(directory):
-    """`([(path, path relative to directory)], number of other files)`, sorted."""
-    if not os.path.isdir(directory):
+    """`([(path, path relative to directory)], number of other files)`, sorted.
+
+    Local folders are walked by `os.walk`; URLs (`gs://...`) by TensorFlow's
+    file systems, which the pipeline reads them through too.
+    """
+    remote = "://" in directory
+    if not (tf.io.gfile.isdir(directory) if remote else os.path.isdir(directory)):
         raise DataError(f"{directory}: no such folder; pass the folder of images as --data_dir")
+    walk = tf.io.gfile.walk(directory) if remote else os.walk(directory, followlinks=True)
     found, ignored = [], 0
-    for root, dirs, names in os.walk(directory, followlinks=True):
-        dirs.sort()
+    for root, dirs, names in walk:
+        dirs.sort()  # in place: the walk descends in this order
         for name in sorted(names):
             if name.lower().endswith(images.EXTENSIONS):
-                path = os.path.join(root, name)
-                found.append((path, os.path.relpath(path, directory)))
+                path = f"{root.rstrip('/')}/{name}" if remote else os.path.join(root, name)
+                found.append((path, path[len(directory.rstrip("/")) + 1:]))
             else:
                 ignored += 1
     if not found:
@@ -458,11 +530,8 @@ def _unreadable(paths, skip_bad_images):
             images.decode(tf.io.read_file(path))
         except tf.errors.OpError as e:
             if not skip_bad_images:
-                # TensorFlow's own message, without its op and function names.
-                reason = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", e.message)
-                reason = reason.split(" [Op:")[0].strip()
                 raise DataError(
-                    f"{path}: not a readable image ({reason}); "
+                    f"{path}: not a readable image ({image_files.error_reason(e)}); "
                     "replace or remove it, or pass --skip_bad_images to leave such "
                     "files out"
                 ) from e
@@ -619,6 +688,8 @@ def train_dataset(
     seed=0,
     first_epoch=0,
     smallest_batch=1,
+    input_context=None,
+    ram_budget=None,
 ):
     """The training stream: epochs `first_epoch .. epochs-1`, back to back.
 
@@ -627,8 +698,16 @@ def train_dataset(
     `batch_size` images, the global batch. Use it with
     `fit(..., epochs=epochs, steps_per_epoch=steps_per_epoch(len(images), batch_size))`.
 
+    With an `input_context` (`strategy.distribute_datasets_from_function`) it
+    yields this input pipeline's share instead: every global batch is split
+    into one contiguous piece per replica, sizes as even as can be, and the
+    pipeline yields the pieces of its own replicas, in replica order, reading
+    only their images. Across pipelines the pieces cover each epoch exactly
+    once, and the replicas see what they would see of the global stream.
+
     Args:
-        images: array NHWC, uint8 or float32 in [0, 1].
+        images: array NHWC, uint8 or float32 in [0, 1], held in memory; or
+            `keras_ae.image_files.ImageFiles`, read as they are needed.
         batch_size: global batch size.
         epochs: index one past the last epoch.
         noise_stddev: Gaussian noise stddev; 0 for none. Default 0.
@@ -640,27 +719,78 @@ def train_dataset(
             for static shapes, as TPUs need. Default 1: every image is used.
             The images dropped are the last of the epoch's own order, so a
             different few each epoch.
+        input_context: a `tf.distribute.InputContext`, or None for the
+            global stream. Default None.
+        ram_budget: bytes tf.data's autotuned buffers (prefetch, parallel
+            reads) may hold. Default None: tf.data's own, half the machine's.
     """
-    pixels = tf.constant(images)  # held in memory once, gathered batch by batch
-    used = min(len(images), steps_per_epoch(len(images), batch_size, smallest_batch) * batch_size)
+    count = len(images)
+    used = min(count, steps_per_epoch(count, batch_size, smallest_batch) * batch_size)
+    starts, sizes = _pieces(used, batch_size, input_context)
+    # All pieces alike (always so on TPUs): a static batch dimension.
+    static_size = int(sizes[0]) if len(set(sizes.tolist())) == 1 else None
+    load = _loader(images)
     stream_key = tf.constant([seed, _TRAIN_STREAM], tf.int64)
 
     def one_epoch(epoch):
         key = tf.random.experimental.stateless_fold_in(stream_key, epoch)
         # A full uniform shuffle: a permutation drawn from (seed, epoch) alone.
         order = tf.random.experimental.stateless_shuffle(
-            tf.range(len(images), dtype=tf.int64), seed=key
-        )[:used]
-        batches = (
-            tf.data.Dataset.from_tensor_slices(order)
-            # Only full batches are left then: a static batch dimension.
-            .batch(batch_size, drop_remainder=smallest_batch >= batch_size)
-            .map(lambda index: to_float(tf.gather(pixels, index)))
-        )
-        return _with_targets(batches, noise_stddev, key)
+            tf.range(count, dtype=tf.int64), seed=key)
+
+        def piece(start, size):
+            positions = tf.ensure_shape(tf.range(start, start + size), [static_size])
+            clean = to_float(load(tf.gather(order, positions)))
+            if not noise_stddev:
+                return clean, clean
+            return add_image_noise(clean, noise_stddev, key, positions), clean
+
+        return tf.data.Dataset.from_tensor_slices((starts, sizes)).map(
+            piece, num_parallel_calls=tf.data.AUTOTUNE)
 
     dataset = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
-    return _finish(dataset)
+    return _finish(dataset, ram_budget)
+
+
+def _pieces(used, batch_size, input_context):
+    """`(starts, sizes)` (int64 lists) of the batches one pipeline yields per
+    epoch, as positions in the epoch's order (see `train_dataset`)."""
+    replicas, pipelines, pipeline = 1, 1, 0
+    if input_context is not None:
+        replicas = input_context.num_replicas_in_sync
+        pipelines, pipeline = input_context.num_input_pipelines, input_context.input_pipeline_id
+    per_pipeline = replicas // pipelines
+    mine = range(pipeline * per_pipeline, (pipeline + 1) * per_pipeline)
+    starts, sizes = [], []
+    for batch_start in range(0, used, batch_size):
+        size = min(batch_size, used - batch_start)
+        start = batch_start
+        for replica in range(replicas):
+            piece = size // replicas + (replica < size % replicas)
+            if replica in mine:
+                starts.append(start)
+                sizes.append(piece)
+            start += piece
+    return np.array(starts, np.int64), np.array(sizes, np.int64)
+
+
+def _loader(images):
+    """int64 indices `[n]` → the images there, `[n, h, w, c]` as stored."""
+    if hasattr(images, "loader"):  # ImageFiles: read from the files
+        return images.loader()
+    pixels = tf.constant(images)  # held in memory once, gathered batch by batch
+    return lambda indices: tf.gather(pixels, indices)
+
+
+def add_image_noise(images, stddev, key, positions):
+    """`add_noise` with each image's noise drawn from `key` and its position:
+    the same however the images are batched or split across replicas."""
+    def noise(position):
+        seed = tf.random.experimental.stateless_fold_in(key, position)
+        return tf.random.stateless_normal(tf.shape(images)[1:], seed=seed)
+
+    draws = tf.map_fn(noise, positions, fn_output_signature=tf.float32, parallel_iterations=32)
+    return tf.clip_by_value(images + stddev * draws, 0.0, 1.0)
 
 
 def eval_dataset(images, *, batch_size, noise_stddev=0.0, seed=0):
@@ -686,8 +816,10 @@ def _with_targets(batches, noise_stddev, key):
     return batches.enumerate().map(noisy_pair, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def _finish(dataset):
+def _finish(dataset, ram_budget=None):
     options = tf.data.Options()
+    if ram_budget:  # tf.data's autotuned buffers stay within it
+        options.autotune.ram_budget = int(ram_budget)
     # In-memory sources have no files to shard: multi-worker shards elements.
     options.experimental_distribute.auto_shard_policy = (
         tf.data.experimental.AutoShardPolicy.DATA

@@ -29,6 +29,7 @@ from keras_ae import config as config_lib
 from keras_ae import data as data_lib
 from keras_ae import distribute
 from keras_ae import files
+from keras_ae import image_files
 from keras_ae import keras_fixes
 from keras_ae import model_dir as model_dir_lib
 from keras_ae import models
@@ -89,6 +90,7 @@ def train(config, strategy, data=None, verbose=1, callbacks=(), overwrite=False)
     """
     config = config_lib.resolve(config)  # config.json says what ran
     _check_jit_compile(config, strategy)
+    _reset_peak_memory()
     batch_size = config.data.batch_size
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:
@@ -101,12 +103,23 @@ def train(config, strategy, data=None, verbose=1, callbacks=(), overwrite=False)
     if data is None:
         data = load_data(config)
     config = config_lib.with_image_shape(config, data)
-    config = _with_steps_per_execution(config, strategy, _steps_per_epoch(config, strategy, data))
     logging.info("data: %s, %d training and %d test images of %s", data.source,
                  len(data.train_images), len(data.test_images), data.train_images.shape[1:])
     if data.ignored:
         logging.info("data: %d file(s) that are not images ignored", data.ignored)
+    while True:
+        try:
+            return _train_in_model_dir(config, strategy, data, verbose, callbacks, overwrite)
+        except tf.errors.OpError as error:
+            if not _streamed(data):
+                raise
+            data = _without_unreadable(data, config, error)  # or a DataError naming them
+            overwrite = False  # resume from the last good epoch
 
+
+def _train_in_model_dir(config, strategy, data, verbose, callbacks, overwrite):
+    """`train` after loading: into `model_dir`, or a worker's own directory."""
+    config = _with_steps_per_execution(config, strategy, _steps_per_epoch(config, strategy, data))
     if distribute.is_chief(strategy):
         with model_dir_lib.lock(config.train.model_dir):
             model_dir_lib.check(config.train.model_dir, config, overwrite)
@@ -126,6 +139,35 @@ def train(config, strategy, data=None, verbose=1, callbacks=(), overwrite=False)
         return _train(config, strategy, data, own_dir, verbose, callbacks)
     finally:
         shutil.rmtree(own_dir, ignore_errors=True)
+
+
+def _streamed(data):
+    return isinstance(data.train_images, image_files.ImageFiles)
+
+
+def _without_unreadable(data, config, error):
+    """After a streamed run failed: `data` without its unreadable training
+    files (`skip_bad_images`), or a DataError naming them; re-raises the
+    failure if every file reads."""
+    logging.warning("training failed while streaming; checking every training file")
+    files = data.train_images
+    bad = image_files.unreadable(files)
+    if not bad:
+        raise error  # not the files' fault
+    listed = "\n  ".join(f"{path} ({reason})" for path, reason in bad[:5])
+    if not config.data.skip_bad_images:
+        raise data_lib.DataError(
+            f"{len(bad)} training file(s) could not be read while training:\n  {listed}\n"
+            f"{config.train.model_dir} keeps the last good epoch: replace or remove the "
+            "file(s) and rerun the same command to resume, or pass --skip_bad_images to "
+            "leave such files out")
+    for path, _ in bad:
+        logging.warning("skipped, not a readable image: %s", path)
+    gone = {path for path, _ in bad}
+    kept = [i for i, path in enumerate(files.paths) if path not in gone]
+    return dataclasses.replace(
+        data, train_images=dataclasses.replace(files, paths=tuple(files.paths[i] for i in kept)),
+        train_labels=data.train_labels[kept], skipped=data.skipped + tuple(sorted(gone)))
 
 
 def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
@@ -148,15 +190,24 @@ def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
     first_epoch = backup.restore(model, strategy)
     if first_epoch:
         logging.info("resuming from the backup at epoch %d", first_epoch)
-    dataset = data_lib.train_dataset(
-        data.train_images,
-        batch_size=config.data.batch_size,
-        epochs=config.train.epochs,
-        noise_stddev=config.data.noise_stddev,
-        seed=config.data.seed,
-        first_epoch=first_epoch,
-        smallest_batch=smallest_batch,
-    )
+    def dataset(input_context=None):
+        return data_lib.train_dataset(
+            data.train_images,
+            batch_size=config.data.batch_size,
+            epochs=config.train.epochs,
+            noise_stddev=config.data.noise_stddev,
+            seed=config.data.seed,
+            first_epoch=first_epoch,
+            smallest_batch=smallest_batch,
+            input_context=input_context,
+            # A stream's buffers are all it holds of the data: bounded.
+            ram_budget=config.data.memory_limit() // 2 if _streamed(data) else None,
+        )
+
+    # A stream is built by each worker for its own replicas, reading only
+    # their images; an in-memory one is split by Keras.
+    dataset = (strategy.distribute_datasets_from_function(dataset) if _streamed(data)
+               else dataset())
     callbacks = [
         _StopOnDivergence(config.train.learning_rate, os.path.join(model_dir, MODEL_FILE)),
         backup,  # after the divergence check, like every save
@@ -184,9 +235,29 @@ def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
         "train_seconds": train_seconds,
         "train_images_per_second": len(history.epoch) * images_per_epoch / train_seconds,
         **evaluate(model, data, config, model_dir),
+        "peak_memory_mib": _peak_memory_mib(),
     }
     files.write_json(os.path.join(model_dir, METRICS_FILE), metrics)
     return metrics
+
+
+def _reset_peak_memory():
+    """Starts the process's peak resident memory afresh (Linux; else nothing),
+    so that `_peak_memory_mib` measures the run, not the imports before it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def _peak_memory_mib():
+    """Peak resident memory (MiB) since `_reset_peak_memory` (Linux; else None)."""
+    try:
+        with open("/proc/self/status") as f:
+            return int(f.read().split("VmHWM:")[1].split()[0]) / 1024
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _smallest_batch(config, strategy):
@@ -268,6 +339,7 @@ def _training_metrics(config, strategy, data, model, history, first_epoch):
         "variant": config.model.variant,
         "dataset": config.data.dataset,
         "data_source": data.source,
+        "input": "stream" if _streamed(data) else "memory",
         "image_shape": list(data.train_images.shape[1:]),
         "train_images": len(data.train_images),
         "test_images": len(data.test_images),

@@ -1,7 +1,9 @@
 """Real distributed runs and real kills: train.py as worker processes on
 127.0.0.1, SIGKILL, restart, and the weights compared with one process.
 
-Runs on a slice of the real Fashion-MNIST (Debian's dataset-fashion-mnist).
+Runs on a slice of the real Fashion-MNIST (Debian's dataset-fashion-mnist), in
+memory from its IDX files, or streamed from the same images written as PNG
+files: the two feed identical batches, so every run here has one reference.
 """
 
 import json
@@ -14,9 +16,11 @@ import time
 
 import keras
 import numpy as np
+from PIL import Image
 import pytest
 
 import keras_ae  # noqa: F401  (registers the model classes for load_model)
+from keras_ae import data
 from tests.test_train import ROOT, run_train
 
 pytestmark = pytest.mark.slow
@@ -28,6 +32,20 @@ FLAGS = ["--variant=conv", "--dataset=fashion_mnist", "--nodownload", "--train_e
          "--batch_size=64", "--latent_dim=8", "--seed=3", "--deterministic",
          "--steps_per_execution=1"]
 TIMEOUT = 300  # seconds any one process may take
+
+
+@pytest.fixture(scope="module")
+def streamed(tmp_path_factory):
+    """FLAGS' images as PNG files, streamed: training and test folders holding
+    the IDX files' first 1,024 training and all test images, in their order."""
+    fashion = data.load("fashion_mnist", download=False, train_examples=1024)
+    root = tmp_path_factory.mktemp("fashion-png")
+    for split, pixels in (("train", fashion.train_images), ("test", fashion.test_images)):
+        os.makedirs(root / split)
+        for i, image in enumerate(pixels[..., 0]):
+            Image.fromarray(image).save(root / split / f"{i:05d}.png")
+    return ["--dataset=folder", f"--data_dir={root / 'train'}", f"--test_dir={root / 'test'}",
+            "--input=stream"]
 
 
 def free_ports(count):
@@ -124,16 +142,21 @@ def two_replicas(tmp_path_factory):
     return train_in_one_process(tmp_path_factory.mktemp("two_replicas"), *TWO_REPLICAS)
 
 
-def test_two_workers_train_like_one_process_and_only_the_chief_writes(two_replicas, tmp_path):
+def test_two_workers_streaming_train_like_one_process_and_only_the_chief_writes(
+        two_replicas, streamed, tmp_path):
+    # Each worker reads only its replica's half of every global batch from the
+    # files (tests/test_data.py shows the halves cover each epoch once).
     model_dir = str(tmp_path / "run")
     start = time.monotonic()
-    results = finish(start_workers(model_dir, [*FLAGS, "--epochs=2"], tmp_path / "scratch"))
+    results = finish(start_workers(model_dir, [*FLAGS, *streamed, "--epochs=2"],
+                                   tmp_path / "scratch"))
     for code, stderr in results:
         assert code == 0, stderr[-3000:]
     print(f"two workers: {time.monotonic() - start:.1f} s")
 
     metrics = json.load(open(os.path.join(model_dir, "metrics.json")))
     assert metrics["replicas"] == 2 and metrics["epochs_trained"] == 2
+    assert metrics["input"] == "stream"
     # The chief wrote what a single process writes; the other worker wrote
     # nothing there and removed its own scratch directory.
     assert sorted(os.listdir(model_dir)) == sorted(os.listdir(two_replicas))
@@ -145,9 +168,10 @@ def test_two_workers_train_like_one_process_and_only_the_chief_writes(two_replic
     np.testing.assert_allclose(metrics["test_mse"], reference["test_mse"], rtol=1e-5)
 
 
-def test_a_killed_run_resumes_where_its_backup_left_off(two_replicas, tmp_path):
+def test_a_killed_streamed_run_resumes_where_its_backup_left_off(
+        two_replicas, streamed, tmp_path):
     model_dir = str(tmp_path / "run")
-    flags = [*FLAGS, *TWO_REPLICAS, "--epochs=2", f"--model_dir={model_dir}"]
+    flags = [*FLAGS, *streamed, *TWO_REPLICAS, "--epochs=2", f"--model_dir={model_dir}"]
     command = [sys.executable, os.path.join(ROOT, "train.py"), *flags]
     first = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)

@@ -78,6 +78,17 @@ flags.DEFINE_bool(
     "--dataset=folder: leave out files that do not decode (counted in metrics.json, "
     "named in the log) instead of failing.",
 )
+flags.DEFINE_enum(
+    "input", Data.input, config_lib.INPUTS,
+    "memory: decode the training images into memory. stream (--dataset=folder): read "
+    "them from their files batch by batch, each worker only its share. auto: stream a "
+    "folder whose decoded training images exceed --memory_limit_mib.",
+)
+flags.DEFINE_integer(
+    "memory_limit_mib", None,
+    "Decoded size (MiB) above which --input=auto streams, and within which a streamed "
+    "run's test images are kept. Default: a quarter of this machine's memory.",
+)
 flags.DEFINE_string(
     "image_key", None, "TensorFlow Datasets: the image feature, where there are several."
 )

@@ -219,7 +219,9 @@ def _calibration_inputs(model, data, config):
     rng = np.random.default_rng(config.seed)
     count = min(config.calibration_examples, len(data.train_images))
     sample = np.sort(rng.choice(len(data.train_images), count, replace=False))
-    return signatures.inputs(model, data_lib.to_float(data.train_images[sample]).numpy())
+    images = data.train_images
+    pixels = images.read(sample) if hasattr(images, "read") else images[sample]  # streamed
+    return signatures.inputs(model, data_lib.to_float(pixels).numpy())
 
 
 def _check_saved_model(path, inputs, expected):

@@ -1,0 +1,111 @@
+"""A split's images as files, read and decoded as training streams them.
+
+`ImageFiles` stands where an in-memory split holds an array (`len`, `shape`,
+slicing) when the decoded split would not fit in memory (`--input=stream`):
+it holds the paths only, and `load` reads, decodes and shapes a batch of them
+by index inside the tf.data pipeline, in parallel, with the same ops
+(`keras_ae.images`) the in-memory reader stores the result of. Paths go
+through TensorFlow's file system layer, so `gs://` works like a local path.
+
+A file that turns unreadable while training (deleted, damaged, or of another
+size when no `image_size` is set) fails the step that reads it; `unreadable`
+then finds which files they are (one parallel pass, errors dropped and
+counted), so that the run can name them or leave them out.
+"""
+
+import dataclasses
+import re
+
+import numpy as np
+import tensorflow as tf
+
+from keras_ae import images
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageFiles:
+    """Image files, each shaped to `image_shape` (uint8) when read.
+
+    `resize` false means every file must already have `image_shape`'s height
+    and width (a file that has not is an error naming it).
+    """
+
+    paths: tuple
+    image_shape: tuple  # (height, width, channels)
+    resize: bool = False
+    crop_to_aspect_ratio: bool = False
+
+    dtype = np.dtype(np.uint8)
+
+    def __len__(self):
+        return len(self.paths)
+
+    @property
+    def shape(self):
+        return (len(self.paths), *self.image_shape)
+
+    def __getitem__(self, key):
+        if not isinstance(key, slice):
+            raise TypeError("ImageFiles takes slices; read(indices) decodes images")
+        return dataclasses.replace(self, paths=self.paths[key])
+
+    def load_one(self, path):
+        """uint8 `image_shape` from one path (a scalar string tensor)."""
+        height, width, channels = self.image_shape
+        image = images.decode(tf.io.read_file(path))
+        if not self.resize:
+            same_size = tf.debugging.Assert(
+                tf.reduce_all(tf.shape(image)[:2] == [height, width]),
+                [f"an image is not {height}x{width} like the first one; pass "
+                 "--image_size=HEIGHT,WIDTH to resize them all to one. The file:", path],
+            )
+            with tf.control_dependencies([same_size]):
+                image = tf.identity(image)
+        image = images.shaped(image, (height, width) if self.resize else None, channels,
+                              self.crop_to_aspect_ratio)
+        return tf.ensure_shape(image, self.image_shape)
+
+    def loader(self):
+        """A function: int64 indices `[n]` → uint8 images `[n, *image_shape]`."""
+        paths = tf.constant(self.paths)  # the file list is all a stream holds
+
+        def load(indices):
+            return tf.map_fn(lambda i: self.load_one(paths[i]), indices,
+                             fn_output_signature=tf.TensorSpec(self.image_shape, tf.uint8),
+                             parallel_iterations=16)
+
+        return load
+
+    def read(self, indices):
+        """The images at `indices`, decoded: a uint8 array."""
+        return self.loader()(tf.constant(np.asarray(indices, np.int64))).numpy()
+
+
+def unreadable(files):
+    """`[(path, reason)]` of the files of `files` that cannot be read as images
+    of its shape, in order: one parallel pass, then each failure's reason."""
+    paths = tf.constant(files.paths)
+    read = (
+        tf.data.Dataset.from_tensor_slices(tf.range(len(files), dtype=tf.int64))
+        .map(lambda i: (i, files.load_one(paths[i])),
+             num_parallel_calls=tf.data.AUTOTUNE)
+        .ignore_errors()  # drops the failing files
+        .map(lambda i, _: i)
+    )
+    good = set(read.as_numpy_iterator())
+    return [(path, reason(files, path)) for i, path in enumerate(files.paths) if i not in good]
+
+
+def reason(files, path):
+    """Why `path` cannot be read: TensorFlow's message, without its op names."""
+    try:
+        files.load_one(tf.constant(path))
+    except tf.errors.OpError as e:
+        return error_reason(e)
+    return "read again, it was readable (was it replaced?)"
+
+
+def error_reason(error):
+    """A TensorFlow OpError's message, without its op and function names."""
+    message = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", error.message)
+    return message.split(" [Op:")[0].strip()
