@@ -22,7 +22,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app
 from absl import flags
-import numpy as np
 from PIL import Image
 
 from keras_ae import config as config_lib

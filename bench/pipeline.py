@@ -1,6 +1,6 @@
 """Is the input pipeline a bottleneck? Training images/s, real stream vs in memory.
 
-    python bench/pipeline.py [--variant=conv] [--steps=100] [--rounds=3]
+    python bench/pipeline.py [--variant=conv] [--steps=100] [--rounds=3] [--big_gib=4]
 
 Trains one model on Fashion-MNIST (Debian's local copy) fed three ways, taking
 turns in the same process so that machine load hits all three alike:
@@ -8,6 +8,14 @@ turns in the same process so that machine load hits all three alike:
     in_memory  one global batch, cached as a tensor and repeated: no input work
     pipeline   keras_ae.data.train_dataset without noise
     noisy      keras_ae.data.train_dataset with noise_stddev=0.5
+    stream     the same from the images as PNG files (--input=stream), no noise
+
+The PNG folder is bench/folder.py's (written to --folder if missing). Then the
+input alone, no training: images/s that train_dataset yields streaming 28x28
+grey PNG files, 64x64 RGB ones (Fashion-MNIST resized, written beside), and
+from memory. With --big_gib, train.py also trains one epoch of `linear`
+streaming a generated folder of 128x128 RGB PNG files that decodes to that
+many GiB, with --memory_limit_mib a quarter of it, and reports its peak RSS.
 
 Each round times every feed once, in an order rotated round by round; the
 ratios pipeline/in_memory and noisy/in_memory are taken within each round and
@@ -17,9 +25,13 @@ machine's load; many short rounds make the median robust to this machine's
 speed, which can halve and recover within seconds. Prints JSON.
 """
 
+import importlib.metadata
 import json
 import os
+import platform
 import statistics
+import subprocess
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -27,16 +39,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app
 from absl import flags
 import keras
+import numpy as np
+from PIL import Image
 import tensorflow as tf
 
 import keras_ae
 from keras_ae import data
+import folder  # bench/folder.py, beside this file
 
 _VARIANT = flags.DEFINE_string("variant", "conv", "Model to train.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Global batch size.")
 _STEPS = flags.DEFINE_integer("steps", 20, "Training steps per timed trial.")
 _ROUNDS = flags.DEFINE_integer("rounds", 15, "Timed trials per feed.")
 _DATASET = flags.DEFINE_string("dataset", "fashion_mnist", "Dataset to read.")
+_FOLDER = flags.DEFINE_string("png_folder", folder.DEFAULT_FOLDER,
+                              "Fashion-MNIST as PNG files (bench/folder.py's layout).")
+_BIG_GIB = flags.DEFINE_float("big_gib", 0, "Decoded GiB of the generated folder to train "
+                              "on streaming; 0 skips it.")
 
 
 def measure(model, feeds, steps, batch_size, rounds):
@@ -55,23 +74,93 @@ def measure(model, feeds, steps, batch_size, rounds):
     return rates
 
 
-def make_feeds(images, batch_size, epochs):
-    """The three feeds, each a function returning a fresh dataset.
+def make_feeds(images, batch_size, epochs, files=None):
+    """The feeds, each a function returning a fresh dataset: `stream` too if
+    `files` (the same images as `keras_ae.image_files.ImageFiles`).
 
     All yield full batches of the same static shape (smallest_batch=batch_size), so that
     fit() runs one and the same traced step on each: only the input differs.
     """
-    def stream(noise_stddev):
+    def stream(noise_stddev, source=images):
         return lambda: data.train_dataset(
-            images, batch_size=batch_size, epochs=epochs, noise_stddev=noise_stddev,
+            source, batch_size=batch_size, epochs=epochs, noise_stddev=noise_stddev,
             smallest_batch=batch_size,
         )
 
     one_batch = next(iter(stream(0.0)()))
-    return {
+    feeds = {
         "in_memory": lambda: tf.data.Dataset.from_tensors(one_batch).repeat(),
         "pipeline": stream(0.0),
         "noisy": stream(0.5),
+    }
+    if files is not None:
+        feeds["stream"] = stream(0.0, files)
+    return feeds
+
+
+def input_rate(images, batch_size=128, batches=200):
+    """Images/s train_dataset yields from `images` alone, no training."""
+    dataset = iter(data.train_dataset(images, batch_size=batch_size, epochs=1000))
+    for _ in range(5):  # warm up: tracing, autotuning
+        next(dataset)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(dataset)
+    return batches * batch_size / (time.perf_counter() - start)
+
+
+def streamed(directory, test_dir, **options):
+    """A folder's data with its training images as files."""
+    return data.load("folder", data_dir=directory, test_dir=test_dir, input="stream",
+                     memory_limit=2**30, **options)
+
+
+def big_run(gib, root):
+    """train.py streaming a generated folder of `gib` GiB decoded: its metrics."""
+    size = (128, 128, 3)
+    count = int(np.ceil(gib * 2**30 / np.prod(size)))
+    train, test = os.path.join(root, f"train-{count}"), os.path.join(root, "test")
+    for directory, number in ((train, count), (test, 256)):
+        if len(os.listdir(directory) if os.path.isdir(directory) else []) == number:
+            continue  # written before
+        os.makedirs(directory, exist_ok=True)
+        rng = np.random.default_rng(number)
+        for start in range(0, number, 1000):  # smooth pictures: quick to write, small
+            small = rng.integers(0, 256, (min(1000, number - start), 4, 4, 3))
+            pictures = tf.image.resize(small.astype(np.float32), size[:2]).numpy()
+            for i, picture in enumerate(pictures.astype(np.uint8)):
+                Image.fromarray(picture).save(os.path.join(directory, f"{start + i:06d}.png"))
+    model_dir = os.path.join(root, "run")
+    limit_mib = int(gib * 1024 / 4)
+    command = [sys.executable, os.path.join(os.path.dirname(__file__), "..", "train.py"),
+               "--variant=linear", "--dataset=folder", f"--data_dir={train}",
+               f"--test_dir={test}", "--epochs=1", "--batch_size=128",
+               f"--memory_limit_mib={limit_mib}", f"--model_dir={model_dir}", "--overwrite"]
+    subprocess.run(command, check=True)
+    metrics = json.load(open(os.path.join(model_dir, "metrics.json")))
+    return {"images": count, "decoded_gib": count * np.prod(size) / 2**30,
+            "memory_limit_mib": limit_mib, "input": metrics["input"],
+            "peak_memory_mib": metrics["peak_memory_mib"],
+            "train_images_per_second": metrics["train_images_per_second"],
+            "train_seconds": metrics["train_seconds"]}
+
+
+def machine():
+    model_name = ""
+    if os.path.exists("/proc/cpuinfo"):
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model_name = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": model_name or platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "ai_edge_litert": importlib.metadata.version("ai-edge-litert"),
+        "gpus": len(tf.config.list_physical_devices("GPU")),
     }
 
 
@@ -84,11 +173,31 @@ def paired_ratio(rates, numerator, denominator):
 
 def main(argv):
     del argv
-    images = data.load(_DATASET.value, download=False).train_images
+    fashion = data.load(_DATASET.value, download=False)
+    images = fashion.train_images
     batch_size, steps = _BATCH_SIZE.value, _STEPS.value
     epochs = -(-steps * (_ROUNDS.value + 1) // data.steps_per_epoch(len(images), batch_size))
+    train_dir, test_dir = (os.path.join(_FOLDER.value, split) for split in ("train", "test"))
+    folder.write_folder(images, fashion.train_labels, train_dir)
+    folder.write_folder(fashion.test_images, fashion.test_labels, test_dir)
+    files = streamed(train_dir, test_dir).train_images
+    rgb_dir = os.path.join(_FOLDER.value, "rgb64")
+    if not os.path.isdir(rgb_dir):  # 20,000 images, 64x64, RGB
+        for start in range(0, 20000, 1000):
+            chunk = tf.image.resize(images[start:start + 1000], (64, 64))
+            rgb = tf.image.grayscale_to_rgb(tf.cast(tf.round(chunk), tf.uint8)).numpy()
+            for i, picture in enumerate(rgb):
+                os.makedirs(os.path.join(rgb_dir, "train"), exist_ok=True)
+                Image.fromarray(picture).save(os.path.join(rgb_dir, "train", f"{start + i}.png"))
+    input_only = {
+        "memory_28x28x1": input_rate(images),
+        "stream_png_28x28x1": input_rate(files),
+        "stream_png_64x64x3": input_rate(streamed(
+            os.path.join(rgb_dir, "train"), test_dir, image_size=(64, 64), channels=3,
+        ).train_images),
+    }
 
-    feeds = make_feeds(images, batch_size, epochs)
+    feeds = make_feeds(images, batch_size, epochs, files)
     model = keras_ae.build(_VARIANT.value, images.shape[1:])
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     rates = measure(model, feeds, steps, batch_size, _ROUNDS.value)
@@ -100,9 +209,12 @@ def main(argv):
         "median_images_per_second": {k: statistics.median(v) for k, v in rates.items()},
         "pipeline_over_in_memory": paired_ratio(rates, "pipeline", "in_memory"),
         "noisy_over_in_memory": paired_ratio(rates, "noisy", "in_memory"),
-        "cpu_count": os.cpu_count(),
-        "tensorflow": tf.__version__,
+        "stream_over_pipeline": paired_ratio(rates, "stream", "pipeline"),
+        "input_only_images_per_second": input_only,
+        "machine": machine(),
     }
+    if _BIG_GIB.value:
+        result["big_stream"] = big_run(_BIG_GIB.value, os.path.join(_FOLDER.value, "big"))
     print(json.dumps(result, indent=2))
 
 

@@ -28,10 +28,8 @@ Writes everything, with the machine and versions, to --out (bench/results.json)
 and prints a Markdown table with each target and whether it is met.
 """
 
-import importlib.metadata
 import json
 import os
-import platform
 import shutil
 import statistics
 import time
@@ -178,25 +176,6 @@ def batch1_latency(version_dir, images, calls):
     }
 
 
-def machine():
-    model_name = ""
-    if os.path.exists("/proc/cpuinfo"):
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model_name = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu": model_name or platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "ai_edge_litert": importlib.metadata.version("ai-edge-litert"),
-        "gpus": len(tf.config.list_physical_devices("GPU")),
-    }
-
-
 def targets(results):
     """Each target: (description, value, met)."""
     runs, pca = results["runs"], results["pca_32_test_mse"]
@@ -277,7 +256,7 @@ def main(argv):
     test_images = data.test_images / np.float32(255)
     results = {
         "quick": quick,
-        "machine": machine(),
+        "machine": pipeline.machine(),
         "train_examples": len(data.train_images),
         "pca_32_test_mse": pca_mse(data.train_images, data.test_images, PCA_COMPONENTS),
         "runs": {},

@@ -21,6 +21,7 @@ import dataclasses
 import json
 import os
 
+from keras_ae import anomaly
 from keras_ae import data as data_lib
 from keras_ae import distribute
 from keras_ae import models
@@ -112,6 +113,16 @@ class DataConfig:
         memory_limit_mib: the decoded size (MiB) above which "auto" streams,
             and which a streamed run's test images are kept within. Default
             None: a quarter of this machine's memory.
+        normal_classes: anomaly detection: train on these classes only
+            (label ids, or a folder's class names); the test split keeps
+            every class, the others anomalous. Default None: no detector.
+        validation_fraction: with normal_classes, the share of the normal
+            training images held out (seeded) to calibrate the threshold on.
+            Default 0.1.
+        anomaly_fpr: with normal_classes, the false-positive rate the
+            threshold is calibrated to on them. Default 0.01.
+        anomaly_score: with normal_classes, "mse" or "top_k" (see
+            `keras_ae.anomaly`). Default "mse".
     """
 
     dataset: str = "mnist"
@@ -133,6 +144,10 @@ class DataConfig:
     test_split: str = "test"
     input: str = "auto"
     memory_limit_mib: int | None = None
+    normal_classes: tuple | None = None
+    validation_fraction: float = 0.1
+    anomaly_fpr: float = 0.01
+    anomaly_score: str = "mse"
 
     def __post_init__(self):
         if not self.dataset or not all(c.isalnum() or c in "_-:/." for c in self.dataset):
@@ -153,6 +168,19 @@ class DataConfig:
         if self.input == "stream" and self.dataset != "folder":
             raise ConfigError("input", "stream reads image files (--dataset=folder); other "
                               "datasets load into memory (--input=auto or memory)")
+        if self.normal_classes is not None:
+            if not self.normal_classes:
+                raise ConfigError("normal_classes", "names no class; e.g. 0,3 or a folder name")
+            object.__setattr__(self, "normal_classes", tuple(str(c) for c in self.normal_classes))
+        for field in ("validation_fraction", "anomaly_fpr"):
+            if not 0 < getattr(self, field) < 1:
+                raise ConfigError(field, f"must be in (0, 1), got {getattr(self, field)!r}")
+        _require_choice("anomaly_score", self.anomaly_score, anomaly.SCORES)
+        if self.normal_classes is None:
+            for field in ("validation_fraction", "anomaly_fpr", "anomaly_score"):
+                if getattr(self, field) != _DATA_DEFAULTS[field]:
+                    raise ConfigError(field, "applies to anomaly detection only: name the "
+                                      "normal classes with --normal_classes")
         if not 0 < self.test_fraction < 1:
             raise ConfigError("test_fraction", f"must be in (0, 1), got {self.test_fraction!r}")
         kind = ("folder" if self.dataset == "folder"
@@ -183,6 +211,9 @@ class DataConfig:
         if self.memory_limit_mib is not None:
             return self.memory_limit_mib * 2**20
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+
+
+_DATA_DEFAULTS = {field.name: field.default for field in dataclasses.fields(DataConfig)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -352,6 +383,8 @@ class ExportConfig:
         calibration_examples: training images that calibrate full-integer
             quantization. Default 500.
         seed: seed of the calibration sample. Default 0.
+        anomaly_threshold: a run with an anomaly detector: the threshold the
+            export decides by. Default None: the calibrated one.
     """
 
     export_base: str
@@ -363,6 +396,7 @@ class ExportConfig:
     eval_examples: int | None = None
     calibration_examples: int = 500
     seed: int = 0
+    anomaly_threshold: float | None = None
 
     def __post_init__(self):
         if not self.export_base:

@@ -4,18 +4,22 @@
 `.npz`, CIFAR's binary batches) and falls back to TensorFlow Datasets; it also
 reads a folder of image files (`read_folder`) or any TFDS image dataset
 (`read_tfds`), shaped by `keras_ae.images`. It returns whole splits as arrays,
-decoded in memory (a data set larger than memory cannot train yet).
+decoded in memory, except a folder's training images when they would not fit
+(`input`, `memory_limit`): those stay files (`keras_ae.image_files`), read as
+training streams them.
 
 `train_dataset()` turns the training images into the stream `fit()` consumes,
-for several epochs: the images stay in memory (the cache), each epoch takes them
-in a fresh shuffled order, in batches of the global batch size, adds Gaussian
-noise on the fly if asked, and prefetches. Epoch `e` is a pure function of
-`(seed, e)`: its order is a permutation drawn from both, its noise comes from
-stateless random ops keyed by `(seed, e, batch)`. So order and noise are fresh
-every epoch, the same in every run with the same seed whatever the strategy or
-number of replicas, and a run resumed at epoch `e` sees what an uninterrupted
-run would. (`Dataset.shuffle` cannot give this: its seed must be a Python
-value, so it can't depend on the epoch inside the stream.)
+for several epochs: each epoch takes them in a fresh shuffled order, in
+batches of the global batch size (or one input pipeline's per-replica pieces
+of them), gathered from memory or read from their files, adds Gaussian noise
+on the fly if asked, and prefetches. Epoch `e` is a pure function of
+`(seed, e)`: its order is a permutation drawn from both, and the noise of the
+image at position `p` of its order comes from stateless random ops keyed by
+`(seed, e, p)`. So order and noise are fresh every epoch, the same in every
+run with the same seed whatever the strategy, number of replicas or workers,
+or source (memory or files), and a run resumed at epoch `e` sees what an
+uninterrupted run would. (`Dataset.shuffle` cannot give this: its seed must be
+a Python value, so it can't depend on the epoch inside the stream.)
 
 Example:
 
@@ -83,6 +87,7 @@ class ImageData:
     class_names: tuple = ()  # label i's name, where the source names them
     skipped: tuple = ()  # unreadable files left out (--skip_bad_images)
     ignored: int = 0  # files in an image folder that are not images
+    validation_images: np.ndarray | None = None  # normal images held out to calibrate
 
 
 # ---------------------------------------------------------------------------
@@ -414,10 +419,10 @@ def read_folder(data_dir, test_dir=None, test_fraction=0.1, skip_bad_images=Fals
         shape = _first_shape(splits[0][0], image_size, channels, skip_bad_images)
         decoded = len(train_files) * math.prod(shape)
         if input == "stream" or decoded > memory_limit:
-            logging.info("data: streaming %d training images from their files (%.1f GiB "
-                         "decoded, %s)", len(train_files), decoded / 2**30,
+            logging.info("data: streaming %d training images from their files (%s MiB "
+                         "decoded, %s)", len(train_files), f"{decoded / 2**20:,.0f}",
                          "--input=stream" if input == "stream" else
-                         f"over the memory limit of {memory_limit / 2**30:.1f} GiB")
+                         f"over the memory limit of {memory_limit / 2**20:,.0f} MiB")
             return _streamed(splits, shape, image_size is not None, crop_to_aspect_ratio,
                              memory_limit, skip_bad_images, source=f"image files in {where} "
                              "(training images streamed)", **folder)

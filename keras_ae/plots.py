@@ -62,3 +62,30 @@ def _save(fig, path):
     with files.atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100)
     plt.close(fig)
+
+
+def save_score_histograms(path, scores, anomalous, threshold):
+    """Histograms of normal and anomalous images' scores, threshold marked."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    bins = np.linspace(np.min(scores), np.max(scores), 60)
+    for mask, name in ((~anomalous, "normal"), (anomalous, "anomalous")):
+        if mask.any():
+            ax.hist(scores[mask], bins=bins, alpha=0.6, label=f"{name} ({mask.sum()})")
+    ax.axvline(threshold, color="k", linestyle="--", label="threshold")
+    ax.set_xlabel("anomaly score")
+    ax.set_ylabel("test images")
+    ax.legend()
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def save_roc(path, false_positive_rates, true_positive_rates, area):
+    """The ROC curve, its area in the title."""
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot(false_positive_rates, true_positive_rates)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    ax.set_xlabel("false-positive rate")
+    ax.set_ylabel("true-positive rate")
+    ax.set_title(f"ROC, area {area:.3f}")
+    fig.tight_layout()
+    _save(fig, path)

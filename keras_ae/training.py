@@ -25,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_ae import anomaly
 from keras_ae import config as config_lib
 from keras_ae import data as data_lib
 from keras_ae import distribute
@@ -102,6 +103,8 @@ def train(config, strategy, data=None, verbose=1, callbacks=(), overwrite=False)
         )
     if data is None:
         data = load_data(config)
+    if config.data.normal_classes:
+        data = _normal_only(data, config)
     config = config_lib.with_image_shape(config, data)
     logging.info("data: %s, %d training and %d test images of %s", data.source,
                  len(data.train_images), len(data.test_images), data.train_images.shape[1:])
@@ -139,6 +142,21 @@ def _train_in_model_dir(config, strategy, data, verbose, callbacks, overwrite):
         return _train(config, strategy, data, own_dir, verbose, callbacks)
     finally:
         shutil.rmtree(own_dir, ignore_errors=True)
+
+
+def _normal_only(data, config):
+    """`data` for anomaly detection (`keras_ae.anomaly.normal_split`), or a
+    ConfigError naming what is wrong."""
+    options = config.data
+    try:
+        ids = anomaly.normal_ids(data, options.normal_classes, options.dataset)
+    except ValueError as e:
+        raise config_lib.ConfigError("normal_classes", str(e)) from e
+    try:
+        return anomaly.normal_split(data, ids, options.validation_fraction,
+                                    options.anomaly_fpr, options.seed)
+    except anomaly.CalibrationError as e:
+        raise config_lib.ConfigError("validation_fraction", str(e)) from e
 
 
 def _streamed(data):
@@ -235,8 +253,10 @@ def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
         "train_seconds": train_seconds,
         "train_images_per_second": len(history.epoch) * images_per_epoch / train_seconds,
         **evaluate(model, data, config, model_dir),
-        "peak_memory_mib": _peak_memory_mib(),
     }
+    if config.data.normal_classes:
+        metrics.update(anomaly.evaluate(model, data, config, model_dir))
+    metrics["peak_memory_mib"] = _peak_memory_mib()
     files.write_json(os.path.join(model_dir, METRICS_FILE), metrics)
     return metrics
 

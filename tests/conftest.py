@@ -27,6 +27,18 @@ def pytest_configure(config):
     )
 
 
+def pytest_collection_modifyitems(items):
+    """Groups for pytest-xdist's `--dist loadgroup` (README's test command): a
+    test file's tests run in one worker, so that its module fixtures are built
+    once, and the battery's classes (tests/test_case.py) in one worker, so that
+    their shared fresh-process run (`fresh_process_runs`) is."""
+    from tests.test_case import AutoencoderTestCase
+
+    for item in items:
+        battery = item.cls is not None and issubclass(item.cls, AutoencoderTestCase)
+        item.add_marker(pytest.mark.xdist_group("battery" if battery else item.module.__name__))
+
+
 def write_idx(path, array):
     """Writes a uint8 array as a gzipped IDX file (the MNIST format)."""
     header = bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)

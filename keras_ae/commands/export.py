@@ -43,6 +43,11 @@ flags.DEFINE_integer(
     "Training images that calibrate full-integer quantization.",
 )
 flags.DEFINE_integer("seed", Export.seed, "Seed of the calibration sample.")
+flags.DEFINE_float(
+    "anomaly_threshold", None,
+    "A run trained with --normal_classes: the threshold is_anomaly decides by. Default: "
+    "the one calibrated in training (anomaly.json).",
+)
 
 
 def main(argv):

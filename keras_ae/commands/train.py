@@ -17,6 +17,7 @@ from absl import app
 from absl import flags
 
 import keras_ae
+from keras_ae import anomaly
 from keras_ae import commands
 from keras_ae import config as config_lib
 from keras_ae import data as data_lib
@@ -88,6 +89,25 @@ flags.DEFINE_integer(
     "memory_limit_mib", None,
     "Decoded size (MiB) above which --input=auto streams, and within which a streamed "
     "run's test images are kept. Default: a quarter of this machine's memory.",
+)
+flags.DEFINE_list(
+    "normal_classes", None,
+    "Anomaly detection: train on these classes only (label ids, e.g. 0,3, or a folder's "
+    "class names); calibrate a threshold on held-out normal images; test on every class.",
+)
+flags.DEFINE_float(
+    "validation_fraction", Data.validation_fraction,
+    "With --normal_classes: the share of normal training images held out to calibrate on.",
+)
+flags.DEFINE_float(
+    "anomaly_fpr", Data.anomaly_fpr,
+    "With --normal_classes: the false-positive rate on normal images the threshold is "
+    "set to.",
+)
+flags.DEFINE_enum(
+    "anomaly_score", Data.anomaly_score, anomaly.SCORES,
+    "With --normal_classes: mse (each image's mean squared error) or top_k (the mean of "
+    "its worst 10% of squared pixel errors, for small defects).",
 )
 flags.DEFINE_string(
     "image_key", None, "TensorFlow Datasets: the image feature, where there are several."

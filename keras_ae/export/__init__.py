@@ -25,6 +25,7 @@ Example:
 
 import dataclasses
 import importlib.metadata
+import json
 import os
 import shutil
 import tempfile
@@ -34,6 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_ae import anomaly
 from keras_ae import config as config_lib
 from keras_ae import data as data_lib
 from keras_ae import files
@@ -92,12 +94,13 @@ def export_run(model_dir, config, data=None):
         DataError: the run's dataset cannot be loaded.
     """
     path = target_dir(model_dir, config)
-    model, run = _load_run(model_dir)
+    model, run, detector = _load_run(model_dir, config)
     if data is None:
         data = run.data.load()
     images = data_lib.to_float(data.test_images[: config.eval_examples]).numpy()
     inputs = signatures.inputs(model, images)
-    expected = signatures.keras_outputs(model, inputs)
+    scoring = detector and (detector["score"], detector["threshold"])
+    expected = signatures.keras_outputs(model, inputs, detector=scoring)
     report = {
         "model_dir": os.path.abspath(model_dir),
         "variant": run.model.variant,
@@ -105,6 +108,7 @@ def export_run(model_dir, config, data=None):
         "eval_examples": len(images),
         "keras_test_mse": _mse(expected[signatures.RECONSTRUCT]["reconstruction"], images),
         "input": _input_description(model, run),
+        "anomaly": detector,
         "float_tolerance": FLOAT_TOLERANCE,
         "config": dataclasses.asdict(config),
         "versions": {
@@ -122,7 +126,7 @@ def export_run(model_dir, config, data=None):
         wanted = "saved_model" in config.formats
         saved_model_dir = staging if wanted else os.path.join(scratch, "saved_model")
         logging.info("export: SavedModel to %s", saved_model_dir)
-        saved_model.write(model, saved_model_dir, run.data.crop_to_aspect_ratio)
+        saved_model.write(model, saved_model_dir, run.data.crop_to_aspect_ratio, scoring)
         if wanted:
             report["files"]["saved_model"] = _check_saved_model(
                 saved_model_dir, inputs, expected
@@ -173,7 +177,9 @@ def _input_description(model, run):
     }
 
 
-def _load_run(model_dir):
+def _load_run(model_dir, config):
+    """`(model, RunConfig, detector)` of a run; the detector (`anomaly.json`,
+    the threshold `config.anomaly_threshold` if set) None without one."""
     paths = [os.path.join(model_dir, name) for name in ("config.json", "model.keras")]
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
@@ -189,7 +195,18 @@ def _load_run(model_dir):
             f"{paths[1]} has NaN or infinite weights; nothing to export. Train again "
             "with a lower --learning_rate"
         )
-    return model, run
+    detector = None
+    anomaly_path = os.path.join(model_dir, anomaly.ANOMALY_FILE)
+    if os.path.isfile(anomaly_path):
+        with open(anomaly_path) as f:
+            detector = json.load(f)
+        if config.anomaly_threshold is not None:
+            detector["calibrated_threshold"] = detector["threshold"]
+            detector["threshold"] = config.anomaly_threshold
+    elif config.anomaly_threshold is not None:
+        raise ExportError(f"--anomaly_threshold: {model_dir} has no anomaly detector "
+                          f"({anomaly.ANOMALY_FILE}); train with --normal_classes")
+    return model, run, detector
 
 
 def _export_tflite(saved_model_dir, directory, flavours, calibration, inputs, expected):
@@ -263,14 +280,16 @@ def _check_tflite(path, signature, quantize, inputs, expected):
 
 
 def _scaled_difference(output, expected):
+    output, expected = np.asarray(output, np.float64), np.asarray(expected, np.float64)
     return float(np.max(np.abs(output - expected) / np.maximum(1.0, np.abs(expected))))
 
 
 def _differences(outputs, expected):
     """Report figures per output of `{signature: {output: array}}`, flattened to
     "signature/output": max abs, max scaled (see FLOAT_TOLERANCE), MSE."""
-    pairs = {
-        f"{signature}/{k}": (outputs[signature][k], expected[signature][k])
+    pairs = {  # as float64: is_anomaly is boolean
+        f"{signature}/{k}": (np.asarray(outputs[signature][k], np.float64),
+                             np.asarray(expected[signature][k], np.float64))
         for signature in expected for k in expected[signature]
     }
     return {

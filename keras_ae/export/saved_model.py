@@ -22,12 +22,21 @@ from keras_ae.export import signatures
 _BATCH = 1000
 
 
-def write(model, path, crop_to_aspect_ratio=False):
+def write(model, path, crop_to_aspect_ratio=False, detector=None):
     """Writes `model`'s serving signatures as a SavedModel to `path`
-    (`crop_to_aspect_ratio`: the run's, see `signatures.functions`)."""
+    (`crop_to_aspect_ratio`: the run's; `detector`: `(score kind, threshold)`
+    of an anomaly detector, the threshold then a variable; see
+    `signatures.functions`)."""
     archive = keras.export.ExportArchive()
     archive.track(model)
-    for name, (function, spec) in signatures.functions(model, crop_to_aspect_ratio).items():
+    if detector is not None:
+        kind, value = detector
+        threshold = keras.Variable(value, dtype="float32", trainable=False,
+                                   name=signatures.THRESHOLD)
+        archive.add_variable_collection(signatures.THRESHOLD, [threshold])
+        detector = (kind, threshold)
+    endpoints = signatures.functions(model, crop_to_aspect_ratio, detector)
+    for name, (function, spec) in endpoints.items():
         archive.add_endpoint(name, function, input_signature=[spec])
     archive.write_out(path, verbose=False)
 

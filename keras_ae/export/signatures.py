@@ -5,6 +5,12 @@
     decode            latent → images
     serving_bytes     image_bytes → what serving_default returns (SavedModel only)
 
+A run with an anomaly detector (`anomaly.json`, `--normal_classes`) adds to
+serving_default and serving_bytes `anomaly_score` (`keras_ae.anomaly.score`),
+`normalized_score` (the threshold at 0.5) and `is_anomaly` (score above the
+threshold). The SavedModel holds the threshold as a variable, the collection
+THRESHOLD (`loaded.anomaly_threshold[0]`), which can be assigned.
+
 `images` are float32 `[batch, height, width, channels]` in [0, 1], the batch
 dimension dynamic. `image_bytes` is a batch of encoded image files (PNG, JPEG,
 BMP, GIF) of any size, each decoded, converted to the model's channels and
@@ -22,6 +28,7 @@ Example:
 import numpy as np
 import tensorflow as tf
 
+from keras_ae import anomaly
 from keras_ae import data as data_lib
 from keras_ae import distribute
 from keras_ae import images as images_lib
@@ -33,6 +40,7 @@ BYTES = "serving_bytes"
 NAMES = (RECONSTRUCT, ENCODE, DECODE)  # in SavedModel and TFLite
 # TFLite has no image decoders: the bytes signature is the SavedModel's alone.
 SAVED_MODEL_NAMES = (*NAMES, BYTES)
+THRESHOLD = "anomaly_threshold"  # the SavedModel's variable collection
 
 
 def encoder_output_names(model):
@@ -40,12 +48,13 @@ def encoder_output_names(model):
     return list(model.encoder.output_names)
 
 
-def functions(model, crop_to_aspect_ratio=False):
+def functions(model, crop_to_aspect_ratio=False, detector=None):
     """`{signature name: (function, input TensorSpec)}` for `model`.
 
     Each function takes its named input and returns a dict of named outputs,
     so exported signatures carry these names. `crop_to_aspect_ratio` is the
-    run's, for the bytes signature's resizing.
+    run's, for the bytes signature's resizing; `detector`, `(score kind,
+    threshold variable)`, adds the anomaly outputs.
     """
     images_spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="images")
     latent_spec = tf.TensorSpec(
@@ -57,7 +66,14 @@ def functions(model, crop_to_aspect_ratio=False):
         images = checked(images, images_spec)
         reconstruction = model(images, training=False)
         error = tf.reduce_mean(tf.square(reconstruction - images), axis=[1, 2, 3])
-        return {"reconstruction": reconstruction, "reconstruction_error": error}
+        outputs = {"reconstruction": reconstruction, "reconstruction_error": error}
+        if detector is not None:
+            kind, threshold = detector
+            score = anomaly.score(images, reconstruction, kind)
+            threshold = tf.convert_to_tensor(threshold)
+            outputs.update(anomaly_score=score, normalized_score=0.5 * score / threshold,
+                           is_anomaly=score > threshold)
+        return outputs
 
     def encode(images):
         codes = tf.nest.flatten(model.encoder(checked(images, images_spec), training=False))
@@ -110,11 +126,12 @@ def inputs(model, images):
     }
 
 
-def keras_outputs(model, signature_inputs, batch_size=256):
+def keras_outputs(model, signature_inputs, batch_size=256, detector=None):
     """What each signature should return, computed by the Keras model itself.
 
     Independent of `functions`: `predict` on the model and its sub-models, and
-    the reconstruction error in numpy, so a mistake there shows as a mismatch.
+    the reconstruction error and anomaly outputs (`detector`: `(score kind,
+    threshold)`) in numpy, so a mistake there shows as a mismatch.
     """
     images = signature_inputs[RECONSTRUCT]["images"]
     reconstruction = distribute.predict(model, images, batch_size)
@@ -123,18 +140,8 @@ def keras_outputs(model, signature_inputs, batch_size=256):
     decoded = np.round(images * 255).astype(np.uint8) / np.float32(255)
     decoded_reconstruction = distribute.predict(model, decoded, batch_size)
     return {
-        RECONSTRUCT: {
-            "reconstruction": reconstruction,
-            "reconstruction_error": np.mean(
-                np.square(reconstruction - images), axis=(1, 2, 3)
-            ),
-        },
-        BYTES: {
-            "reconstruction": decoded_reconstruction,
-            "reconstruction_error": np.mean(
-                np.square(decoded_reconstruction - decoded), axis=(1, 2, 3)
-            ),
-        },
+        RECONSTRUCT: _numpy_outputs(reconstruction, images, detector),
+        BYTES: _numpy_outputs(decoded_reconstruction, decoded, detector),
         ENCODE: dict(zip(encoder_output_names(model), tf.nest.flatten(codes))),
         DECODE: {
             "images": distribute.predict(
@@ -142,3 +149,18 @@ def keras_outputs(model, signature_inputs, batch_size=256):
             )
         },
     }
+
+
+def _numpy_outputs(reconstruction, images, detector):
+    squared = np.square(reconstruction - images).reshape(len(images), -1)
+    outputs = {"reconstruction": reconstruction, "reconstruction_error": squared.mean(axis=1)}
+    if detector is not None:
+        kind, threshold = detector
+        if kind == "mse":
+            score = squared.mean(axis=1)
+        else:  # the largest TOP_FRACTION of the squared errors
+            count = max(1, round(anomaly.TOP_FRACTION * squared.shape[1]))
+            score = -np.sort(-squared, axis=1)[:, :count].mean(axis=1)
+        outputs.update(anomaly_score=score, normalized_score=0.5 * score / threshold,
+                       is_anomaly=score > threshold)
+    return outputs

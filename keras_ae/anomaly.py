@@ -1,0 +1,245 @@
+"""Anomaly detection: a score per image, a threshold calibrated on normal
+images, and how well the two separate normal from anomalous test images.
+
+A model trained on normal images only (`--normal_classes`) reconstructs them
+better than anything else, so its reconstruction error scores anomalies:
+
+    mse     the image's mean squared error (what `reconstruction_error` serves)
+    top_k   the mean of its worst TOP_FRACTION of squared pixel errors: a small
+            defect on a large image moves it, where it barely moves the mean
+
+The threshold is the score that `1 - fpr` of the held-out normal validation
+images stay at or below (`calibrate`), so about `fpr` of normal images are
+flagged. `normalized` maps scores so that the threshold sits at 0.5. The
+score is computed by one TensorFlow function (`score`), in training's
+evaluation and in every exported signature alike.
+"""
+
+import dataclasses
+import math
+import os
+
+from absl import logging
+
+import numpy as np
+import tensorflow as tf
+
+from keras_ae import data as data_lib
+from keras_ae import distribute
+from keras_ae import files
+from keras_ae import plots
+
+SCORES = ("mse", "top_k")
+TOP_FRACTION = 0.1  # top_k: the share of pixels (and channels) averaged
+ANOMALY_FILE = "anomaly.json"
+
+
+class CalibrationError(ValueError):
+    """Too few validation images for the asked false-positive rate."""
+
+
+def score(images, reconstructions, kind="mse"):
+    """float32 `[batch]` anomaly scores of `images` and their reconstructions."""
+    errors = tf.reshape(tf.square(reconstructions - images), [tf.shape(images)[0], -1])
+    if kind == "mse":
+        return tf.reduce_mean(errors, axis=1)
+    count = max(1, round(TOP_FRACTION * errors.shape[1]))
+    return tf.reduce_mean(tf.math.top_k(errors, k=count, sorted=False).values, axis=1)
+
+
+def needed_images(fpr):
+    """Validation images needed to calibrate at `fpr`: with fewer, not one
+    normal image could fall above the threshold."""
+    return math.ceil(1 / fpr - 1e-9)
+
+
+def calibrate(validation_scores, fpr):
+    """The threshold: the smallest validation score that at least `1 - fpr`
+    of the validation scores are at or below."""
+    scores = np.sort(np.asarray(validation_scores, np.float64))
+    if len(scores) < needed_images(fpr):
+        raise CalibrationError(
+            f"{len(scores)} validation images cannot calibrate a false-positive rate of "
+            f"{fpr:g}: that needs at least {needed_images(fpr)}; raise "
+            "--validation_fraction, or raise --anomaly_fpr")
+    return float(scores[math.ceil((1 - fpr) * len(scores) - 1e-9) - 1])
+
+
+def normalized(scores, threshold):
+    """Scores scaled so that the threshold is 0.5 (0 stays 0)."""
+    return 0.5 * np.asarray(scores) / threshold
+
+
+def auroc(scores, anomalous):
+    """Area under the ROC curve (ties count a half): the chance that an
+    anomalous image scores above a normal one. None without both kinds."""
+    scores, anomalous = np.asarray(scores, np.float64), np.asarray(anomalous, bool)
+    positives, negatives = anomalous.sum(), (~anomalous).sum()
+    if not positives or not negatives:
+        return None
+    ranks = _average_ranks(scores)
+    return float((ranks[anomalous].sum() - positives * (positives + 1) / 2)
+                 / (positives * negatives))
+
+
+def average_precision(scores, anomalous):
+    """Average precision: precision at each distinct score (taken as a
+    threshold, descending), weighted by the recall it adds. None without
+    anomalous images."""
+    scores, anomalous = np.asarray(scores, np.float64), np.asarray(anomalous, bool)
+    if not anomalous.any():
+        return None
+    order = np.argsort(-scores, kind="stable")
+    scores, anomalous = scores[order], anomalous[order]
+    last_of_tie = np.r_[scores[1:] != scores[:-1], True]  # thresholds: distinct scores
+    true_positives = np.cumsum(anomalous)[last_of_tie]
+    flagged = np.arange(1, len(scores) + 1)[last_of_tie]
+    recall = true_positives / anomalous.sum()
+    precision = true_positives / flagged
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def roc_curve(scores, anomalous):
+    """`(false-positive rates, true-positive rates)` at every distinct score."""
+    scores, anomalous = np.asarray(scores, np.float64), np.asarray(anomalous, bool)
+    order = np.argsort(-scores, kind="stable")
+    scores, anomalous = scores[order], anomalous[order]
+    last_of_tie = np.r_[scores[1:] != scores[:-1], True]
+    true_positives = np.r_[0, np.cumsum(anomalous)[last_of_tie]]
+    false_positives = np.r_[0, np.cumsum(~anomalous)[last_of_tie]]
+    return (false_positives / max(1, (~anomalous).sum()),
+            true_positives / max(1, anomalous.sum()))
+
+
+def at_threshold(scores, anomalous, threshold):
+    """False- and true-positive rates, precision and F1 of `score > threshold`."""
+    scores, anomalous = np.asarray(scores), np.asarray(anomalous, bool)
+    flagged = scores > threshold
+    true_positives = int(np.sum(flagged & anomalous))
+    rates = {
+        "fpr": float(np.mean(flagged[~anomalous])) if (~anomalous).any() else None,
+        "tpr": float(np.mean(flagged[anomalous])) if anomalous.any() else None,
+        "precision": true_positives / flagged.sum() if flagged.any() else None,
+    }
+    if rates["tpr"] is not None and rates["precision"] is not None and true_positives:
+        rates["f1"] = 2 * rates["precision"] * rates["tpr"] / (rates["precision"] + rates["tpr"])
+    else:
+        rates["f1"] = 0.0 if anomalous.any() else None
+    return rates
+
+
+def _average_ranks(values):
+    """1-based ranks of `values`, ties given the mean of their ranks."""
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(1, len(values) + 1)
+    unique, inverse = np.unique(values, return_inverse=True)
+    sums = np.bincount(inverse, weights=ranks)
+    counts = np.bincount(inverse)
+    return (sums / counts)[inverse]
+
+
+@dataclasses.dataclass(frozen=True)
+class Detector:
+    """What a calibrated detector is: stored as `anomaly.json`."""
+
+    score: str
+    threshold: float
+    fpr: float
+    normal_classes: tuple
+    validation_images: int
+    validation_quantiles: dict  # "50", "90", "99", "max": validation scores
+
+
+def normal_ids(data, normal_classes, dataset):
+    """The label ids of `normal_classes` (ids, or the names in
+    `data.class_names`); ValueError naming the classes there are."""
+    names = list(data.class_names)
+    count = max(len(names), int(max(data.train_labels.max(), data.test_labels.max())) + 1)
+    listed = ", ".join(repr(n) for n in names) if names else f"0 to {count - 1}"
+    ids = []
+    for wanted in normal_classes:
+        wanted = str(wanted)
+        if wanted in names:
+            ids.append(names.index(wanted))
+        elif wanted.isdigit() and int(wanted) < count and not names:
+            ids.append(int(wanted))
+        else:
+            raise ValueError(f"class {wanted!r} is not one of {dataset}'s classes: {listed}")
+    return sorted(set(ids))
+
+
+def normal_split(data, ids, validation_fraction, fpr, seed):
+    """`data` for one-class training: training images of the classes `ids`
+    only, less a seeded `validation_fraction` of them (`validation_images`,
+    decoded) to calibrate on; the test split whole, labels as they are."""
+    normal = np.flatnonzero(np.isin(data.train_labels, ids))
+    rng = np.random.default_rng([seed, 1_000_003])
+    count = round(validation_fraction * len(normal))
+    if count < needed_images(fpr):
+        raise CalibrationError(
+            f"{validation_fraction:g} of the {len(normal)} normal training images is {count} "
+            f"validation images; a false-positive rate of {fpr:g} needs at least "
+            f"{needed_images(fpr)}: raise --validation_fraction, or --anomaly_fpr")
+    held_out = np.zeros(len(normal), bool)
+    held_out[rng.choice(len(normal), count, replace=False)] = True
+    train, validation = normal[~held_out], normal[held_out]
+    images = data.train_images
+    if hasattr(images, "read"):  # streamed: files stay files
+        kept = dataclasses.replace(images, paths=tuple(images.paths[i] for i in train))
+        validation_images = images.read(validation)
+    else:
+        kept, validation_images = images[train], images[validation]
+    return dataclasses.replace(data, train_images=kept, train_labels=data.train_labels[train],
+                               validation_images=validation_images)
+
+
+def scores_of(model, images, kind, batch_size):
+    """Anomaly scores of `images` (uint8, or float in [0, 1]) under `model`."""
+    clean = data_lib.to_float(images).numpy()
+    reconstructions = distribute.predict(model, clean, batch_size)
+    return np.concatenate([
+        score(clean[i:i + batch_size], reconstructions[i:i + batch_size], kind).numpy()
+        for i in range(0, len(clean), batch_size)
+    ])
+
+
+def evaluate(model, data, config, directory):
+    """Calibrates the detector on `data.validation_images`, tests it, writes
+    `anomaly.json` and the figures to `directory`; its metrics."""
+    options = config.data
+    batch_size = options.batch_size
+    threshold = calibrate(
+        validation := scores_of(model, data.validation_images, options.anomaly_score,
+                                batch_size), options.anomaly_fpr)
+    detector = Detector(
+        score=options.anomaly_score, threshold=threshold, fpr=options.anomaly_fpr,
+        normal_classes=options.normal_classes, validation_images=len(validation),
+        validation_quantiles={q: float(np.quantile(validation, float(q) / 100))
+                              for q in ("50", "90", "99")} | {"max": float(validation.max())},
+    )
+    files.write_json(os.path.join(directory, ANOMALY_FILE), dataclasses.asdict(detector))
+    test = scores_of(model, data.test_images, options.anomaly_score, batch_size)
+    anomalous = ~np.isin(data.test_labels, normal_ids(data, options.normal_classes,
+                                                      options.dataset))
+    rates = at_threshold(test, anomalous, threshold)
+    area = auroc(test, anomalous)
+    if area is None:
+        logging.warning("AUROC and average precision undefined: the test split has %s",
+                        "no anomalous images" if not anomalous.any() else "no normal images")
+    plots.save_score_histograms(os.path.join(directory, "anomaly_scores.png"), test,
+                                anomalous, threshold)
+    if area is not None:
+        plots.save_roc(os.path.join(directory, "roc.png"), *roc_curve(test, anomalous), area)
+    highest = np.argsort(-test, kind="stable")[:40]
+    plots.save_image_grid(os.path.join(directory, "highest_scores.png"),
+                          data.test_images[highest] / (255 if data.test_images.dtype == np.uint8
+                                                       else 1), columns=10)
+    return {
+        "anomaly_threshold": threshold,
+        "test_normal_images": int((~anomalous).sum()),
+        "test_anomalous_images": int(anomalous.sum()),
+        "test_auroc": area,
+        "test_average_precision": average_precision(test, anomalous),
+        **{f"test_{name}_at_threshold": value for name, value in rates.items()},
+    }
