@@ -13,12 +13,12 @@ for several epochs: each epoch takes them in a fresh shuffled order, in
 batches of the global batch size (or one input pipeline's per-replica pieces
 of them), gathered from memory or read from their files, adds Gaussian noise
 on the fly if asked, and prefetches. Epoch `e` is a pure function of
-`(seed, e)`: its order is a permutation drawn from both, and the noise of the
-image at position `p` of its order comes from stateless random ops keyed by
-`(seed, e, p)`. So order and noise are fresh every epoch, the same in every
-run with the same seed whatever the strategy, number of replicas or workers,
-or source (memory or files), and a run resumed at epoch `e` sees what an
-uninterrupted run would. (`Dataset.shuffle` cannot give this: its seed must be
+`(seed, e)`: its order is a permutation drawn from both, and the noise of its
+global batch `b` comes from stateless random ops keyed by `(seed, e, b)` (an
+input pipeline draws its batch's noise and keeps its own rows). So order and
+noise are fresh every epoch, the same in every run with the same seed whatever
+the strategy, number of replicas or workers, or source (memory or files), and
+a run resumed at epoch `e` sees what an uninterrupted run would. (`Dataset.shuffle` cannot give this: its seed must be
 a Python value, so it can't depend on the epoch inside the stream.)
 
 Example:
@@ -748,7 +748,15 @@ def train_dataset(
             clean = to_float(load(tf.gather(order, positions)))
             if not noise_stddev:
                 return clean, clean
-            return add_image_noise(clean, noise_stddev, key, positions), clean
+            # The noise of the piece's rows of its global batch: drawn for the
+            # whole batch, so the same however it is split.
+            batch, row = start // batch_size, start % batch_size
+            rows = tf.minimum(tf.constant(batch_size, tf.int64), used - batch * batch_size)
+            noise = tf.random.stateless_normal(
+                tf.concat([[tf.cast(rows, tf.int32)], tf.shape(clean)[1:]], 0),
+                seed=tf.random.experimental.stateless_fold_in(key, batch),
+            )[row:row + size]
+            return tf.clip_by_value(clean + noise_stddev * noise, 0.0, 1.0), clean
 
         return tf.data.Dataset.from_tensor_slices((starts, sizes)).map(
             piece, num_parallel_calls=tf.data.AUTOTUNE)
@@ -785,17 +793,6 @@ def _loader(images):
         return images.loader()
     pixels = tf.constant(images)  # held in memory once, gathered batch by batch
     return lambda indices: tf.gather(pixels, indices)
-
-
-def add_image_noise(images, stddev, key, positions):
-    """`add_noise` with each image's noise drawn from `key` and its position:
-    the same however the images are batched or split across replicas."""
-    def noise(position):
-        seed = tf.random.experimental.stateless_fold_in(key, position)
-        return tf.random.stateless_normal(tf.shape(images)[1:], seed=seed)
-
-    draws = tf.map_fn(noise, positions, fn_output_signature=tf.float32, parallel_iterations=32)
-    return tf.clip_by_value(images + stddev * draws, 0.0, 1.0)
 
 
 def eval_dataset(images, *, batch_size, noise_stddev=0.0, seed=0):

@@ -79,7 +79,9 @@ def train(config, strategy, data=None, verbose=1, callbacks=(), overwrite=False)
         ConfigError: the global batch does not split evenly across replicas.
         RunDirError (a ConfigError): `model_dir` is in use by another process,
             or holds another or a finished run (see `keras_ae.model_dir`).
-        DataError: the dataset cannot be found or read.
+        DataError: the dataset cannot be found or read, or a streamed file
+            could not be read while training (`model_dir` keeps the last
+            good epoch).
         TrainingDiverged: the loss became NaN or infinite; `model_dir` keeps
             the last good epoch.
 
@@ -113,7 +115,7 @@ def train(config, strategy, data=None, verbose=1, callbacks=(), overwrite=False)
     while True:
         try:
             return _train_in_model_dir(config, strategy, data, verbose, callbacks, overwrite)
-        except tf.errors.OpError as error:
+        except _FILE_ERRORS as error:
             if not _streamed(data):
                 raise
             data = _without_unreadable(data, config, error)  # or a DataError naming them
@@ -159,6 +161,10 @@ def _normal_only(data, config):
         raise config_lib.ConfigError("validation_fraction", str(e)) from e
 
 
+# What reading a file that is gone, damaged or of another size raises.
+_FILE_ERRORS = (tf.errors.NotFoundError, tf.errors.InvalidArgumentError, tf.errors.DataLossError)
+
+
 def _streamed(data):
     return isinstance(data.train_images, image_files.ImageFiles)
 
@@ -168,8 +174,8 @@ def _without_unreadable(data, config, error):
     files (`skip_bad_images`), or a DataError naming them; re-raises the
     failure if every file reads."""
     logging.warning("training failed while streaming; checking every training file")
-    files = data.train_images
-    bad = image_files.unreadable(files)
+    streamed = data.train_images
+    bad = image_files.unreadable(streamed)
     if not bad:
         raise error  # not the files' fault
     listed = "\n  ".join(f"{path} ({reason})" for path, reason in bad[:5])
@@ -182,10 +188,10 @@ def _without_unreadable(data, config, error):
     for path, _ in bad:
         logging.warning("skipped, not a readable image: %s", path)
     gone = {path for path, _ in bad}
-    kept = [i for i, path in enumerate(files.paths) if path not in gone]
+    kept = [i for i, path in enumerate(streamed.paths) if path not in gone]
     return dataclasses.replace(
-        data, train_images=dataclasses.replace(files, paths=tuple(files.paths[i] for i in kept)),
-        train_labels=data.train_labels[kept], skipped=data.skipped + tuple(sorted(gone)))
+        data, train_labels=data.train_labels[kept], skipped=data.skipped + tuple(sorted(gone)),
+        train_images=dataclasses.replace(streamed, paths=tuple(streamed.paths[i] for i in kept)))
 
 
 def _train(config, strategy, data, model_dir, verbose, extra_callbacks):

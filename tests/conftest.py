@@ -27,16 +27,19 @@ def pytest_configure(config):
     )
 
 
-def pytest_collection_modifyitems(items):
-    """Groups for pytest-xdist's `--dist loadgroup` (README's test command): a
-    test file's tests run in one worker, so that its module fixtures are built
-    once, and the battery's classes (tests/test_case.py) in one worker, so that
-    their shared fresh-process run (`fresh_process_runs`) is."""
-    from tests.test_case import AutoencoderTestCase
+# The files that take longest (BUILD.md, "Tests"), run first: pytest-xdist
+# hands out files in collection order, so a long one started last would leave
+# the other worker idle at the end.
+LONGEST_FIRST = ("test_train.py", "test_multi_worker.py", "test_anomaly.py", "test_export.py",
+                 "test_images.py")
 
-    for item in items:
-        battery = item.cls is not None and issubclass(item.cls, AutoencoderTestCase)
-        item.add_marker(pytest.mark.xdist_group("battery" if battery else item.module.__name__))
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file's tests stay in order
 
 
 def write_idx(path, array):
@@ -79,14 +82,16 @@ def tiny_mnist_dir(tmp_path_factory):
     return directory
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def fresh_process_runs(request, tmp_path_factory):
     """The battery's fresh-process SavedModel checks (tests/test_case.py) of
-    every class that runs one this session, in one process."""
+    every class of this test file that runs one, in one process (one file's
+    tests share a pytest-xdist worker: `--dist loadfile`)."""
     from tests.test_case import run_all_fresh
 
     classes = list(dict.fromkeys(
         item.cls for item in request.session.items
-        if item.originalname == "test_saved_model_in_a_fresh_process_matches_keras"
+        if item.module is request.module
+        and item.originalname == "test_saved_model_in_a_fresh_process_matches_keras"
     ))
     return run_all_fresh(classes, tmp_path_factory)

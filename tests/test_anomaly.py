@@ -1,0 +1,223 @@
+"""Anomaly detection: scores, calibration, metrics, and the exported decision."""
+
+import dataclasses
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_ae import anomaly
+from keras_ae import config as config_lib
+from keras_ae import distribute
+from keras_ae import export
+from keras_ae import training
+from keras_ae.export import signatures
+from tests.conftest import make_images, write_idx
+from tests.test_train import run_train
+
+
+def brute_force_auroc(scores, anomalous):
+    pairs = [(a > n) + 0.5 * (a == n) for a in scores[anomalous] for n in scores[~anomalous]]
+    return np.mean(pairs)
+
+
+def brute_force_average_precision(scores, anomalous):
+    total, previous_recall = 0.0, 0.0
+    for threshold in sorted(set(scores), reverse=True):
+        flagged = scores >= threshold
+        recall = (flagged & anomalous).sum() / anomalous.sum()
+        total += (recall - previous_recall) * (flagged & anomalous).sum() / flagged.sum()
+        previous_recall = recall
+    return total
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_auroc_and_average_precision_equal_an_independent_count(seed):
+    rng = np.random.default_rng(seed)
+    anomalous = rng.random(60) < 0.3
+    scores = np.round(rng.normal(anomalous * 0.8, 1.0), 1)  # rounded: many ties
+    assert len(set(scores)) < len(scores)
+    assert anomaly.auroc(scores, anomalous) == pytest.approx(
+        brute_force_auroc(scores, anomalous), abs=1e-12)
+    assert anomaly.average_precision(scores, anomalous) == pytest.approx(
+        brute_force_average_precision(scores, anomalous), abs=1e-12)
+
+
+def test_known_cases():
+    anomalous = np.array([False, False, True, True])
+    assert anomaly.auroc(np.array([0.1, 0.2, 0.3, 0.4]), anomalous) == 1.0
+    assert anomaly.auroc(np.array([0.4, 0.3, 0.2, 0.1]), anomalous) == 0.0
+    assert anomaly.auroc(np.ones(4), anomalous) == 0.5
+    assert anomaly.average_precision(np.ones(4), anomalous) == 0.5  # one threshold: all
+    assert anomaly.auroc(np.ones(4), np.zeros(4, bool)) is None  # undefined
+    assert anomaly.average_precision(np.ones(4), np.zeros(4, bool)) is None
+    rates = anomaly.at_threshold(np.array([0.1, 0.5, 0.3, 0.9]), anomalous, 0.4)
+    assert rates == {"fpr": 0.5, "tpr": 0.5, "precision": 0.5, "f1": 0.5}
+
+
+@pytest.mark.parametrize("fpr", [0.01, 0.05])
+def test_the_calibrated_threshold_flags_fpr_of_fresh_normal_images(fpr):
+    # The threshold is an order statistic of n validation scores: on fresh
+    # images from the same distribution its FPR follows Beta(n - k + 1, k),
+    # mean about fpr, sd about sqrt(fpr / n): 3 sd is the tolerance.
+    rng = np.random.default_rng(0)
+    n = 4000
+    threshold = anomaly.calibrate(rng.gamma(2.0, size=n), fpr)
+    fresh = rng.gamma(2.0, size=200_000)
+    assert abs(np.mean(fresh > threshold) - fpr) < 3 * np.sqrt(fpr / n)
+    with pytest.raises(anomaly.CalibrationError, match=f"at least {anomaly.needed_images(fpr)}"):
+        anomaly.calibrate(np.arange(anomaly.needed_images(fpr) - 1), fpr)
+    # The fewest images it takes: the threshold is then their second largest.
+    scores = np.arange(anomaly.needed_images(fpr), dtype=float)
+    assert anomaly.calibrate(scores, fpr) == scores[-2]
+
+
+def test_top_k_scores_a_small_defect_that_the_mean_hides():
+    images = tf.zeros((2, 20, 20, 1))
+    reconstructions = tf.tensor_scatter_nd_update(  # image 1: 4 pixels wrong by 1
+        tf.zeros((2, 20, 20, 1)), [[1, 0, 0, 0], [1, 0, 1, 0], [1, 1, 0, 0], [1, 1, 1, 0]],
+        [1.0] * 4)
+    mse = anomaly.score(images, reconstructions, "mse").numpy()
+    top = anomaly.score(images, reconstructions, "top_k").numpy()
+    np.testing.assert_allclose(mse, [0, 4 / 400])
+    np.testing.assert_allclose(top, [0, 4 / 40])  # 10% of 400 pixels: the worst 40
+
+
+@pytest.fixture(scope="module")
+def blobs_dir(tmp_path_factory):
+    """3,000 training and 2,000 test blobs, labels alternating 0 and 1: the two
+    classes look alike, so every test image is a fresh normal-like image."""
+    directory = str(tmp_path_factory.mktemp("blobs"))
+    for prefix, count, seed in (("train", 3000, 1), ("t10k", 2000, 2)):
+        write_idx(os.path.join(directory, f"{prefix}-images-idx3-ubyte.gz"),
+                  make_images(count, seed))
+        write_idx(os.path.join(directory, f"{prefix}-labels-idx1-ubyte.gz"),
+                  np.arange(count, dtype=np.uint8) % 2)
+    return directory
+
+
+def detector_config(data_dir, model_dir, **data_options):
+    return config_lib.RunConfig(
+        config_lib.DataConfig("mnist", data_dir=data_dir, download=False, normal_classes=("0",),
+                              validation_fraction=0.5, **data_options),
+        config_lib.ModelConfig("linear"),
+        config_lib.TrainConfig(str(model_dir), epochs=2),
+    )
+
+
+@pytest.fixture(scope="module")
+def detector_run(blobs_dir, tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("detector") / "run"
+    metrics = training.train(detector_config(blobs_dir, model_dir),
+                             distribute.get_strategy("default"), verbose=0)
+    return model_dir, metrics
+
+
+def test_a_detector_trains_on_normal_images_and_is_calibrated(detector_run):
+    model_dir, metrics = detector_run
+    assert metrics["train_images"] == 750  # class 0's 1,500, half held out
+    detector = json.load(open(model_dir / anomaly.ANOMALY_FILE))
+    assert detector["validation_images"] == 750 and detector["score"] == "mse"
+    assert metrics["anomaly_threshold"] == detector["threshold"]
+    assert metrics["test_normal_images"] == metrics["test_anomalous_images"] == 1000
+    # Class 1 looks like class 0: its images are fresh normal ones too, so
+    # both rates estimate the false-positive rate of a threshold calibrated on
+    # 750 images: 0.01, sd 0.0037 (see the test above), plus the sampling
+    # noise of 1,000 images (sd 0.003): 3 sd of both.
+    for rate in ("test_fpr_at_threshold", "test_tpr_at_threshold"):
+        assert abs(metrics[rate] - 0.01) < 0.015, (rate, metrics[rate])
+    assert 0.4 < metrics["test_auroc"] < 0.6  # no better than chance, rightly
+    for figure in ("anomaly_scores.png", "roc.png", "highest_scores.png"):
+        assert (model_dir / figure).exists()
+
+
+def test_a_test_split_without_anomalies_has_no_auroc(detector_run, blobs_dir, tmp_path,
+                                                     caplog):
+    model_dir, _ = detector_run
+    config = detector_config(blobs_dir, model_dir)
+    split = anomaly.normal_split(config.data.load(), [0], 0.5, 0.01, seed=0)
+    only_normal = dataclasses.replace(split, test_labels=np.zeros_like(split.test_labels))
+    model = keras.saving.load_model(model_dir / "model.keras")
+    metrics = anomaly.evaluate(model, only_normal, config, str(tmp_path))
+    assert metrics["test_auroc"] is None and metrics["test_average_precision"] is None
+    assert "undefined: the test split has no anomalous images" in caplog.text
+
+
+def test_bad_normal_classes_and_small_validation_splits_are_named(blobs_dir, tmp_path):
+    strategy = distribute.get_strategy("default")
+    config = detector_config(blobs_dir, tmp_path / "run")
+    bad_class = config_lib.RunConfig(
+        config_lib.DataConfig(**{**config.data.__dict__, "normal_classes": ("2",)}),
+        config.model, config.train)
+    with pytest.raises(config_lib.ConfigError, match=r"class '2' is not one of mnist's "
+                       r"classes: 0 to 1"):
+        training.train(bad_class, strategy, verbose=0)
+    small = config_lib.RunConfig(
+        config_lib.DataConfig(**{**config.data.__dict__, "validation_fraction": 0.05,
+                                 "anomaly_fpr": 0.001}),
+        config.model, config.train)
+    with pytest.raises(config_lib.ConfigError, match="75 validation images; a false-positive "
+                       "rate of 0.001 needs at least 1000"):
+        training.train(small, strategy, verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture(scope="module")
+def exported_detector(detector_run, tmp_path_factory):
+    model_dir, _ = detector_run
+    base = tmp_path_factory.mktemp("exports")
+    config = config_lib.ExportConfig(str(base), model_name="m", quantize=("float32",))
+    return export.export_run(str(model_dir), config)  # checks every output vs Keras
+
+
+def test_the_export_answers_is_anomaly_as_keras_does(exported_detector, detector_run):
+    report = exported_detector
+    _, metrics = detector_run
+    assert report["anomaly"]["threshold"] == metrics["anomaly_threshold"]
+    served = report["files"]["saved_model"]["signatures"]
+    for name in (signatures.RECONSTRUCT, signatures.BYTES):
+        assert {"anomaly_score", "normalized_score", "is_anomaly"} <= set(served[name]["outputs"])
+    # Compared with the Keras model on every test image: not one decision differs.
+    for entry in ("saved_model", "tflite/reconstruct_float32.tflite"):
+        differences = report["files"][entry]["max_abs_diff"]
+        assert differences["serving_default/is_anomaly"] == 0, entry
+        assert differences["serving_default/anomaly_score"] < 1e-5, entry
+
+
+def test_a_new_threshold_changes_the_served_decisions(exported_detector):
+    loaded = tf.saved_model.load(exported_detector["path"])
+    images = tf.constant(make_images(64, seed=5)[..., None] / 255.0, tf.float32)
+    serve = loaded.signatures[signatures.RECONSTRUCT]
+    before = serve(images=images)
+    (threshold,) = loaded.anomaly_threshold
+    threshold.assign(float(np.median(before["anomaly_score"])))
+    after = serve(images=images)
+    np.testing.assert_array_equal(after["is_anomaly"],
+                                  after["anomaly_score"].numpy() > np.median(before["anomaly_score"]))
+    assert after["is_anomaly"].numpy().sum() == 32 != before["is_anomaly"].numpy().sum()
+
+
+@pytest.mark.slow
+def test_the_command_line_detects_other_clothes_than_trousers(tmp_path):
+    """Issue's done-when, shortened: train.py on Fashion-MNIST's trousers
+    (class 1) alone writes a calibrated detector whose export answers
+    is_anomaly, and that detector tells trousers from the other nine classes."""
+    if not os.path.isdir("/usr/share/datasets/fashion-mnist"):
+        pytest.fail("needs Debian's dataset-fashion-mnist: apt-get install dataset-fashion-mnist")
+    model_dir = tmp_path / "run"
+    result = run_train(
+        "--variant=conv", "--dataset=fashion_mnist", "--normal_classes=1",
+        "--train_examples=20000", "--epochs=3", f"--model_dir={model_dir}",
+        f"--export_base={tmp_path / 'exports'}", "--formats=saved_model")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.load(open(model_dir / "metrics.json"))
+    print({k: v for k, v in metrics.items() if "auroc" in k or "threshold" in k})
+    assert metrics["test_normal_images"] == 1000 and metrics["test_anomalous_images"] == 9000
+    assert metrics["test_auroc"] > 0.9  # chance is 0.5
+    report = json.load(open(tmp_path / "exports" / "run" / "1" / "export_report.json"))
+    assert report["anomaly"]["threshold"] == metrics["anomaly_threshold"]
+    assert "is_anomaly" in report["files"]["saved_model"]["signatures"]["serving_default"][
+        "outputs"]
