@@ -40,10 +40,11 @@ class CalibrationError(ValueError):
 
 def score(images, reconstructions, kind="mse"):
     """float32 `[batch]` anomaly scores of `images` and their reconstructions."""
-    errors = tf.reshape(tf.square(reconstructions - images), [tf.shape(images)[0], -1])
+    values = math.prod(images.shape[1:])  # static: the model's input shape
+    errors = tf.reshape(tf.square(reconstructions - images), [-1, values])
     if kind == "mse":
         return tf.reduce_mean(errors, axis=1)
-    count = max(1, round(TOP_FRACTION * errors.shape[1]))
+    count = max(1, round(TOP_FRACTION * values))
     return tf.reduce_mean(tf.math.top_k(errors, k=count, sorted=False).values, axis=1)
 
 
@@ -209,9 +210,8 @@ def evaluate(model, data, config, directory):
     `anomaly.json` and the figures to `directory`; its metrics."""
     options = config.data
     batch_size = options.batch_size
-    threshold = calibrate(
-        validation := scores_of(model, data.validation_images, options.anomaly_score,
-                                batch_size), options.anomaly_fpr)
+    validation = scores_of(model, data.validation_images, options.anomaly_score, batch_size)
+    threshold = calibrate(validation, options.anomaly_fpr)
     detector = Detector(
         score=options.anomaly_score, threshold=threshold, fpr=options.anomaly_fpr,
         normal_classes=options.normal_classes, validation_images=len(validation),

@@ -1,11 +1,14 @@
 """Anomaly detection: scores, calibration, metrics, and the exported decision."""
 
 import dataclasses
+import http.server
 import json
 import os
+import threading
 
 import keras
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
 
@@ -16,6 +19,8 @@ from keras_ae import export
 from keras_ae import training
 from keras_ae.export import signatures
 from tests.conftest import make_images, write_idx
+from tests.test_export import _StandInServer
+from tests.test_export import run_module
 from tests.test_train import run_train
 
 
@@ -221,3 +226,63 @@ def test_the_command_line_detects_other_clothes_than_trousers(tmp_path):
     assert report["anomaly"]["threshold"] == metrics["anomaly_threshold"]
     assert "is_anomaly" in report["files"]["saved_model"]["signatures"]["serving_default"][
         "outputs"]
+
+
+def test_the_client_prints_each_files_score_and_decision(exported_detector, tmp_path):
+    # Two blobs, and an image of noise that looks like no blob.
+    blobs = make_images(2, seed=7)
+    noise = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
+    paths = []
+    for name, pixels in (("a", blobs[0]), ("b", blobs[1]), ("noise", noise)):
+        paths.append(str(tmp_path / f"{name}.png"))
+        Image.fromarray(pixels).save(paths[-1])
+    loaded = tf.saved_model.load(exported_detector["path"])
+    _StandInServer.signatures = loaded.signatures
+    server = http.server.HTTPServer(("127.0.0.1", 0), _StandInServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = run_module("export.client", *paths, "--model_name=m",
+                            f"--server=http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+    assert result.returncode == 0, result.stderr[-2000:]
+    served = loaded.signatures[signatures.BYTES](
+        image_bytes=tf.constant([open(p, "rb").read() for p in paths]))
+    lines = result.stdout.strip().splitlines()
+    for line, score, decision in zip(lines, served["anomaly_score"].numpy(),
+                                     served["is_anomaly"].numpy()):
+        assert f"anomaly_score {score:.6f}" in line
+        assert line.endswith("anomaly" if decision else "normal")
+    assert lines[-1].endswith(": anomaly")  # noise is no blob
+
+
+def test_a_folder_of_good_parts_and_a_test_folder_of_good_and_defective_ones(tmp_path):
+    # anomalib's Folder layout: normal images to train on; test/good, test/defect.
+    rng = np.random.default_rng(0)
+    folders = {"train/good": make_images(120, seed=1), "test/good": make_images(30, seed=2),
+               "test/defect": rng.integers(0, 256, (30, 28, 28), dtype=np.uint8)}
+    for folder, pictures in folders.items():
+        os.makedirs(tmp_path / folder)
+        for i, pixels in enumerate(pictures):
+            Image.fromarray(pixels).save(tmp_path / folder / f"{i}.png")
+    config = config_lib.RunConfig(
+        config_lib.DataConfig("folder", data_dir=str(tmp_path / "train"),
+                              test_dir=str(tmp_path / "test"), normal_classes=("good",),
+                              validation_fraction=0.25, anomaly_fpr=0.1, batch_size=16),
+        config_lib.ModelConfig("linear"), config_lib.TrainConfig(str(tmp_path / "run"), epochs=3))
+    metrics = training.train(config, distribute.get_strategy("default"), verbose=0)
+    assert metrics["train_images"] == 90  # 30 of the 120 held out to calibrate
+    assert metrics["test_normal_images"] == metrics["test_anomalous_images"] == 30
+    assert metrics["test_auroc"] > 0.95  # noise is far from any blob
+
+
+@pytest.mark.slow
+def test_a_top_k_detector_exports_and_decides_as_keras(blobs_dir, tmp_path):
+    config = detector_config(blobs_dir, tmp_path / "run", anomaly_score="top_k")
+    training.train(config, distribute.get_strategy("default"), verbose=0)
+    report = export.export_run(str(tmp_path / "run"), config_lib.ExportConfig(
+        str(tmp_path / "exports"), model_name="m", quantize=("float32", "int8")))
+    assert report["anomaly"]["score"] == "top_k"
+    for entry in ("saved_model", "tflite/reconstruct_float32.tflite"):
+        assert report["files"][entry]["max_abs_diff"]["serving_default/is_anomaly"] == 0, entry
+    assert "anomaly_score" in report["files"]["tflite/reconstruct_int8.tflite"]["outputs"]

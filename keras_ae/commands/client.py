@@ -10,7 +10,8 @@ training did:
     {"signature_name": "serving_bytes", "instances": [{"b64": "iVBORw0KGgo..."}]}
 
 to SERVER/v1/models/MODEL_NAME:predict and prints each image's
-reconstruction_error (an anomaly score). --request_only prints the request
+reconstruction_error, and for an anomaly detector (`--normal_classes`) its
+anomaly_score, normalized_score and decision. --request_only prints the request
 body instead of sending it. It needs only numpy and Pillow: TensorFlow is
 not loaded.
 """
@@ -87,7 +88,12 @@ def main(argv):
     answer = post(predict_url(FLAGS.server, FLAGS.model_name, FLAGS.version), body,
                   FLAGS.timeout)
     for path, prediction in zip(paths, answer["predictions"]):
-        print(f"{path}: reconstruction_error {prediction['reconstruction_error']:.6f}")
+        line = f"{path}: reconstruction_error {prediction['reconstruction_error']:.6f}"
+        if "is_anomaly" in prediction:  # a detector
+            line += (f", anomaly_score {prediction['anomaly_score']:.6f} (normalized "
+                     f"{prediction['normalized_score']:.3f}): "
+                     + ("anomaly" if prediction["is_anomaly"] else "normal"))
+        print(line)
     if FLAGS.reconstruction:
         pixels = np.clip(answer["predictions"][0]["reconstruction"], 0, 1)
         pixels = (255 * np.asarray(pixels)).round().astype(np.uint8)
