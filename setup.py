@@ -43,7 +43,7 @@ setuptools.setup(
         # hypothesis: the property-based test feeding random and damaged bytes
         # to every data file reader (tests/test_data.py). pytest-xdist: the
         # suite in two processes, a file's tests in one (-n 2 --dist loadfile,
-        # so its module fixtures are built once): a sixth less time on two cores.
+        # so its module fixtures are built once; BUILD.md, "Tests").
         "test": ["pytest>=8", "hypothesis>=6", "pytest-xdist>=3.5"],
     },
 )
