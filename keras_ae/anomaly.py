@@ -10,9 +10,9 @@ better than anything else, so its reconstruction error scores anomalies:
 
 The threshold is the score that `1 - fpr` of the held-out normal validation
 images stay at or below (`calibrate`), so about `fpr` of normal images are
-flagged. `normalized` maps scores so that the threshold sits at 0.5. The
-score is computed by one TensorFlow function (`score`), in training's
-evaluation and in every exported signature alike.
+flagged. Exports also give `normalized_score = 0.5 * score / threshold`,
+the threshold at 0.5. The score is computed by one TensorFlow function
+(`score`), in training's evaluation and in every exported signature alike.
 """
 
 import dataclasses
@@ -64,11 +64,6 @@ def calibrate(validation_scores, fpr):
             f"{fpr:g}: that needs at least {needed_images(fpr)}; raise "
             "--validation_fraction, or raise --anomaly_fpr")
     return float(scores[math.ceil((1 - fpr) * len(scores) - 1e-9) - 1])
-
-
-def normalized(scores, threshold):
-    """Scores scaled so that the threshold is 0.5 (0 stays 0)."""
-    return 0.5 * np.asarray(scores) / threshold
 
 
 def auroc(scores, anomalous):
