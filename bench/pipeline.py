@@ -181,20 +181,19 @@ def main(argv):
     folder.write_folder(images, fashion.train_labels, train_dir)
     folder.write_folder(fashion.test_images, fashion.test_labels, test_dir)
     files = streamed(train_dir, test_dir).train_images
-    rgb_dir = os.path.join(_FOLDER.value, "rgb64")
-    if not os.path.isdir(rgb_dir):  # 20,000 images, 64x64, RGB
+    rgb_dir = os.path.join(_FOLDER.value, "rgb64", "train")  # 20,000 images, 64x64, RGB
+    if len(os.listdir(rgb_dir) if os.path.isdir(rgb_dir) else []) != 20000:  # not yet written
+        os.makedirs(rgb_dir, exist_ok=True)
         for start in range(0, 20000, 1000):
             chunk = tf.image.resize(images[start:start + 1000], (64, 64))
             rgb = tf.image.grayscale_to_rgb(tf.cast(tf.round(chunk), tf.uint8)).numpy()
             for i, picture in enumerate(rgb):
-                os.makedirs(os.path.join(rgb_dir, "train"), exist_ok=True)
-                Image.fromarray(picture).save(os.path.join(rgb_dir, "train", f"{start + i}.png"))
+                Image.fromarray(picture).save(os.path.join(rgb_dir, f"{start + i}.png"))
     input_only = {
         "memory_28x28x1": input_rate(images),
         "stream_png_28x28x1": input_rate(files),
         "stream_png_64x64x3": input_rate(streamed(
-            os.path.join(rgb_dir, "train"), test_dir, image_size=(64, 64), channels=3,
-        ).train_images),
+            rgb_dir, test_dir, image_size=(64, 64), channels=3).train_images),
     }
 
     feeds = make_feeds(images, batch_size, epochs, files)

@@ -27,6 +27,7 @@ import tensorflow as tf
 from keras_ae import data as data_lib
 from keras_ae import distribute
 from keras_ae import files
+from keras_ae import image_files
 from keras_ae import plots
 
 SCORES = ("mse", "top_k")
@@ -180,28 +181,27 @@ def normal_split(data, ids, validation_fraction, fpr, seed):
     held_out = np.zeros(len(normal), bool)
     held_out[rng.choice(len(normal), count, replace=False)] = True
     train, validation = normal[~held_out], normal[held_out]
-    images = data.train_images
-    if hasattr(images, "read"):  # streamed: files stay files
-        kept = dataclasses.replace(images, paths=tuple(images.paths[i] for i in train))
-        validation_images = images.read(validation)
-    else:
-        kept, validation_images = images[train], images[validation]
-    return dataclasses.replace(data, train_images=kept, train_labels=data.train_labels[train],
-                               validation_images=validation_images)
+    images = data.train_images  # streamed, the training images stay files
+    return dataclasses.replace(
+        data, train_images=images[train], train_labels=data.train_labels[train],
+        validation_images=image_files.as_array(images[validation]))
 
 
-def scores_of(model, images, kind, batch_size):
-    """Anomaly scores of `images` (uint8, or float in [0, 1]) under `model`."""
+def scores_of(model, images, kind, batch_size, reconstructions=None):
+    """Anomaly scores of `images` (uint8, or float in [0, 1]) under `model`,
+    from their `reconstructions` if given (else predicted)."""
     clean = data_lib.to_float(images).numpy()
-    reconstructions = distribute.predict(model, clean, batch_size)
+    if reconstructions is None:
+        reconstructions = distribute.predict(model, clean, batch_size)
     return np.concatenate([
         score(clean[i:i + batch_size], reconstructions[i:i + batch_size], kind).numpy()
         for i in range(0, len(clean), batch_size)
     ])
 
 
-def evaluate(model, data, config, directory):
-    """Calibrates the detector on `data.validation_images`, tests it, writes
+def evaluate(model, data, config, directory, clean, reconstructions):
+    """Calibrates the detector on `data.validation_images`, tests it on the
+    test images (`clean`, float, and their `reconstructions`), writes
     `anomaly.json` and the figures to `directory`; its metrics."""
     options = config.data
     batch_size = options.batch_size
@@ -214,7 +214,7 @@ def evaluate(model, data, config, directory):
                               for q in ("50", "90", "99")} | {"max": float(validation.max())},
     )
     files.write_json(os.path.join(directory, ANOMALY_FILE), dataclasses.asdict(detector))
-    test = scores_of(model, data.test_images, options.anomaly_score, batch_size)
+    test = scores_of(model, clean, options.anomaly_score, batch_size, reconstructions)
     anomalous = ~np.isin(data.test_labels, normal_ids(data, options.normal_classes,
                                                       options.dataset))
     rates = at_threshold(test, anomalous, threshold)
@@ -227,9 +227,8 @@ def evaluate(model, data, config, directory):
     if area is not None:
         plots.save_roc(os.path.join(directory, "roc.png"), *roc_curve(test, anomalous), area)
     highest = np.argsort(-test, kind="stable")[:40]
-    plots.save_image_grid(os.path.join(directory, "highest_scores.png"),
-                          data.test_images[highest] / (255 if data.test_images.dtype == np.uint8
-                                                       else 1), columns=10)
+    plots.save_image_grid(os.path.join(directory, "highest_scores.png"), clean[highest],
+                          columns=10)
     return {
         "anomaly_threshold": threshold,
         "test_normal_images": int((~anomalous).sum()),

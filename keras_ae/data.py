@@ -18,8 +18,9 @@ global batch `b` comes from stateless random ops keyed by `(seed, e, b)` (an
 input pipeline draws its batch's noise and keeps its own rows). So order and
 noise are fresh every epoch, the same in every run with the same seed whatever
 the strategy, number of replicas or workers, or source (memory or files), and
-a run resumed at epoch `e` sees what an uninterrupted run would. (`Dataset.shuffle` cannot give this: its seed must be
-a Python value, so it can't depend on the epoch inside the stream.)
+a run resumed at epoch `e` sees what an uninterrupted run would.
+(`Dataset.shuffle` cannot give this: its seed must be a Python value, so it
+can't depend on the epoch inside the stream.)
 
 Example:
 
@@ -668,9 +669,17 @@ def to_float(images):
     return tf.cast(images, tf.float32)
 
 
-def add_noise(images, stddev, seed):
-    """`clip(images + stddev * N(0, 1), 0, 1)`, from a stateless seed of shape [2]."""
-    noise = tf.random.stateless_normal(tf.shape(images), seed=seed)
+def add_noise(images, stddev, seed, first_row=0, rows=None):
+    """`clip(images + stddev * N(0, 1), 0, 1)`, from a stateless seed of shape [2].
+
+    With `rows`, `images` are the rows `first_row, ...` of a batch of `rows`
+    images, and get those rows of the noise drawn for the whole batch: the
+    same however the batch is split.
+    """
+    first_row, count = tf.cast(first_row, tf.int32), tf.shape(images)[0]
+    shape = tf.shape(images) if rows is None else tf.concat(
+        [[tf.cast(rows, tf.int32)], tf.shape(images)[1:]], 0)
+    noise = tf.random.stateless_normal(shape, seed=seed)[first_row:first_row + count]
     return tf.clip_by_value(images + stddev * noise, 0.0, 1.0)
 
 
@@ -748,15 +757,11 @@ def train_dataset(
             clean = to_float(load(tf.gather(order, positions)))
             if not noise_stddev:
                 return clean, clean
-            # The noise of the piece's rows of its global batch: drawn for the
-            # whole batch, so the same however it is split.
+            # The piece's rows of its global batch's noise.
             batch, row = start // batch_size, start % batch_size
             rows = tf.minimum(tf.constant(batch_size, tf.int64), used - batch * batch_size)
-            noise = tf.random.stateless_normal(
-                tf.concat([[tf.cast(rows, tf.int32)], tf.shape(clean)[1:]], 0),
-                seed=tf.random.experimental.stateless_fold_in(key, batch),
-            )[row:row + size]
-            return tf.clip_by_value(clean + noise_stddev * noise, 0.0, 1.0), clean
+            seed = tf.random.experimental.stateless_fold_in(key, batch)
+            return add_noise(clean, noise_stddev, seed, row, rows), clean
 
         return tf.data.Dataset.from_tensor_slices((starts, sizes)).map(
             piece, num_parallel_calls=tf.data.AUTOTUNE)
@@ -789,7 +794,7 @@ def _pieces(used, batch_size, input_context):
 
 def _loader(images):
     """int64 indices `[n]` → the images there, `[n, h, w, c]` as stored."""
-    if hasattr(images, "loader"):  # ImageFiles: read from the files
+    if isinstance(images, image_files.ImageFiles):  # read from the files
         return images.loader()
     pixels = tf.constant(images)  # held in memory once, gathered batch by batch
     return lambda indices: tf.gather(pixels, indices)

@@ -45,9 +45,11 @@ class ImageFiles:
         return (len(self.paths), *self.image_shape)
 
     def __getitem__(self, key):
-        if not isinstance(key, slice):
-            raise TypeError("ImageFiles takes slices; read(indices) decodes images")
-        return dataclasses.replace(self, paths=self.paths[key])
+        """The files at `key` (a slice, or an array of indices) as ImageFiles,
+        as an array's `[]` gives an array."""
+        paths = (self.paths[key] if isinstance(key, slice)
+                 else tuple(self.paths[i] for i in np.asarray(key, np.int64)))
+        return dataclasses.replace(self, paths=paths)
 
     def load_one(self, path):
         """uint8 `image_shape` from one path (a scalar string tensor)."""
@@ -79,6 +81,13 @@ class ImageFiles:
     def read(self, indices):
         """The images at `indices`, decoded: a uint8 array."""
         return self.loader()(tf.constant(np.asarray(indices, np.int64))).numpy()
+
+
+def as_array(images):
+    """`images` as a uint8 array: ImageFiles read and decoded, an array as it is."""
+    if isinstance(images, ImageFiles):
+        return images.read(np.arange(len(images)))
+    return images
 
 
 def unreadable(files):

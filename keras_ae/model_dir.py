@@ -33,7 +33,8 @@ BACKUP_DIR = "backup"
 LOG_DIR = "logs"
 # What a run writes, deleted by `check(..., overwrite=True)`; nothing else in
 # the directory is touched.
-RUN_FILES = (CONFIG_FILE, MODEL_FILE, METRICS_FILE, BACKUP_DIR, LOG_DIR, "*.png", anomaly.ANOMALY_FILE)
+RUN_FILES = (CONFIG_FILE, MODEL_FILE, METRICS_FILE, BACKUP_DIR, LOG_DIR, "*.png",
+             anomaly.ANOMALY_FILE)
 # Settings that may change between a run and its resumption: where it lives.
 _NOT_COMPARED = {"train.model_dir"}
 

@@ -190,8 +190,8 @@ def _without_unreadable(data, config, error):
     gone = {path for path, _ in bad}
     kept = [i for i, path in enumerate(streamed.paths) if path not in gone]
     return dataclasses.replace(
-        data, train_labels=data.train_labels[kept], skipped=data.skipped + tuple(sorted(gone)),
-        train_images=dataclasses.replace(streamed, paths=tuple(streamed.paths[i] for i in kept)))
+        data, train_images=streamed[kept], train_labels=data.train_labels[kept],
+        skipped=data.skipped + tuple(sorted(gone)))
 
 
 def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
@@ -259,10 +259,8 @@ def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
         "train_seconds": train_seconds,
         "train_images_per_second": len(history.epoch) * images_per_epoch / train_seconds,
         **evaluate(model, data, config, model_dir),
+        "peak_memory_mib": _peak_memory_mib(),
     }
-    if config.data.normal_classes:
-        metrics.update(anomaly.evaluate(model, data, config, model_dir))
-    metrics["peak_memory_mib"] = _peak_memory_mib()
     files.write_json(os.path.join(model_dir, METRICS_FILE), metrics)
     return metrics
 
@@ -411,7 +409,8 @@ def evaluate(model, data, config, figure_dir):
     """Test metrics of a trained model, and its figures written to `figure_dir`.
 
     Returns `test_mse` (per pixel, clean test input → reconstruction), the
-    recipe's own metrics (`keras_ae.recipes`), and with test noise
+    recipe's own metrics (`keras_ae.recipes`), an anomaly detector's
+    (`keras_ae.anomaly.evaluate`, with `normal_classes`), and with test noise
     (`config.data.eval_noise_stddev` > 0) the mean PSNR (dB) of the noisy test
     input and of its reconstruction against the clean images, the noise drawn
     from the run's seed (the same for every model evaluated with that seed).
@@ -443,6 +442,8 @@ def evaluate(model, data, config, figure_dir):
             [noisy, denoised, clean], ["noisy input", "reconstruction", "clean target"],
         )
     recipe.save_figures(model, figure_dir, clean, data.test_labels, seed)
+    if config.data.normal_classes:
+        metrics.update(anomaly.evaluate(model, data, config, figure_dir, clean, reconstructions))
     return metrics
 
 

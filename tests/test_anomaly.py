@@ -146,7 +146,7 @@ def test_a_test_split_without_anomalies_has_no_auroc(detector_run, blobs_dir, tm
     split = anomaly.normal_split(config.data.load(), [0], 0.5, 0.01, seed=0)
     only_normal = dataclasses.replace(split, test_labels=np.zeros_like(split.test_labels))
     model = keras.saving.load_model(model_dir / "model.keras")
-    metrics = anomaly.evaluate(model, only_normal, config, str(tmp_path))
+    metrics = training.evaluate(model, only_normal, config, str(tmp_path))
     assert metrics["test_auroc"] is None and metrics["test_average_precision"] is None
     assert "undefined: the test split has no anomalous images" in caplog.text
 
@@ -154,16 +154,13 @@ def test_a_test_split_without_anomalies_has_no_auroc(detector_run, blobs_dir, tm
 def test_bad_normal_classes_and_small_validation_splits_are_named(blobs_dir, tmp_path):
     strategy = distribute.get_strategy("default")
     config = detector_config(blobs_dir, tmp_path / "run")
-    bad_class = config_lib.RunConfig(
-        config_lib.DataConfig(**{**config.data.__dict__, "normal_classes": ("2",)}),
-        config.model, config.train)
+    bad_class = dataclasses.replace(
+        config, data=dataclasses.replace(config.data, normal_classes=("2",)))
     with pytest.raises(config_lib.ConfigError, match=r"class '2' is not one of mnist's "
                        r"classes: 0 to 1"):
         training.train(bad_class, strategy, verbose=0)
-    small = config_lib.RunConfig(
-        config_lib.DataConfig(**{**config.data.__dict__, "validation_fraction": 0.05,
-                                 "anomaly_fpr": 0.001}),
-        config.model, config.train)
+    small = dataclasses.replace(config, data=dataclasses.replace(
+        config.data, validation_fraction=0.05, anomaly_fpr=0.001))
     with pytest.raises(config_lib.ConfigError, match="75 validation images; a false-positive "
                        "rate of 0.001 needs at least 1000"):
         training.train(small, strategy, verbose=0)

@@ -39,6 +39,7 @@ from keras_ae import anomaly
 from keras_ae import config as config_lib
 from keras_ae import data as data_lib
 from keras_ae import files
+from keras_ae import image_files
 from keras_ae.export import saved_model
 from keras_ae.export import signatures
 from keras_ae.export import tflite
@@ -236,8 +237,7 @@ def _calibration_inputs(model, data, config):
     rng = np.random.default_rng(config.seed)
     count = min(config.calibration_examples, len(data.train_images))
     sample = np.sort(rng.choice(len(data.train_images), count, replace=False))
-    images = data.train_images
-    pixels = images.read(sample) if hasattr(images, "read") else images[sample]  # streamed
+    pixels = image_files.as_array(data.train_images[sample])  # a stream's files read
     return signatures.inputs(model, data_lib.to_float(pixels).numpy())
 
 
