@@ -107,9 +107,11 @@ class DataConfig:
         train_split, test_split: TFDS splits, in TFDS's syntax (e.g.
             "train[:90%]"). Default "train", "test".
         input: "memory" decodes the training images into memory; "stream"
-            ("folder" only) reads them from their files batch by batch
-            (`keras_ae.image_files`); "auto" streams a folder whose decoded
-            training images would exceed `memory_limit_mib`. Default "auto".
+            reads them from their files batch by batch: a folder's image
+            files (`keras_ae.image_files`) or a TFDS dataset's record files
+            (`keras_ae.tfds_records`), not the four built-in datasets;
+            "auto" streams those whose decoded training images would exceed
+            `memory_limit_mib`. Default "auto".
         memory_limit_mib: the decoded size (MiB) above which "auto" streams,
             and which a streamed run's test images are kept within. Default
             None: a quarter of this machine's memory.
@@ -165,9 +167,10 @@ class DataConfig:
             raise ConfigError("channels", f"must be 1 (grey) or 3 (RGB), got {self.channels!r}")
         _require_choice("input", self.input, INPUTS)
         _require_positive(self, "memory_limit_mib")
-        if self.input == "stream" and self.dataset != "folder":
-            raise ConfigError("input", "stream reads image files (--dataset=folder); other "
-                              "datasets load into memory (--input=auto or memory)")
+        if self.input == "stream" and self.dataset in data_lib.DATASETS:
+            raise ConfigError("input", f"stream reads a folder's image files or a TFDS "
+                              f"dataset's record files; {self.dataset} loads into memory "
+                              "(--input=auto or memory)")
         if self.normal_classes is not None:
             if not self.normal_classes:
                 raise ConfigError("normal_classes", "names no class; e.g. 0,3 or a folder name")

@@ -45,6 +45,7 @@ import tensorflow as tf
 
 from keras_ae import image_files
 from keras_ae import images
+from keras_ae import tfds_records
 
 
 class DataError(Exception):
@@ -149,7 +150,8 @@ def load(name, data_dir=None, train_examples=None, download=True, *, image_size=
         data = read_folder(data_dir, test_dir, test_fraction, skip_bad_images, **shape,
                            input=input, memory_limit=memory_limit)
     elif name not in DATASETS:
-        data = read_tfds(name, data_dir, download, image_key, train_split, test_split, **shape)
+        data = read_tfds(name, data_dir, download, image_key, train_split, test_split, **shape,
+                         input=input, memory_limit=memory_limit)
     else:
         spec = DATASETS[name]
         data = None
@@ -548,13 +550,20 @@ def _unreadable(paths, skip_bad_images):
 
 def read_tfds(name, data_dir=None, download=True, image_key=None, train_split="train",
               test_split="test", *, image_size=None, channels=None,
-              crop_to_aspect_ratio=False):
+              crop_to_aspect_ratio=False, input="memory", memory_limit=None):
     """A TensorFlow Datasets image dataset, by name, decoded and shaped.
 
     The image feature is found by itself (`image_key` picks one where there are
     several), labels come from a `ClassLabel` feature ("label" first) where
     there is one, and the splits take TFDS's syntax (e.g. "train[:90%]").
     `data_dir` is TFDS's data directory.
+
+    `input="stream"`, or "auto" when the decoded training images would exceed
+    `memory_limit` bytes, leaves the training split in TFDS's record files
+    (`keras_ae.tfds_records.TfdsRecords`; its labels are not read, and
+    `train_labels` is empty) and decodes the test images, every k-th one if
+    they would exceed `memory_limit`. A stream needs the images' size and
+    channels: the image feature's, else `image_size` and `channels`.
     """
     import tensorflow_datasets as tfds  # only here: it takes seconds to import
 
@@ -582,29 +591,79 @@ def read_tfds(name, data_dir=None, download=True, image_key=None, train_split="t
                         f"feature; its features: {listed}")
     labelled = [key for key, f in features.items() if isinstance(f, tfds.features.ClassLabel)]
     label_key = "label" if "label" in labelled else next(iter(labelled), None)
+    source = f"TensorFlow Datasets {name!r} ({train_split}, {test_split}), {image_key!r}"
+    class_names = tuple(features[label_key].names) if label_key else ()
     try:
         if download:
             builder.download_and_prepare()
+        sizes = {split: builder.info.splits[split].num_examples
+                 for split in (train_split, test_split)}
+        streamed = None if input == "memory" else _tfds_streamed(
+            builder, name, data_dir, image_key, train_split, sizes[train_split], image_size,
+            channels, crop_to_aspect_ratio, input, memory_limit)
+        every = 1
+        if streamed is not None:  # the test images within the memory limit
+            every = max(1, math.ceil(sizes[test_split] * math.prod(streamed.image_shape)
+                                     / memory_limit))
+            image_size, channels = streamed.image_shape[:2], streamed.image_shape[2]
         splits = []
-        for split in (train_split, test_split):
-            elements = builder.as_dataset(split=split, shuffle_files=False)
+        for split in (train_split, test_split)[streamed is not None:]:
+            elements = builder.as_dataset(split=split, shuffle_files=False).shard(every, 0)
             splits.append((elements.map(lambda e: (
                 images.drop_alpha(e[image_key]),
                 tf.constant(0, tf.int64) if label_key is None else e[label_key],
-            )), [f"{split}[{i}]" for i in range(len(elements))]))
+            )), [f"{split}[{i}]" for i in range(0, sizes[split], every)]))
+    except DataError:
+        raise
     except Exception as e:
         raise DataError(
             f"dataset {name!r} from TensorFlow Datasets (data_dir {data_dir}): "
             f"{type(e).__name__}: {str(e)[:300]}"
             + ("" if download else "; downloading is off")
         ) from e
+    if streamed is not None:
+        if every > 1:
+            logging.info("data: %d test images would exceed the memory limit; evaluating on "
+                         "every %d-th", sizes[test_split], every)
+        [(test, test_labels)] = _stacked(splits, image_size, channels, crop_to_aspect_ratio)
+        return ImageData(streamed, np.zeros(0, np.int64), test, test_labels,
+                         source=source + " (training images streamed)", class_names=class_names)
     (train, train_labels), (test, test_labels) = _stacked(
         splits, image_size, channels, crop_to_aspect_ratio)
-    return ImageData(
-        train, train_labels, test, test_labels,
-        source=f"TensorFlow Datasets {name!r} ({train_split}, {test_split}), {image_key!r}",
-        class_names=tuple(features[label_key].names) if label_key else (),
-    )
+    return ImageData(train, train_labels, test, test_labels, source=source,
+                     class_names=class_names)
+
+
+def _tfds_streamed(builder, name, data_dir, image_key, split, count, image_size, channels,
+                   crop_to_aspect_ratio, input, memory_limit):
+    """`TfdsRecords` of the training split if it is to stream (see
+    `read_tfds`), else None."""
+    own = builder.info.features[image_key].shape  # (h, w, c), None where it varies
+    shape = (*(image_size or own[:2]), channels or {2: 1, 4: 3}.get(own[2], own[2]))
+    if None in shape:
+        if input == "stream":
+            raise DataError(
+                f"dataset {name!r}: its {image_key!r} images have no one size "
+                f"{own}; a stream needs it: pass --image_size=HEIGHT,WIDTH and --channels")
+        return None  # auto: cannot tell the decoded size, so into memory as before
+    decoded = count * math.prod(shape)
+    if input != "stream" and decoded <= memory_limit:
+        return None
+    logging.info("data: streaming %d training images from TFDS's record files (%s MiB "
+                 "decoded, %s)", count, f"{decoded / 2**20:,.0f}",
+                 "--input=stream" if input == "stream" else
+                 f"over the memory limit of {memory_limit / 2**20:,.0f} MiB")
+    return tfds_records.TfdsRecords(
+        name, data_dir, split, image_key, shape, count,
+        record_bytes=_record_bytes(builder, split),
+        resize=image_size is not None, crop_to_aspect_ratio=crop_to_aspect_ratio)
+
+
+def _record_bytes(builder, split):
+    """Mean size of a record of `split` in its files (TFDS keeps the sizes of
+    whole splits: those of "train" for "train[:90%]")."""
+    whole = builder.info.splits[split.split("[")[0]]
+    return whole.num_bytes / max(1, whole.num_examples)
 
 
 def _stacked(splits, image_size, channels, crop_to_aspect_ratio):
@@ -738,6 +797,9 @@ def train_dataset(
         ram_budget: bytes tf.data's autotuned buffers (prefetch, parallel
             reads) may hold. Default None: tf.data's own, half the machine's.
     """
+    if isinstance(images, tfds_records.TfdsRecords):
+        return _record_stream(images, batch_size, epochs, noise_stddev, seed, first_epoch,
+                              input_context, ram_budget)
     count = len(images)
     used = min(count, steps_per_epoch(count, batch_size, smallest_batch) * batch_size)
     starts, sizes = _pieces(used, batch_size, input_context)
@@ -770,13 +832,73 @@ def train_dataset(
     return _finish(dataset, ram_budget)
 
 
+def record_steps(count, batch_size, pipelines=1):
+    """Batches in one epoch of `count` records read by `pipelines` input
+    pipelines (see `_record_stream`): every batch full, the pipelines' equal
+    shares."""
+    return (count // pipelines) // (batch_size // pipelines)
+
+
+def _record_stream(records, batch_size, epochs, noise_stddev, seed, first_epoch,
+                   input_context, ram_budget):
+    """`train_dataset` of `TfdsRecords`, read in the order they allow.
+
+    Each input pipeline reads its own share of the split (`TfdsRecords.share`)
+    and yields whole batches of `batch_size / replicas` images, one per replica
+    in turn, `record_steps` per epoch; the remainder of a share is left out.
+    An epoch's order (files, then a shuffle buffer) and noise come from
+    (seed, epoch, pipeline) alone (see `keras_ae.tfds_records`).
+    """
+    replicas, pipelines, pipeline = _layout(input_context)
+    per_replica = batch_size // replicas
+    share = records.share(pipelines, pipeline)
+    batches = record_steps(len(records), batch_size, pipelines) * (replicas // pipelines)
+    # Encoded records shuffled together: half of the budget, the rest decoded batches.
+    block = records.shuffle_block(ram_budget and ram_budget // 2)
+    decode = records.decoder()
+    stream_key = tf.constant([seed, _TRAIN_STREAM], tf.int64)
+
+    def one_epoch(epoch):
+        key = tf.random.experimental.stateless_fold_in(
+            tf.random.experimental.stateless_fold_in(stream_key, epoch), pipeline)
+        files_key, blocks_key, noise_key = (
+            tf.random.experimental.stateless_fold_in(key, i) for i in range(3))
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(len(share), dtype=tf.int64), seed=files_key)
+
+        def shuffled(index, records):
+            # (tf.data's shuffle cannot take this seed while Keras sets a global one.)
+            seed = tf.random.experimental.stateless_fold_in(blocks_key, index)
+            return tf.data.Dataset.from_tensor_slices(tf.random.experimental.stateless_shuffle(
+                records, seed=seed))
+
+        clean = (tfds_records.reads(share, order)
+                 .batch(block).enumerate().flat_map(shuffled)
+                 .take(batches * per_replica)
+                 .map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+                 .batch(per_replica, drop_remainder=True)
+                 .map(to_float))
+        if not noise_stddev:
+            return clean.map(lambda x: (x, x))
+        return clean.enumerate().map(lambda i, x: (add_noise(
+            x, noise_stddev, tf.random.experimental.stateless_fold_in(noise_key, i)), x))
+
+    dataset = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
+    return _finish(dataset, ram_budget)
+
+
+def _layout(input_context):
+    """`(replicas, input pipelines, this pipeline's index)`."""
+    if input_context is None:
+        return 1, 1, 0
+    return (input_context.num_replicas_in_sync, input_context.num_input_pipelines,
+            input_context.input_pipeline_id)
+
+
 def _pieces(used, batch_size, input_context):
     """`(starts, sizes)` (int64 lists) of the batches one pipeline yields per
     epoch, as positions in the epoch's order (see `train_dataset`)."""
-    replicas, pipelines, pipeline = 1, 1, 0
-    if input_context is not None:
-        replicas = input_context.num_replicas_in_sync
-        pipelines, pipeline = input_context.num_input_pipelines, input_context.input_pipeline_id
+    replicas, pipelines, pipeline = _layout(input_context)
     per_pipeline = replicas // pipelines
     mine = range(pipeline * per_pipeline, (pipeline + 1) * per_pipeline)
     starts, sizes = [], []

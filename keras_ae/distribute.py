@@ -120,6 +120,17 @@ def is_chief(strategy):
     return strategy.extended.should_checkpoint
 
 
+def input_pipelines(strategy):
+    """The input pipelines `strategy.distribute_datasets_from_function` builds:
+    one per worker process (per host on TPUs)."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        jobs = strategy.cluster_resolver.cluster_spec().as_dict()
+        return max(1, len(jobs.get("chief", [])) + len(jobs.get("worker", [])))
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return strategy.extended.num_hosts
+    return 1
+
+
 def _tpu_strategy(tpu):
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)

@@ -36,6 +36,7 @@ from keras_ae import model_dir as model_dir_lib
 from keras_ae import models
 from keras_ae import plots
 from keras_ae import recipes
+from keras_ae import tfds_records
 
 CONFIG_FILE = model_dir_lib.CONFIG_FILE
 MODEL_FILE = model_dir_lib.MODEL_FILE
@@ -150,6 +151,11 @@ def _normal_only(data, config):
     """`data` for anomaly detection (`keras_ae.anomaly.normal_split`), or a
     ConfigError naming what is wrong."""
     options = config.data
+    if isinstance(data.train_images, tfds_records.TfdsRecords):
+        raise config_lib.ConfigError(
+            "normal_classes", "needs the training labels, which a stream of TensorFlow "
+            "Datasets' record files does not read; pass --input=memory (or a larger "
+            "--memory_limit_mib)")
     try:
         ids = anomaly.normal_ids(data, options.normal_classes, options.dataset)
     except ValueError as e:
@@ -166,15 +172,21 @@ _FILE_ERRORS = (tf.errors.NotFoundError, tf.errors.InvalidArgumentError, tf.erro
 
 
 def _streamed(data):
-    return isinstance(data.train_images, image_files.ImageFiles)
+    return not isinstance(data.train_images, np.ndarray)
 
 
 def _without_unreadable(data, config, error):
     """After a streamed run failed: `data` without its unreadable training
     files (`skip_bad_images`), or a DataError naming them; re-raises the
     failure if every file reads."""
-    logging.warning("training failed while streaming; checking every training file")
     streamed = data.train_images
+    if isinstance(streamed, tfds_records.TfdsRecords):  # no file to leave out
+        raise data_lib.DataError(
+            f"reading {streamed.name!r} {streamed.split} from TensorFlow Datasets' record "
+            f"files failed while training: {image_files.error_reason(error)}\n"
+            f"{config.train.model_dir} keeps the last good epoch: restore the file(s) "
+            "(or prepare the dataset again) and rerun the same command to resume") from error
+    logging.warning("training failed while streaming; checking every training file")
     bad = image_files.unreadable(streamed)
     if not bad:
         raise error  # not the files' fault
@@ -293,6 +305,9 @@ def _smallest_batch(config, strategy):
 
 
 def _steps_per_epoch(config, strategy, data):
+    if isinstance(data.train_images, tfds_records.TfdsRecords):
+        return data_lib.record_steps(len(data.train_images), config.data.batch_size,
+                                     distribute.input_pipelines(strategy))
     return data_lib.steps_per_epoch(
         len(data.train_images), config.data.batch_size, _smallest_batch(config, strategy))
 

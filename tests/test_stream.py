@@ -203,9 +203,11 @@ def test_files_are_read_through_tensorflows_file_systems():
     np.testing.assert_array_equal(files.read([1, 0]), pixels[::-1])
 
 
-def test_stream_is_for_folders_and_a_limit_is_positive():
-    with pytest.raises(config_lib.ConfigError, match="input: stream reads image files"):
+def test_stream_is_for_folders_and_tfds_and_a_limit_is_positive():
+    with pytest.raises(config_lib.ConfigError, match="input: stream reads a folder's image "
+                                                     "files or a TFDS dataset's record files"):
         config_lib.DataConfig("fashion_mnist", input="stream")
+    config_lib.DataConfig("celeb_a", input="stream")  # any other name is TFDS's
     with pytest.raises(config_lib.ConfigError, match="memory_limit_mib"):
         config_lib.DataConfig("folder", data_dir="x", memory_limit_mib=0)
     with pytest.raises(config_lib.ConfigError, match="input: unknown value .disk."):

@@ -81,9 +81,10 @@ flags.DEFINE_bool(
 )
 flags.DEFINE_enum(
     "input", Data.input, config_lib.INPUTS,
-    "memory: decode the training images into memory. stream (--dataset=folder): read "
-    "them from their files batch by batch, each worker only its share. auto: stream a "
-    "folder whose decoded training images exceed --memory_limit_mib.",
+    "memory: decode the training images into memory. stream (a folder, or a TFDS dataset "
+    "other than the four built-in ones): read them from their files batch by batch, each "
+    "worker only its share. auto: stream those whose decoded training images exceed "
+    "--memory_limit_mib.",
 )
 flags.DEFINE_integer(
     "memory_limit_mib", None,

@@ -40,6 +40,7 @@ from keras_ae import config as config_lib
 from keras_ae import data as data_lib
 from keras_ae import files
 from keras_ae import image_files
+from keras_ae import tfds_records
 from keras_ae.export import saved_model
 from keras_ae.export import signatures
 from keras_ae.export import tflite
@@ -234,10 +235,15 @@ def _export_tflite(saved_model_dir, directory, flavours, calibration, inputs, ex
 
 def _calibration_inputs(model, data, config):
     """Each signature's inputs for a seeded random sample of training images."""
-    rng = np.random.default_rng(config.seed)
     count = min(config.calibration_examples, len(data.train_images))
-    sample = np.sort(rng.choice(len(data.train_images), count, replace=False))
-    pixels = image_files.as_array(data.train_images[sample])  # a stream's files read
+    if isinstance(data.train_images, tfds_records.TfdsRecords):
+        # Records are read in order: the first ones, which TFDS shuffled
+        # when it wrote the files.
+        pixels = data.train_images[:count].read()
+    else:
+        rng = np.random.default_rng(config.seed)
+        sample = np.sort(rng.choice(len(data.train_images), count, replace=False))
+        pixels = image_files.as_array(data.train_images[sample])  # a stream's files read
     return signatures.inputs(model, data_lib.to_float(pixels).numpy())
 
 

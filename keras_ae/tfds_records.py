@@ -1,0 +1,145 @@
+"""A TensorFlow Datasets split read from its own record files as training
+streams it.
+
+`TfdsRecords` stands where an in-memory split holds an array (`len`, `shape`,
+leading slices) when the decoded split would not fit in memory
+(`--input=stream`): it holds which records of which files make the split
+(TFDS's file instructions, read from its `dataset_info.json`) and decodes
+records inside the tf.data pipeline with TFDS's own feature decoding.
+
+TFRecord files cannot be read at random, so an epoch's order is drawn in two
+stages, both from (seed, epoch) alone: the files in a shuffled order,
+interleaved record by record, then each block of consecutive records
+(`shuffle_block`) permuted. An epoch is therefore the same whenever it is
+read, and a run resumed at epoch k sees what an uninterrupted run sees; but it
+is not the order an in-memory run of the same seed draws, and a record moves
+only within its block (TFDS shuffles the records when it writes them, which
+makes up for much of that).
+
+Each input pipeline (one per worker) reads its own contiguous, equal share of
+the split (`share`): the shares are disjoint, cover the split but for fewer
+records than there are pipelines, and give every worker the same number of
+steps, as synchronous training needs.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from keras_ae import images
+
+# Records shuffled together at most, and at least (memory permitting).
+_MOST_SHUFFLED, _LEAST_SHUFFLED = 10_000, 256
+
+
+@dataclasses.dataclass(frozen=True)
+class TfdsRecords:
+    """The first `count` records of a TFDS split, each image shaped to
+    `image_shape` (uint8) when read.
+
+    `resize` false means every image must already have `image_shape`'s height
+    and width (one that has not is an error).
+    """
+
+    name: str
+    data_dir: str | None
+    split: str
+    image_key: str
+    image_shape: tuple  # (height, width, channels)
+    count: int
+    record_bytes: float  # mean size of a record in the files
+    resize: bool = False
+    crop_to_aspect_ratio: bool = False
+
+    dtype = np.dtype(np.uint8)
+
+    def __len__(self):
+        return self.count
+
+    @property
+    def shape(self):
+        return (self.count, *self.image_shape)
+
+    def __getitem__(self, key):
+        """`[:n]`: the first n records. Records allow no other selection."""
+        if not isinstance(key, slice) or key.start or key.step:
+            raise TypeError("records of a TFDS split can only be sliced as [:n]")
+        return dataclasses.replace(self, count=len(range(self.count)[key]))
+
+    def builder(self):
+        import tensorflow_datasets as tfds  # only here: it takes seconds to import
+
+        return tfds.builder(self.name, data_dir=self.data_dir)
+
+    def share(self, pipelines=1, pipeline=0):
+        """`[(file, skip, take)]`: where input pipeline `pipeline` of
+        `pipelines` reads its share, the records
+        `[pipeline * n, (pipeline + 1) * n)` of the split, n = count // pipelines."""
+        size = self.count // pipelines
+        start, end = pipeline * size, (pipeline + 1) * size
+        reads, position = [], 0
+        for file in self.builder().info.splits[self.split].file_instructions:
+            first, last = max(start, position), min(end, position + file.take)
+            if first < last:
+                reads.append((str(file.filename), file.skip + first - position, last - first))
+            position += file.take
+        return reads
+
+    def shuffle_block(self, memory_budget=None):
+        """Records shuffled together: as many as `memory_budget` bytes of
+        encoded records allow, between 256 and 10,000, and no more than the
+        split has."""
+        fits = _MOST_SHUFFLED if memory_budget is None else int(memory_budget // self.record_bytes)
+        return max(1, min(self.count, _MOST_SHUFFLED, max(_LEAST_SHUFFLED, fits)))
+
+    def decoder(self):
+        """A function: a serialized record (scalar string) → its uint8 image."""
+        import tensorflow_datasets as tfds
+
+        features = self.builder().info.features
+        # Other image features are left encoded: only ours is decoded.
+        skipped = {key: tfds.decode.SkipDecoding() for key, feature in features.items()
+                   if key != self.image_key and isinstance(feature, tfds.features.Image)}
+        height, width, channels = self.image_shape
+
+        def decode(serialized):
+            example = features.deserialize_example(serialized, decoders=skipped)
+            image = images.drop_alpha(example[self.image_key])
+            if not self.resize:
+                same_size = tf.debugging.Assert(
+                    tf.reduce_all(tf.shape(image)[:2] == [height, width]),
+                    [f"an image of {self.name} {self.split} is not {height}x{width}; pass "
+                     "--image_size=HEIGHT,WIDTH to resize them all to one"])
+                with tf.control_dependencies([same_size]):
+                    image = tf.identity(image)
+            image = images.shaped(image, (height, width) if self.resize else None, channels,
+                                  self.crop_to_aspect_ratio)
+            return tf.ensure_shape(image, self.image_shape)
+
+        return decode
+
+    def read(self):
+        """All `count` images, decoded, in the files' order: a uint8 array."""
+        if not self.count:
+            return np.zeros(self.shape, np.uint8)
+        decoded = reads(self.share()).map(self.decoder(), num_parallel_calls=tf.data.AUTOTUNE)
+        return np.concatenate(list(decoded.batch(1024).as_numpy_iterator()))
+
+
+def reads(share, order=None, cycle_length=16):
+    """The serialized records of `share` (see `TfdsRecords.share`), files in
+    `order` (int64 indices into `share`; default as listed) and interleaved
+    record by record, `cycle_length` files at a time, deterministically."""
+    paths, skips, takes = zip(*share)
+    paths, skips, takes = tf.constant(paths), tf.constant(skips, tf.int64), tf.constant(
+        takes, tf.int64)
+    if order is None:
+        order = tf.range(len(share), dtype=tf.int64)
+
+    def records(i):
+        return tf.data.TFRecordDataset(paths[i]).skip(skips[i]).take(takes[i])
+
+    return tf.data.Dataset.from_tensor_slices(order).interleave(
+        records, cycle_length=min(cycle_length, len(share)), block_length=1,
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
