@@ -9,11 +9,13 @@ turns in the same process so that machine load hits all three alike:
     pipeline   keras_ae.data.train_dataset without noise
     noisy      keras_ae.data.train_dataset with noise_stddev=0.5
     stream     the same from the images as PNG files (--input=stream), no noise
+    records    the same from a TFDS copy's record files (--input=stream), no noise
 
-The PNG folder is bench/folder.py's (written to --folder if missing). Then the
-input alone, no training: images/s that train_dataset yields streaming 28x28
-grey PNG files, 64x64 RGB ones (Fashion-MNIST resized, written beside), and
-from memory. With --big_gib, train.py also trains one epoch of `linear`
+The PNG folder is bench/folder.py's (written to --folder if missing), the TFDS
+copy is written beside it in 8 record files. Then the input alone, no training:
+images/s that train_dataset yields streaming 28x28 grey PNG files, 64x64 RGB
+ones (Fashion-MNIST resized, written beside), the TFDS copy's records, and from
+memory. With --big_gib, train.py also trains one epoch of `linear`
 streaming a generated folder of 128x128 RGB PNG files that decodes to that
 many GiB, with --memory_limit_mib a quarter of it, and reports its peak RSS.
 
@@ -74,9 +76,10 @@ def measure(model, feeds, steps, batch_size, rounds):
     return rates
 
 
-def make_feeds(images, batch_size, epochs, files=None):
-    """The feeds, each a function returning a fresh dataset: `stream` too if
-    `files` (the same images as `keras_ae.image_files.ImageFiles`).
+def make_feeds(images, batch_size, epochs, **streams):
+    """The feeds, each a function returning a fresh dataset, and one per
+    `streams` (the same images as `keras_ae.image_files.ImageFiles` or
+    `keras_ae.tfds_records.TfdsRecords`).
 
     All yield full batches of the same static shape (smallest_batch=batch_size), so that
     fit() runs one and the same traced step on each: only the input differs.
@@ -93,8 +96,7 @@ def make_feeds(images, batch_size, epochs, files=None):
         "pipeline": stream(0.0),
         "noisy": stream(0.5),
     }
-    if files is not None:
-        feeds["stream"] = stream(0.0, files)
+    feeds.update({name: stream(0.0, source) for name, source in streams.items()})
     return feeds
 
 
@@ -113,6 +115,26 @@ def streamed(directory, test_dir, **options):
     """A folder's data with its training images as files."""
     return data.load("folder", data_dir=directory, test_dir=test_dir, input="stream",
                      memory_limit=2**30, **options)
+
+
+def tfds_copy(fashion, directory, name="fashion_mnist_records"):
+    """`fashion` stored as a TFDS dataset (8 record files, once): its
+    training split to stream."""
+    import tensorflow_datasets as tfds
+
+    if not os.path.isdir(os.path.join(directory, name, "1.0.0")):  # renamed when complete
+        tfds.dataset_builders.store_as_tfds_dataset(
+            name=name, version="1.0.0", data_dir=directory,
+            features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=fashion.train_images.shape[1:]),
+                "label": tfds.features.ClassLabel(num_classes=10)}),
+            split_datasets={split: tf.data.Dataset.from_tensor_slices(
+                {"image": pixels, "label": labels}) for split, pixels, labels in (
+                    ("train", fashion.train_images, fashion.train_labels),
+                    ("test", fashion.test_images, fashion.test_labels))},
+            download_config=tfds.download.DownloadConfig(num_shards=8))
+    return data.load(name, data_dir=directory, download=False, input="stream",
+                     memory_limit=2**30).train_images
 
 
 def big_run(gib, root):
@@ -181,6 +203,7 @@ def main(argv):
     folder.write_folder(images, fashion.train_labels, train_dir)
     folder.write_folder(fashion.test_images, fashion.test_labels, test_dir)
     files = streamed(train_dir, test_dir).train_images
+    records = tfds_copy(fashion, os.path.join(_FOLDER.value, "tfds"))
     rgb_dir = os.path.join(_FOLDER.value, "rgb64", "train")  # 20,000 images, 64x64, RGB
     if len(os.listdir(rgb_dir) if os.path.isdir(rgb_dir) else []) != 20000:  # not yet written
         os.makedirs(rgb_dir, exist_ok=True)
@@ -194,9 +217,10 @@ def main(argv):
         "stream_png_28x28x1": input_rate(files),
         "stream_png_64x64x3": input_rate(streamed(
             rgb_dir, test_dir, image_size=(64, 64), channels=3).train_images),
+        "stream_tfds_records_28x28x1": input_rate(records),
     }
 
-    feeds = make_feeds(images, batch_size, epochs, files)
+    feeds = make_feeds(images, batch_size, epochs, stream=files, records=records)
     model = keras_ae.build(_VARIANT.value, images.shape[1:])
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     rates = measure(model, feeds, steps, batch_size, _ROUNDS.value)
@@ -209,6 +233,7 @@ def main(argv):
         "pipeline_over_in_memory": paired_ratio(rates, "pipeline", "in_memory"),
         "noisy_over_in_memory": paired_ratio(rates, "noisy", "in_memory"),
         "stream_over_pipeline": paired_ratio(rates, "stream", "pipeline"),
+        "records_over_pipeline": paired_ratio(rates, "records", "pipeline"),
         "input_only_images_per_second": input_only,
         "machine": machine(),
     }

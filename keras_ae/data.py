@@ -846,8 +846,8 @@ def _record_stream(records, batch_size, epochs, noise_stddev, seed, first_epoch,
     Each input pipeline reads its own share of the split (`TfdsRecords.share`)
     and yields whole batches of `batch_size / replicas` images, one per replica
     in turn, `record_steps` per epoch; the remainder of a share is left out.
-    An epoch's order (files, then a shuffle buffer) and noise come from
-    (seed, epoch, pipeline) alone (see `keras_ae.tfds_records`).
+    An epoch's order (the files', then each block of records permuted) and
+    noise come from (seed, epoch, pipeline) alone (see `keras_ae.tfds_records`).
     """
     replicas, pipelines, pipeline = _layout(input_context)
     per_replica = batch_size // replicas
