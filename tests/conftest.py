@@ -74,6 +74,20 @@ def write_idx_dataset(directory, train=256, test=64):
     return arrays
 
 
+def store_tfds_dataset(data_dir, name, features, splits, shards=None):
+    """A TFDS dataset `name` in `data_dir`, prepared from `{split: columns}`."""
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    tfds.dataset_builders.store_as_tfds_dataset(
+        name=name, version="1.0.0", data_dir=data_dir,
+        features=tfds.features.FeaturesDict(features),
+        split_datasets={split: tf.data.Dataset.from_tensor_slices(columns)
+                        for split, columns in splits.items()},
+        download_config=tfds.download.DownloadConfig(num_shards=shards),
+    )
+
+
 @pytest.fixture(scope="session")
 def tiny_mnist_dir(tmp_path_factory):
     """A directory holding a small synthetic dataset in MNIST's IDX format."""

@@ -4,7 +4,6 @@ and the SavedModel signature that takes encoded image files."""
 import io
 import json
 import os
-import shutil
 
 import keras
 import numpy as np
@@ -20,6 +19,7 @@ from keras_ae import images
 from keras_ae import models
 from keras_ae import training
 from keras_ae.export import signatures
+from tests.conftest import store_tfds_dataset
 from tests.test_train import assert_writes_the_variants_outputs
 
 SIZE = (21, 14)  # non-square, odd: the decoders must end at exactly this
@@ -210,17 +210,6 @@ def test_the_bytes_signature_sees_a_file_as_training_did(folder_runs):
                                reconstruction[0], atol=1e-5)
 
 
-def _tfds_dataset(data_dir, name, features, splits):
-    import tensorflow_datasets as tfds
-
-    tfds.dataset_builders.store_as_tfds_dataset(
-        name=name, version="1.0.0", data_dir=data_dir,
-        features=tfds.features.FeaturesDict(features),
-        split_datasets={split: tf.data.Dataset.from_tensor_slices(columns)
-                        for split, columns in splits.items()},
-    )
-
-
 @pytest.mark.slow
 def test_any_tfds_image_dataset_trains_by_name(tmp_path):
     import tensorflow_datasets as tfds
@@ -234,10 +223,10 @@ def test_any_tfds_image_dataset_trains_by_name(tmp_path):
                 "label": rng.integers(0, 3, count)}
 
     Image_, Label = tfds.features.Image, tfds.features.ClassLabel
-    _tfds_dataset(data_dir, "tiny_pictures", {
+    store_tfds_dataset(data_dir, "tiny_pictures", {
         "picture": Image_(shape=(12, 10, 3)), "mask": Image_(shape=(12, 10, 1)),
         "label": Label(names=["x", "y", "z"])}, {"train": columns(40), "test": columns(8)})
-    _tfds_dataset(data_dir, "no_pictures", {"value": tfds.features.Tensor(
+    store_tfds_dataset(data_dir, "no_pictures", {"value": tfds.features.Tensor(
         shape=(2,), dtype=np.float32)}, {"train": {"value": np.zeros((4, 2), np.float32)}})
 
     with pytest.raises(data.DataError, match="2 image features among its features: .*"

@@ -15,21 +15,9 @@ from keras_ae import data
 from keras_ae import distribute
 from keras_ae import tfds_records
 from keras_ae import training
+from tests.conftest import store_tfds_dataset
 
 NAME, TRAIN, TEST, SHARDS = "numbered_pictures", 203, 21, 4
-
-
-def store_tfds_dataset(data_dir, name, features, splits, shards=None):
-    """A TFDS dataset `name` in `data_dir`, prepared from `{split: columns}`."""
-    import tensorflow_datasets as tfds
-
-    tfds.dataset_builders.store_as_tfds_dataset(
-        name=name, version="1.0.0", data_dir=data_dir,
-        features=tfds.features.FeaturesDict(features),
-        split_datasets={split: tf.data.Dataset.from_tensor_slices(columns)
-                        for split, columns in splits.items()},
-        download_config=tfds.download.DownloadConfig(num_shards=shards),
-    )
 
 
 def numbered(count, first=0):
