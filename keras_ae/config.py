@@ -65,6 +65,7 @@ INPUTS = ("auto", "memory", "stream")
 
 # DataConfig fields that only one kind of source reads.
 _SOURCE_FIELDS = {"test_dir": "folder", "test_fraction": "folder", "skip_bad_images": "folder",
+                  "cache_dir": "folder",
                   "image_key": "tfds", "train_split": "tfds", "test_split": "tfds"}
 _SOURCE_NAMES = {"folder": "--dataset=folder", "tfds": "TensorFlow Datasets names other than "
                  + ", ".join(data_lib.DATASETS)}
@@ -112,6 +113,10 @@ class DataConfig:
             (`keras_ae.tfds_records`), not the four built-in datasets;
             "auto" streams those whose decoded training images would exceed
             `memory_limit_mib`. Default "auto".
+        cache_dir: "folder", streamed: decode and shape each training image
+            once into this folder and read it from there
+            (`keras_ae.image_files.cached`), for formats slow to decode.
+            Default None: decode every epoch.
         memory_limit_mib: the decoded size (MiB) above which "auto" streams,
             and which a streamed run's test images are kept within. Default
             None: a quarter of this machine's memory.
@@ -146,6 +151,7 @@ class DataConfig:
     test_split: str = "test"
     input: str = "auto"
     memory_limit_mib: int | None = None
+    cache_dir: str | None = None
     normal_classes: tuple | None = None
     validation_fraction: float = 0.1
     anomaly_fpr: float = 0.01
@@ -206,7 +212,7 @@ class DataConfig:
             test_fraction=self.test_fraction, image_key=self.image_key,
             train_split=self.train_split, test_split=self.test_split,
             skip_bad_images=self.skip_bad_images, input=self.input,
-            memory_limit=self.memory_limit(),
+            memory_limit=self.memory_limit(), cache_dir=self.cache_dir,
         )
 
     def memory_limit(self):

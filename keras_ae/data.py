@@ -112,7 +112,7 @@ def local_dirs(name, data_dir=None):
 def load(name, data_dir=None, train_examples=None, download=True, *, image_size=None,
          channels=None, crop_to_aspect_ratio=False, test_dir=None, test_fraction=0.1,
          image_key=None, train_split="train", test_split="test", skip_bad_images=False,
-         input="memory", memory_limit=None):
+         input="memory", memory_limit=None, cache_dir=None):
     """Loads both splits of a dataset, as images of one size (uint8; float32
     in [0, 1] from a float `.npz`).
 
@@ -133,8 +133,8 @@ def load(name, data_dir=None, train_examples=None, download=True, *, image_size=
         channels: 1 or 3. Default None: the data's own (3 if any image is RGB).
         crop_to_aspect_ratio: resize the largest centred crop of the target's
             aspect ratio instead of distorting. Default False.
-        test_dir, test_fraction, skip_bad_images, input, memory_limit: image
-            folders, see `read_folder`.
+        test_dir, test_fraction, skip_bad_images, input, memory_limit,
+            cache_dir: image folders, see `read_folder`.
         image_key, train_split, test_split: TFDS, see `read_tfds`.
 
     Returns:
@@ -148,7 +148,7 @@ def load(name, data_dir=None, train_examples=None, download=True, *, image_size=
              "crop_to_aspect_ratio": crop_to_aspect_ratio}
     if name == "folder":
         data = read_folder(data_dir, test_dir, test_fraction, skip_bad_images, **shape,
-                           input=input, memory_limit=memory_limit)
+                           input=input, memory_limit=memory_limit, cache_dir=cache_dir)
     elif name not in DATASETS:
         data = read_tfds(name, data_dir, download, image_key, train_split, test_split, **shape,
                          input=input, memory_limit=memory_limit)
@@ -375,7 +375,7 @@ def _validated(spec, data):
 
 def read_folder(data_dir, test_dir=None, test_fraction=0.1, skip_bad_images=False, *,
                 image_size=None, channels=None, crop_to_aspect_ratio=False, input="memory",
-                memory_limit=None):
+                memory_limit=None, cache_dir=None):
     """The image files under `data_dir` (and `test_dir`), decoded and shaped.
 
     Files are found recursively by extension (`keras_ae.images.EXTENSIONS`, as
@@ -393,7 +393,9 @@ def read_folder(data_dir, test_dir=None, test_fraction=0.1, skip_bad_images=Fals
     (`keras_ae.image_files.ImageFiles`, read as training streams them; a bad
     file is found when it is read) and decodes the test images, every k-th
     one if they would exceed `memory_limit`. Without `image_size` or
-    `channels` the first readable file's are taken.
+    `channels` the first readable file's are taken. With `cache_dir`, a
+    streamed split is decoded and shaped once into it and read from there
+    (`keras_ae.image_files.cached`; a bad file is found then).
     """
     if not data_dir:
         raise DataError("dataset 'folder' reads the images under --data_dir=DIR; set it")
@@ -427,8 +429,10 @@ def read_folder(data_dir, test_dir=None, test_fraction=0.1, skip_bad_images=Fals
                          "--input=stream" if input == "stream" else
                          f"over the memory limit of {memory_limit / 2**20:,.0f} MiB")
             return _streamed(splits, shape, image_size is not None, crop_to_aspect_ratio,
-                             memory_limit, skip_bad_images, source=f"image files in {where} "
-                             "(training images streamed)", **folder)
+                             memory_limit, skip_bad_images, cache_dir,
+                             source=f"image files in {where} (training images streamed"
+                             + (f", decoded once into {cache_dir})" if cache_dir else ")"),
+                             **folder)
     arrays, skipped = _decoded(splits, image_size, channels, crop_to_aspect_ratio,
                                skip_bad_images)
     return ImageData(*arrays[0], *arrays[1], source=f"image files in {where}",
@@ -468,9 +472,10 @@ def _first_shape(paths, image_size, channels, skip_bad_images):
 
 
 def _streamed(splits, shape, resize, crop_to_aspect_ratio, memory_limit, skip_bad_images,
-              **fields):
-    """`ImageData` whose training images are `ImageFiles`; the test images
-    decoded, every k-th if all would exceed `memory_limit`."""
+              cache_dir, **fields):
+    """`ImageData` whose training images are `ImageFiles` (cached copies with
+    `cache_dir`); the test images decoded, every k-th if all would exceed
+    `memory_limit`."""
     (train_paths, train_labels), (test_paths, test_labels) = splits
     every = max(1, math.ceil(len(test_paths) * math.prod(shape) / memory_limit))
     if every > 1:
@@ -486,7 +491,19 @@ def _streamed(splits, shape, resize, crop_to_aspect_ratio, memory_limit, skip_ba
             "--image_size=HEIGHT,WIDTH to resize them all to one")
     train = image_files.ImageFiles(tuple(train_paths), tuple(shape), resize,
                                    crop_to_aspect_ratio)
-    return ImageData(train, np.array(train_labels, np.int64), test_images, test_labels,
+    train_labels = np.array(train_labels, np.int64)
+    if cache_dir:
+        logging.info("data: decoding the training images into %s (once per file)", cache_dir)
+        train, failures = image_files.cached(train, cache_dir)
+        for path, reason in failures:
+            if not skip_bad_images:
+                raise DataError(f"{path}: not a readable image ({reason}); replace or remove "
+                                "it, or pass --skip_bad_images to leave such files out")
+            logging.warning("skipped, not a readable image: %s", path)
+        failed = {path for path, _ in failures}
+        train_labels = train_labels[[path not in failed for path in train_paths]]
+        skipped += sorted(failed)
+    return ImageData(train, train_labels, test_images, test_labels,
                      skipped=tuple(skipped), **fields)
 
 

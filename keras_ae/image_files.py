@@ -14,6 +14,8 @@ counted), so that the run can name them or leave them out.
 """
 
 import dataclasses
+import hashlib
+import os
 import re
 
 import numpy as np
@@ -34,6 +36,7 @@ class ImageFiles:
     image_shape: tuple  # (height, width, channels)
     resize: bool = False
     crop_to_aspect_ratio: bool = False
+    decoded: bool = False  # the files are `cached`'s: decoded and shaped already
 
     dtype = np.dtype(np.uint8)
 
@@ -53,6 +56,9 @@ class ImageFiles:
 
     def load_one(self, path):
         """uint8 `image_shape` from one path (a scalar string tensor)."""
+        if self.decoded:
+            return tf.ensure_shape(tf.io.parse_tensor(tf.io.read_file(path), tf.uint8),
+                                   self.image_shape)
         height, width, channels = self.image_shape
         image = images.decode(tf.io.read_file(path))
         if not self.resize:
@@ -88,6 +94,57 @@ def as_array(images):
     if isinstance(images, ImageFiles):
         return images.read(np.arange(len(images)))
     return images
+
+
+def cached(files, cache_dir):
+    """`files` decoded and shaped once into `cache_dir`, for images slow to
+    decode: `(ImageFiles of the cached copies, [(path, reason)] of the files
+    that could not be read)`.
+
+    Each image is kept as a serialized uint8 tensor, read later without
+    decoding, under a name hashed from its path, size and modification time
+    and the shape asked for: a file changed since is decoded again, and runs
+    of other shapes keep their own copies. Missing copies are written in one
+    parallel pass, each under a temporary name renamed when complete, so a
+    killed pass leaves no half-written copy and several processes may fill
+    one cache. Old copies are never deleted: empty `cache_dir` to reclaim it.
+    """
+    shaped = f"{files.image_shape}|{files.resize}|{files.crop_to_aspect_ratio}"
+    names = []
+    for path in files.paths:
+        stat = tf.io.gfile.stat(path)
+        digest = hashlib.sha256(
+            f"{shaped}|{path}|{stat.length}|{stat.mtime_nsec}".encode()).hexdigest()
+        names.append(f"{cache_dir.rstrip('/')}/{digest[:2]}/{digest}.tensor")
+    present = set(tf.io.gfile.glob(f"{cache_dir.rstrip('/')}/*/*.tensor"))
+    missing = [i for i, name in enumerate(names) if name not in present]
+    failed = set()
+    if missing:
+        for folder in {name.rsplit("/", 1)[0] for name in names}:
+            tf.io.gfile.makedirs(folder)
+        sources = tf.constant([files.paths[i] for i in missing])
+        temporary = [f"{names[i]}.tmp-{os.getpid()}" for i in missing]
+        targets = tf.constant(temporary)
+
+        def write(j):
+            image = tf.io.serialize_tensor(files.load_one(sources[j]))
+            with tf.control_dependencies([tf.io.write_file(targets[j], image)]):
+                return tf.identity(j)
+
+        written = set(
+            tf.data.Dataset.range(len(missing))
+            .map(write, num_parallel_calls=tf.data.AUTOTUNE)
+            .ignore_errors()  # drops the files that cannot be read
+            .as_numpy_iterator())
+        for j, i in enumerate(missing):
+            if j in written:
+                tf.io.gfile.rename(temporary[j], names[i], overwrite=True)
+            else:
+                failed.add(i)
+    kept = [i for i in range(len(files)) if i not in failed]
+    copies = dataclasses.replace(files, paths=tuple(names[i] for i in kept), resize=False,
+                                 crop_to_aspect_ratio=False, decoded=True)
+    return copies, [(files.paths[i], reason(files, files.paths[i])) for i in sorted(failed)]
 
 
 def unreadable(files):

@@ -35,8 +35,9 @@ LOG_DIR = "logs"
 # the directory is touched.
 RUN_FILES = (CONFIG_FILE, MODEL_FILE, METRICS_FILE, BACKUP_DIR, LOG_DIR, "*.png",
              anomaly.ANOMALY_FILE)
-# Settings that may change between a run and its resumption: where it lives.
-_NOT_COMPARED = {"train.model_dir"}
+# Settings that may change between a run and its resumption: where it and its
+# decoded images live, not what it computes.
+_NOT_COMPARED = {"train.model_dir", "data.cache_dir"}
 
 
 class RunDirError(config_lib.ConfigError):

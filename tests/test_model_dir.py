@@ -55,6 +55,14 @@ def test_another_configuration_is_refused_with_the_differences_listed(tiny_mnist
     assert snapshot(run) == before, "a refused run changed the directory"
 
 
+def test_where_a_run_and_its_decoded_images_live_may_change_on_resume():
+    old = {"train": {"model_dir": "a", "epochs": 2}, "data": {"cache_dir": None}}
+    new = {"train": {"model_dir": "b", "epochs": 2}, "data": {"cache_dir": "/scratch"}}
+    assert model_dir.differences(old, new) == []
+    assert model_dir.differences(old, {**new, "train": {"model_dir": "b", "epochs": 3}}) == [
+        "train.epochs: 2 → 3"]
+
+
 def test_a_finished_run_is_not_retrained_without_overwrite(tiny_mnist_dir, tmp_path):
     run = tmp_path / "run"
     config = tiny_config(run, tiny_mnist_dir)

@@ -69,6 +69,39 @@ def test_streamed_and_in_memory_batches_are_identical(numbered):
         np.testing.assert_array_equal(y, y_expected)
 
 
+def test_a_cache_of_decoded_images_feeds_the_same_batches_and_follows_changes(
+        numbered, tmp_path):
+    root, cache = tmp_path / "copy", str(tmp_path / "cache")
+    shutil.copytree(numbered, root)
+    with open(root / "train" / "broken.png", "wb") as f:
+        f.write(b"\x89PNG truncated")
+    options = dict(batch_size=8, epochs=2, noise_stddev=0.3, seed=4, smallest_batch=2)
+    with pytest.raises(data.DataError, match="broken.png: not a readable image.*--skip_bad"):
+        load(root, input="stream", cache_dir=cache, image_size=(4, 3))
+    os.remove(root / "train" / "broken.png")
+    plain = load(root, input="stream", image_size=(4, 3))  # resized: more than a decode
+    cached = load(root, input="stream", image_size=(4, 3), cache_dir=cache)
+    assert cached.train_images.decoded and len(cached.train_images) == COUNT
+    assert all(path.startswith(cache) for path in cached.train_images.paths)
+    for (x, y), (x_plain, y_plain) in zip(
+            batches(data.train_dataset(cached.train_images, **options)),
+            batches(data.train_dataset(plain.train_images, **options)), strict=True):
+        np.testing.assert_array_equal(x, x_plain)
+        np.testing.assert_array_equal(y, y_plain)
+    copies = sorted(cached.train_images.paths)
+    # Loaded again: the same copies, none written again; another shape: its own.
+    written = {path: os.stat(path).st_mtime_ns for path in copies}
+    assert sorted(load(root, input="stream", image_size=(4, 3),
+                       cache_dir=cache).train_images.paths) == copies
+    assert {path: os.stat(path).st_mtime_ns for path in copies} == written
+    assert set(load(root, input="stream", cache_dir=cache).train_images.paths).isdisjoint(copies)
+    # A file changed since is decoded again.
+    write_numbered(root / "train", 1, size=(9, 9), start=7)  # 00007.png, now 9x9 of 7s
+    again = load(root, input="stream", image_size=(4, 3), cache_dir=cache).train_images
+    assert len(set(again.paths) - set(copies)) == 1
+    np.testing.assert_array_equal(again.read([7])[0], np.full((4, 3, 3), 7, np.uint8))
+
+
 @pytest.mark.parametrize("pipelines, replicas", [(1, 2), (2, 2), (2, 4)])
 def test_pipelines_read_disjoint_shares_that_make_up_the_global_batches(
         numbered, pipelines, replicas):
@@ -208,6 +241,8 @@ def test_stream_is_for_folders_and_tfds_and_a_limit_is_positive():
                                                      "files or a TFDS dataset's record files"):
         config_lib.DataConfig("fashion_mnist", input="stream")
     config_lib.DataConfig("celeb_a", input="stream")  # any other name is TFDS's
+    with pytest.raises(config_lib.ConfigError, match="cache_dir: applies to --dataset=folder"):
+        config_lib.DataConfig("celeb_a", cache_dir="cache")
     with pytest.raises(config_lib.ConfigError, match="memory_limit_mib"):
         config_lib.DataConfig("folder", data_dir="x", memory_limit_mib=0)
     with pytest.raises(config_lib.ConfigError, match="input: unknown value .disk."):

@@ -86,6 +86,11 @@ flags.DEFINE_enum(
     "worker only its share. auto: stream those whose decoded training images exceed "
     "--memory_limit_mib.",
 )
+flags.DEFINE_string(
+    "cache_dir", None,
+    "--dataset=folder, streamed: decode and shape each training image once into this "
+    "folder and read it from there every epoch (for formats slow to decode).",
+)
 flags.DEFINE_integer(
     "memory_limit_mib", None,
     "Decoded size (MiB) above which --input=auto streams, and within which a streamed "
