@@ -14,8 +14,9 @@ turns in the same process so that machine load hits all three alike:
 The PNG folder is bench/folder.py's (written to --folder if missing), the TFDS
 copy is written beside it in 8 record files. Then the input alone, no training:
 images/s that train_dataset yields streaming 28x28 grey PNG files, 64x64 RGB
-ones (Fashion-MNIST resized, written beside), the TFDS copy's records, and from
-memory. With --big_gib, train.py also trains one epoch of `linear`
+ones (Fashion-MNIST resized, written beside), 256x256 RGB JPEG files resized to
+64x64 as they are read and from a --cache_dir of them (with the time to fill
+it), the TFDS copy's records, and from memory. With --big_gib, train.py also trains one epoch of `linear`
 streaming a generated folder of 128x128 RGB PNG files that decodes to that
 many GiB, with --memory_limit_mib a quarter of it, and reports its peak RSS.
 
@@ -31,9 +32,11 @@ import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -115,6 +118,19 @@ def streamed(directory, test_dir, **options):
     """A folder's data with its training images as files."""
     return data.load("folder", data_dir=directory, test_dir=test_dir, input="stream",
                      memory_limit=2**30, **options)
+
+
+def write_rgb(images, directory, count, size, extension):
+    """The first `count` of `images` resized to `size`x`size` RGB, as files
+    (once): the directory."""
+    if len(os.listdir(directory) if os.path.isdir(directory) else []) != count:
+        os.makedirs(directory, exist_ok=True)
+        for start in range(0, count, 1000):
+            chunk = tf.image.resize(images[start:start + 1000], (size, size))
+            rgb = tf.image.grayscale_to_rgb(tf.cast(tf.round(chunk), tf.uint8)).numpy()
+            for i, picture in enumerate(rgb):
+                Image.fromarray(picture).save(os.path.join(directory, f"{start + i}.{extension}"))
+    return directory
 
 
 def tfds_copy(fashion, directory, name="fashion_mnist_records"):
@@ -204,21 +220,24 @@ def main(argv):
     folder.write_folder(fashion.test_images, fashion.test_labels, test_dir)
     files = streamed(train_dir, test_dir).train_images
     records = tfds_copy(fashion, os.path.join(_FOLDER.value, "tfds"))
-    rgb_dir = os.path.join(_FOLDER.value, "rgb64", "train")  # 20,000 images, 64x64, RGB
-    if len(os.listdir(rgb_dir) if os.path.isdir(rgb_dir) else []) != 20000:  # not yet written
-        os.makedirs(rgb_dir, exist_ok=True)
-        for start in range(0, 20000, 1000):
-            chunk = tf.image.resize(images[start:start + 1000], (64, 64))
-            rgb = tf.image.grayscale_to_rgb(tf.cast(tf.round(chunk), tf.uint8)).numpy()
-            for i, picture in enumerate(rgb):
-                Image.fromarray(picture).save(os.path.join(rgb_dir, f"{start + i}.png"))
+    rgb_dir = write_rgb(images, os.path.join(_FOLDER.value, "rgb64", "train"), 20000, 64, "png")
+    jpeg_dir = write_rgb(images, os.path.join(_FOLDER.value, "jpeg256", "train"), 5000, 256,
+                         "jpg")
+    to_64 = {"image_size": (64, 64), "channels": 3}
+    cache_dir = tempfile.mkdtemp(dir=_FOLDER.value)  # empty: its filling is timed
+    start = time.perf_counter()
+    cached = streamed(jpeg_dir, test_dir, cache_dir=cache_dir, **to_64).train_images
+    cache_seconds = time.perf_counter() - start
     input_only = {
         "memory_28x28x1": input_rate(images),
         "stream_png_28x28x1": input_rate(files),
-        "stream_png_64x64x3": input_rate(streamed(
-            rgb_dir, test_dir, image_size=(64, 64), channels=3).train_images),
+        "stream_png_64x64x3": input_rate(streamed(rgb_dir, test_dir, **to_64).train_images),
+        "stream_jpeg_256x256_to_64x64x3": input_rate(
+            streamed(jpeg_dir, test_dir, **to_64).train_images),
+        "cached_jpeg_256x256_to_64x64x3": input_rate(cached),
         "stream_tfds_records_28x28x1": input_rate(records),
     }
+    shutil.rmtree(cache_dir)
 
     feeds = make_feeds(images, batch_size, epochs, stream=files, records=records)
     model = keras_ae.build(_VARIANT.value, images.shape[1:])
@@ -235,6 +254,7 @@ def main(argv):
         "stream_over_pipeline": paired_ratio(rates, "stream", "pipeline"),
         "records_over_pipeline": paired_ratio(rates, "records", "pipeline"),
         "input_only_images_per_second": input_only,
+        "cache_fill_seconds_jpeg_256x256_to_64x64x3": cache_seconds,
         "machine": machine(),
     }
     if _BIG_GIB.value:
