@@ -79,7 +79,12 @@ DATASETS = {
 
 @dataclasses.dataclass(frozen=True)
 class ImageData:
-    """Both splits of a dataset: images NHWC (uint8 0-255, or float32 0-1)."""
+    """Both splits of a dataset: images NHWC (uint8 0-255, or float32 0-1).
+
+    Streamed training images are `keras_ae.image_files.ImageFiles` or
+    `keras_ae.tfds_records.TfdsRecords` (whose labels are not read:
+    `train_labels` is then empty).
+    """
 
     train_images: np.ndarray
     train_labels: np.ndarray

@@ -120,7 +120,8 @@ class TfdsRecords:
         return decode
 
     def read(self):
-        """All `count` images, decoded, in the files' order: a uint8 array."""
+        """All `count` images, decoded, the files interleaved as `reads` does:
+        a uint8 array."""
         if not self.count:
             return np.zeros(self.shape, np.uint8)
         decoded = reads(self.share()).map(self.decoder(), num_parallel_calls=tf.data.AUTOTUNE)
@@ -132,8 +133,8 @@ def reads(share, order=None, cycle_length=16):
     `order` (int64 indices into `share`; default as listed) and interleaved
     record by record, `cycle_length` files at a time, deterministically."""
     paths, skips, takes = zip(*share)
-    paths, skips, takes = tf.constant(paths), tf.constant(skips, tf.int64), tf.constant(
-        takes, tf.int64)
+    paths = tf.constant(paths)
+    skips, takes = tf.constant(skips, tf.int64), tf.constant(takes, tf.int64)
     if order is None:
         order = tf.range(len(share), dtype=tf.int64)
 

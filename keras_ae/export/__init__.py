@@ -234,7 +234,8 @@ def _export_tflite(saved_model_dir, directory, flavours, calibration, inputs, ex
 
 
 def _calibration_inputs(model, data, config):
-    """Each signature's inputs for a seeded random sample of training images."""
+    """Each signature's inputs for a seeded random sample of training images
+    (of a TFDS stream, its first records)."""
     count = min(config.calibration_examples, len(data.train_images))
     if isinstance(data.train_images, tfds_records.TfdsRecords):
         # Records are read in order: the first ones, which TFDS shuffled
