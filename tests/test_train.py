@@ -136,8 +136,8 @@ def test_conv_on_fashion_mnist_beats_the_optimal_linear_code_and_exports(tmp_pat
     """The README's main job (two epochs, in process) on a third of the
     training images: conv on real Fashion-MNIST under the mirrored strategy
     (two replicas here), then exported to float32 and full-int8 TFLite. The
-    command line itself is `test_trains_and_writes_the_whole_run`'s, and the
-    SavedModel every variant's battery checks.
+    command line (train.py, and with --export_base) is tested above, and the
+    SavedModel in every variant's battery.
 
     PCA with 32 components, fitted on the same images, is the best any linear
     32-dim code can do; computed here from the data, not typed in.
