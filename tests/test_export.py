@@ -333,7 +333,8 @@ def test_an_export_killed_part_way_publishes_no_version(trained_run, tmp_path):
     assert [p.name for p in (base / "m").iterdir() if p.name.isdigit()] == []
 
     # The next export cleans up the abandoned staging folder.
-    config = config_lib.ExportConfig(str(base), model_name="m", formats="saved_model")
+    config = config_lib.ExportConfig(str(base), model_name="m", formats="tflite",
+                                     quantize="float32")
     assert export.export_run(trained_run, config)["path"] == str(base / "m" / "1")
     assert os.listdir(base / "m") == ["1"]
 
