@@ -16,9 +16,10 @@ copy is written beside it in 8 record files. Then the input alone, no training:
 images/s that train_dataset yields streaming 28x28 grey PNG files, 64x64 RGB
 ones (Fashion-MNIST resized, written beside), 256x256 RGB JPEG files resized to
 64x64 as they are read and from a --cache_dir of them (with the time to fill
-it), the TFDS copy's records, and from memory. With --big_gib, train.py also trains one epoch of `linear`
-streaming a generated folder of 128x128 RGB PNG files that decodes to that
-many GiB, with --memory_limit_mib a quarter of it, and reports its peak RSS.
+it), the TFDS copy's records, and from memory. With --big_gib, train.py also
+trains one epoch of `linear` streaming a generated folder of 128x128 RGB PNG
+files that decodes to that many GiB, with --memory_limit_mib a quarter of it,
+and reports its peak RSS.
 
 Each round times every feed once, in an order rotated round by round; the
 ratios pipeline/in_memory and noisy/in_memory are taken within each round and

@@ -120,7 +120,7 @@ def cached(files, cache_dir):
     missing = [i for i, name in enumerate(names) if name not in present]
     failed = set()
     if missing:
-        for folder in {name.rsplit("/", 1)[0] for name in names}:
+        for folder in {names[i].rsplit("/", 1)[0] for i in missing}:
             tf.io.gfile.makedirs(folder)
         sources = tf.constant([files.paths[i] for i in missing])
         temporary = [f"{names[i]}.tmp-{os.getpid()}" for i in missing]

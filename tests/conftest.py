@@ -88,6 +88,14 @@ def store_tfds_dataset(data_dir, name, features, splits, shards=None):
     )
 
 
+def after_first_epoch(action):
+    """A Keras callback that calls `action()` once, when the first epoch ends."""
+    import keras
+
+    return keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: action() if epoch == 0 else None)
+
+
 @pytest.fixture(scope="session")
 def tiny_mnist_dir(tmp_path_factory):
     """A directory holding a small synthetic dataset in MNIST's IDX format."""

@@ -2,9 +2,9 @@
 
 import json
 import os
+import pathlib
 import shutil
 
-import keras
 import numpy as np
 from PIL import Image
 import pytest
@@ -15,6 +15,7 @@ from keras_ae import data
 from keras_ae import distribute
 from keras_ae import image_files
 from keras_ae import training
+from tests.conftest import after_first_epoch
 from tests.test_train import run_train
 
 COUNT = 45  # images: in batches of 8, each epoch ends with a partial batch
@@ -141,17 +142,6 @@ def test_a_streamed_file_of_another_size_is_named(numbered, tmp_path):
                                   .train_images) == []
 
 
-class _DamageAfterFirstEpoch(keras.callbacks.Callback):
-    def __init__(self, path):
-        super().__init__()
-        self.path = path
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == 0:
-            with open(self.path, "wb") as f:
-                f.write(b"\x89PNG damaged")
-
-
 def _run_config(root, model_dir, **data_options):
     return config_lib.RunConfig(
         config_lib.DataConfig("folder", data_dir=str(root / "train"),
@@ -168,7 +158,7 @@ def test_a_file_damaged_while_training_is_named_or_skipped(numbered, tmp_path, s
     damaged = str(root / "train" / "00007.png")
     config = _run_config(root, tmp_path / "run", skip_bad_images=skip)
     strategy = distribute.get_strategy("default")
-    callbacks = [_DamageAfterFirstEpoch(damaged)]
+    callbacks = [after_first_epoch(lambda: pathlib.Path(damaged).write_bytes(b"\x89PNG damaged"))]
     if not skip:
         with pytest.raises(data.DataError, match="(?s)00007.png.*keeps the last good epoch"):
             training.train(config, strategy, verbose=0, callbacks=callbacks)

@@ -15,6 +15,7 @@ from keras_ae import data
 from keras_ae import distribute
 from keras_ae import tfds_records
 from keras_ae import training
+from tests.conftest import after_first_epoch
 from tests.conftest import store_tfds_dataset
 
 NAME, TRAIN, TEST, SHARDS = "numbered_pictures", 203, 21, 4
@@ -113,17 +114,6 @@ def test_workers_read_disjoint_equal_shares_and_a_resumed_epoch_repeats(tfds_dir
     assert not np.array_equal(numbers_of(pipeline(0, seed=6)[0][1]), numbers_of(shares[0][0][1]))
 
 
-class _DeleteAfterFirstEpoch(keras.callbacks.Callback):
-    def __init__(self, paths):
-        super().__init__()
-        self.paths = paths
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == 0:
-            for path in self.paths:
-                os.remove(path)
-
-
 def _run_config(tfds_dir, model_dir, **options):
     return config_lib.RunConfig(
         config_lib.DataConfig(NAME, data_dir=tfds_dir, download=False, input="stream",
@@ -157,7 +147,7 @@ def test_a_tfds_stream_trains_on_two_replicas_and_a_lost_file_is_named(tfds_dir,
     assert len(shards) == SHARDS
     with pytest.raises(data.DataError, match=r"(?s)tfrecord.*keeps the last good epoch"):
         training.train(_run_config(str(copy), tmp_path / "lost"), strategy, verbose=0,
-                       callbacks=[_DeleteAfterFirstEpoch(shards[:1])])
+                       callbacks=[after_first_epoch(lambda: os.remove(shards[0]))])
     backup = json.load(open(tmp_path / "lost" / "backup" / "training_metadata.json"))
     assert backup["epoch"] >= 1
 
