@@ -46,10 +46,11 @@ PUBLISHED = {"RAW-OC-SVM": 92.8, "CAE-OC-SVM": 91.7, "DSEBM": 86.6, "ADGAN": 88.
 
 def run(variant, normal_class, fashion):
     config = config_lib.RunConfig(
-        config_lib.DataConfig("fashion_mnist", download=False, normal_classes=(normal_class,)),
+        config_lib.DataConfig("fashion_mnist", download=False),
         config_lib.ModelConfig(variant),
         config_lib.TrainConfig(os.path.join(_RUNS_DIR.value, f"{variant}-{normal_class}"),
                                epochs=_EPOCHS.value),
+        config_lib.AnomalyConfig(normal_classes=(normal_class,)),
     )
     start = time.perf_counter()
     metrics = training.train(config, distribute.get_strategy("default"), fashion, verbose=0,

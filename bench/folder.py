@@ -60,7 +60,7 @@ def same_images(a, b):
 
 def run(dataset_config, name):
     start = time.perf_counter()
-    loaded = dataset_config.load()
+    loaded = data.load(dataset_config)
     load_seconds = time.perf_counter() - start
     config = config_lib.RunConfig(
         dataset_config, config_lib.ModelConfig(variant=FLAGS.variant),

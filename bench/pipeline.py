@@ -29,10 +29,8 @@ machine's load; many short rounds make the median robust to this machine's
 speed, which can halve and recover within seconds. Prints JSON.
 """
 
-import importlib.metadata
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -51,7 +49,8 @@ import tensorflow as tf
 
 import keras_ae
 from keras_ae import data
-import folder  # bench/folder.py, beside this file
+import environment  # bench/environment.py, beside this file
+import folder  # bench/folder.py
 
 _VARIANT = flags.DEFINE_string("variant", "conv", "Model to train.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Global batch size.")
@@ -82,8 +81,8 @@ def measure(model, feeds, steps, batch_size, rounds):
 
 def make_feeds(images, batch_size, epochs, **streams):
     """The feeds, each a function returning a fresh dataset, and one per
-    `streams` (the same images as `keras_ae.image_files.ImageFiles` or
-    `keras_ae.tfds_records.TfdsRecords`).
+    `streams` (the same images as `keras_ae.data.image_files.ImageFiles` or
+    `keras_ae.data.tfds_records.TfdsRecords`).
 
     All yield full batches of the same static shape (smallest_batch=batch_size), so that
     fit() runs one and the same traced step on each: only the input differs.
@@ -159,16 +158,8 @@ def big_run(gib, root):
     size = (128, 128, 3)
     count = int(np.ceil(gib * 2**30 / np.prod(size)))
     train, test = os.path.join(root, f"train-{count}"), os.path.join(root, "test")
-    for directory, number in ((train, count), (test, 256)):
-        if len(os.listdir(directory) if os.path.isdir(directory) else []) == number:
-            continue  # written before
-        os.makedirs(directory, exist_ok=True)
-        rng = np.random.default_rng(number)
-        for start in range(0, number, 1000):  # smooth pictures: quick to write, small
-            small = rng.integers(0, 256, (min(1000, number - start), 4, 4, 3))
-            pictures = tf.image.resize(small.astype(np.float32), size[:2]).numpy()
-            for i, picture in enumerate(pictures.astype(np.uint8)):
-                Image.fromarray(picture).save(os.path.join(directory, f"{start + i:06d}.png"))
+    environment.write_pictures(train, count, size[:2], seed=count)
+    environment.write_pictures(test, 256, size[:2], seed=256)
     model_dir = os.path.join(root, "run")
     limit_mib = int(gib * 1024 / 4)
     command = [sys.executable, os.path.join(os.path.dirname(__file__), "..", "train.py"),
@@ -182,25 +173,6 @@ def big_run(gib, root):
             "peak_memory_mib": metrics["peak_memory_mib"],
             "train_images_per_second": metrics["train_images_per_second"],
             "train_seconds": metrics["train_seconds"]}
-
-
-def machine():
-    model_name = ""
-    if os.path.exists("/proc/cpuinfo"):
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model_name = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu": model_name or platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "ai_edge_litert": importlib.metadata.version("ai-edge-litert"),
-        "gpus": len(tf.config.list_physical_devices("GPU")),
-    }
 
 
 def paired_ratio(rates, numerator, denominator):
@@ -256,7 +228,7 @@ def main(argv):
         "records_over_pipeline": paired_ratio(rates, "records", "pipeline"),
         "input_only_images_per_second": input_only,
         "cache_fill_seconds_jpeg_256x256_to_64x64x3": cache_seconds,
-        "machine": machine(),
+        "machine": environment.machine(),
     }
     if _BIG_GIB.value:
         result["big_stream"] = big_run(_BIG_GIB.value, os.path.join(_FOLDER.value, "big"))

@@ -48,7 +48,8 @@ from keras_ae import data as data_lib
 from keras_ae import export
 from keras_ae import training
 from keras_ae.export import tflite
-import pipeline  # bench/pipeline.py, beside this file
+import environment  # bench/environment.py, beside this file
+import pipeline  # bench/pipeline.py
 import steps  # bench/steps.py
 
 _QUICK = flags.DEFINE_bool("quick", False, "A smaller run, under 10 minutes.")
@@ -256,7 +257,7 @@ def main(argv):
     test_images = data.test_images / np.float32(255)
     results = {
         "quick": quick,
-        "machine": pipeline.machine(),
+        "machine": environment.machine(),
         "train_examples": len(data.train_images),
         "pca_32_test_mse": pca_mse(data.train_images, data.test_images, PCA_COMPONENTS),
         "runs": {},

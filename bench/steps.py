@@ -49,7 +49,7 @@ def batch_size(variant):
 
 
 def run_config(variant, model_dir, upsampling=None, **train):
-    return config_lib.resolve(config_lib.RunConfig(
+    return training.resolve(config_lib.RunConfig(
         config_lib.DataConfig(dataset="fashion_mnist", download=False,
                               batch_size=batch_size(variant)),
         config_lib.ModelConfig(variant=variant,

@@ -24,15 +24,15 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from keras_ae import choices
 from keras_ae import data as data_lib
 from keras_ae import distribute
 from keras_ae import files
-from keras_ae import image_files
+from keras_ae import model_dir
 from keras_ae import plots
 
-SCORES = ("mse", "top_k")
+SCORES = choices.ANOMALY_SCORES
 TOP_FRACTION = 0.1  # top_k: the share of pixels (and channels) averaged
-ANOMALY_FILE = "anomaly.json"
 
 
 class CalibrationError(ValueError):
@@ -169,7 +169,7 @@ def normal_ids(data, normal_classes, dataset):
 def normal_split(data, ids, validation_fraction, fpr, seed):
     """`data` for one-class training: training images of the classes `ids`
     only, less a seeded `validation_fraction` of them (`validation_images`,
-    decoded) to calibrate on; the test split whole, labels as they are."""
+    of the same kind) to calibrate on; the test split whole, labels as they are."""
     normal = np.flatnonzero(np.isin(data.train_labels, ids))
     rng = np.random.default_rng([seed, 1_000_003])
     count = round(validation_fraction * len(normal))
@@ -181,30 +181,25 @@ def normal_split(data, ids, validation_fraction, fpr, seed):
     held_out = np.zeros(len(normal), bool)
     held_out[rng.choice(len(normal), count, replace=False)] = True
     train, validation = normal[~held_out], normal[held_out]
-    images = data.train_images  # streamed, the training images stay files
+    images = data.train_images  # streamed, both stay files
     return dataclasses.replace(
-        data, train_images=images[train], train_labels=data.train_labels[train],
-        validation_images=image_files.as_array(images[validation]))
+        data, train_images=images.subset(train), train_labels=data.train_labels[train],
+        validation_images=images.subset(validation))
 
 
-def scores_of(model, images, kind, batch_size, reconstructions=None):
-    """Anomaly scores of `images` (uint8, or float in [0, 1]) under `model`,
-    from their `reconstructions` if given (else predicted)."""
-    clean = data_lib.to_float(images).numpy()
-    if reconstructions is None:
-        reconstructions = distribute.predict(model, clean, batch_size)
-    return np.concatenate([
-        score(clean[i:i + batch_size], reconstructions[i:i + batch_size], kind).numpy()
-        for i in range(0, len(clean), batch_size)
-    ])
+def scores_of(model, images, kind, batch_size):
+    """Anomaly scores of `images` (an `Images`, or an array) under `model`,
+    read chunk by chunk."""
+    scores = [score(clean, distribute.predict(model, clean, batch_size), kind).numpy()
+              for clean in data_lib.as_images(images).float_chunks(batch_size)]
+    return np.concatenate(scores) if scores else np.zeros(0, np.float32)
 
 
-def evaluate(model, data, config, directory, clean, reconstructions):
+def evaluate(model, data, config, directory, test_scores):
     """Calibrates the detector on `data.validation_images`, tests it on the
-    test images (`clean`, float, and their `reconstructions`), writes
-    `anomaly.json` and the figures to `directory`; its metrics."""
-    options = config.data
-    batch_size = options.batch_size
+    test images' `test_scores`, writes `anomaly.json` and the figures to
+    `directory`; its metrics."""
+    options, batch_size = config.anomaly, config.data.batch_size
     validation = scores_of(model, data.validation_images, options.anomaly_score, batch_size)
     threshold = calibrate(validation, options.anomaly_fpr)
     detector = Detector(
@@ -213,27 +208,32 @@ def evaluate(model, data, config, directory, clean, reconstructions):
         validation_quantiles={q: float(np.quantile(validation, float(q) / 100))
                               for q in ("50", "90", "99")} | {"max": float(validation.max())},
     )
-    files.write_json(os.path.join(directory, ANOMALY_FILE), dataclasses.asdict(detector))
-    test = scores_of(model, clean, options.anomaly_score, batch_size, reconstructions)
+    files.write_json(os.path.join(directory, model_dir.ANOMALY_FILE),
+                     dataclasses.asdict(detector))
     anomalous = ~np.isin(data.test_labels, normal_ids(data, options.normal_classes,
-                                                      options.dataset))
-    rates = at_threshold(test, anomalous, threshold)
-    area = auroc(test, anomalous)
+                                                      config.data.dataset))
+    rates = at_threshold(test_scores, anomalous, threshold)
+    area = auroc(test_scores, anomalous)
     if area is None:
         logging.warning("AUROC and average precision undefined: the test split has %s",
                         "no anomalous images" if not anomalous.any() else "no normal images")
-    plots.save_score_histograms(os.path.join(directory, "anomaly_scores.png"), test,
-                                anomalous, threshold)
-    if area is not None:
-        plots.save_roc(os.path.join(directory, "roc.png"), *roc_curve(test, anomalous), area)
-    highest = np.argsort(-test, kind="stable")[:40]
-    plots.save_image_grid(os.path.join(directory, "highest_scores.png"), clean[highest],
-                          columns=10)
+    _save_figures(directory, data.test_images, test_scores, anomalous, threshold, area)
     return {
         "anomaly_threshold": threshold,
         "test_normal_images": int((~anomalous).sum()),
         "test_anomalous_images": int(anomalous.sum()),
         "test_auroc": area,
-        "test_average_precision": average_precision(test, anomalous),
+        "test_average_precision": average_precision(test_scores, anomalous),
         **{f"test_{name}_at_threshold": value for name, value in rates.items()},
     }
+
+
+def _save_figures(directory, test_images, scores, anomalous, threshold, area):
+    plots.save_score_histograms(os.path.join(directory, "anomaly_scores.png"), scores,
+                                anomalous, threshold)
+    if area is not None:
+        plots.save_roc(os.path.join(directory, "roc.png"), *roc_curve(scores, anomalous), area)
+    highest = np.argsort(-scores, kind="stable")[:40]
+    plots.save_image_grid(os.path.join(directory, "highest_scores.png"),
+                          data_lib.to_float(test_images.subset(highest).in_memory()).numpy(),
+                          columns=10)

@@ -1,10 +1,15 @@
 """Run configuration: one small dataclass per concern, validated on creation.
 
+This module declares; it does nothing. It imports no other part of keras-ae
+but `keras_ae.choices` (the valid values), and nothing that imports
+TensorFlow, so a configuration can be written, read and checked anywhere
+(`tests/test_config.py` holds it to that).
+
 A `RunConfig` is written to `model_dir/config.json` so that a run can be
 reproduced and resumed. Field names are the `train.py` flag names. A field left
 None takes its default from the variant's recipe (`keras_ae.recipes`) or its
-model's constructor; `resolve` writes those in before a run starts, so that
-`config.json` says what ran.
+model's constructor; `keras_ae.training.resolve` writes those in before a run
+starts, so that `config.json` says what ran.
 
 An `ExportConfig` says what `keras_ae.export` makes of a trained run.
 
@@ -14,6 +19,7 @@ Example:
         data=DataConfig(dataset="fashion_mnist", batch_size=256),
         model=ModelConfig(variant="conv", latent_dim=16),
         train=TrainConfig(epochs=3, model_dir="/tmp/run"),
+        anomaly=AnomalyConfig(normal_classes=("1",)),
     )
 """
 
@@ -21,14 +27,9 @@ import dataclasses
 import json
 import os
 
-from keras_ae import anomaly
-from keras_ae import data as data_lib
-from keras_ae import distribute
-from keras_ae import models
-from keras_ae import recipes
+from keras_ae import choices
+from keras_ae.choices import FORMATS, INPUTS, QUANTIZATIONS, SCHEDULES
 
-
-SCHEDULES = ("constant", "cosine")
 
 
 class ConfigError(ValueError):
@@ -61,14 +62,12 @@ def _require_choice(field, value, choices):
         )
 
 
-INPUTS = ("auto", "memory", "stream")
-
 # DataConfig fields that only one kind of source reads.
 _SOURCE_FIELDS = {"test_dir": "folder", "test_fraction": "folder", "skip_bad_images": "folder",
                   "cache_dir": "folder",
                   "image_key": "tfds", "train_split": "tfds", "test_split": "tfds"}
 _SOURCE_NAMES = {"folder": "--dataset=folder", "tfds": "TensorFlow Datasets names other than "
-                 + ", ".join(data_lib.DATASETS)}
+                 + ", ".join(choices.BUILT_IN_DATASETS)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,24 +111,15 @@ class DataConfig:
             files (`keras_ae.image_files`) or a TFDS dataset's record files
             (`keras_ae.tfds_records`), not the four built-in datasets;
             "auto" streams those whose decoded training images would exceed
-            `memory_limit_mib`. Default "auto".
+            `memory_limit_mib`. A streamed run reads its test and validation
+            images from their files too, batch by batch. Default "auto".
         cache_dir: "folder", streamed: decode and shape each training image
             once into this folder and read it from there
             (`keras_ae.image_files.cached`), for formats slow to decode.
             Default None: decode every epoch.
-        memory_limit_mib: the decoded size (MiB) above which "auto" streams,
-            and which a streamed run's test images are kept within. Default
-            None: a quarter of this machine's memory.
-        normal_classes: anomaly detection: train on these classes only
-            (label ids, or a folder's class names); the test split keeps
-            every class, the others anomalous. Default None: no detector.
-        validation_fraction: with normal_classes, the share of the normal
-            training images held out (seeded) to calibrate the threshold on.
-            Default 0.1.
-        anomaly_fpr: with normal_classes, the false-positive rate the
-            threshold is calibrated to on them. Default 0.01.
-        anomaly_score: with normal_classes, "mse" or "top_k" (see
-            `keras_ae.anomaly`). Default "mse".
+        memory_limit_mib: the decoded size (MiB) above which "auto" streams;
+            a stream's buffers hold at most half of it. Default None: a
+            quarter of this machine's memory.
     """
 
     dataset: str = "mnist"
@@ -152,15 +142,11 @@ class DataConfig:
     input: str = "auto"
     memory_limit_mib: int | None = None
     cache_dir: str | None = None
-    normal_classes: tuple | None = None
-    validation_fraction: float = 0.1
-    anomaly_fpr: float = 0.01
-    anomaly_score: str = "mse"
 
     def __post_init__(self):
         if not self.dataset or not all(c.isalnum() or c in "_-:/." for c in self.dataset):
             raise ConfigError("dataset", f"{self.dataset!r} is not a dataset name; valid: "
-                              f"{', '.join(data_lib.DATASETS)}, folder, or a TFDS name")
+                              f"{', '.join(choices.BUILT_IN_DATASETS)}, folder, or a TFDS name")
         _require_positive(self, "train_examples", "batch_size")
         _require_non_negative(self, "noise_stddev", "eval_noise_stddev")
         if self.image_size is not None:
@@ -173,27 +159,14 @@ class DataConfig:
             raise ConfigError("channels", f"must be 1 (grey) or 3 (RGB), got {self.channels!r}")
         _require_choice("input", self.input, INPUTS)
         _require_positive(self, "memory_limit_mib")
-        if self.input == "stream" and self.dataset in data_lib.DATASETS:
+        if self.input == "stream" and self.dataset in choices.BUILT_IN_DATASETS:
             raise ConfigError("input", f"stream reads a folder's image files or a TFDS "
                               f"dataset's record files; {self.dataset} loads into memory "
                               "(--input=auto or memory)")
-        if self.normal_classes is not None:
-            if not self.normal_classes:
-                raise ConfigError("normal_classes", "names no class; e.g. 0,3 or a folder name")
-            object.__setattr__(self, "normal_classes", tuple(str(c) for c in self.normal_classes))
-        for field in ("validation_fraction", "anomaly_fpr"):
-            if not 0 < getattr(self, field) < 1:
-                raise ConfigError(field, f"must be in (0, 1), got {getattr(self, field)!r}")
-        _require_choice("anomaly_score", self.anomaly_score, anomaly.SCORES)
-        if self.normal_classes is None:
-            for field in ("validation_fraction", "anomaly_fpr", "anomaly_score"):
-                if getattr(self, field) != _DATA_DEFAULTS[field]:
-                    raise ConfigError(field, "applies to anomaly detection only: name the "
-                                      "normal classes with --normal_classes")
         if not 0 < self.test_fraction < 1:
             raise ConfigError("test_fraction", f"must be in (0, 1), got {self.test_fraction!r}")
         kind = ("folder" if self.dataset == "folder"
-                else "local" if self.dataset in data_lib.DATASETS else "tfds")
+                else "local" if self.dataset in choices.BUILT_IN_DATASETS else "tfds")
         defaults = {field.name: field.default for field in dataclasses.fields(self)}
         for field, only in _SOURCE_FIELDS.items():
             if getattr(self, field) != defaults[field] and kind != only:
@@ -203,26 +176,46 @@ class DataConfig:
             raise ConfigError("data_dir", "dataset 'folder' reads the images under "
                               "--data_dir=DIR; set it")
 
-    def load(self):
-        """The `ImageData` this config describes (raises DataError)."""
-        return data_lib.load(
-            self.dataset, self.data_dir, self.train_examples, self.download,
-            image_size=self.image_size, channels=self.channels,
-            crop_to_aspect_ratio=self.crop_to_aspect_ratio, test_dir=self.test_dir,
-            test_fraction=self.test_fraction, image_key=self.image_key,
-            train_split=self.train_split, test_split=self.test_split,
-            skip_bad_images=self.skip_bad_images, input=self.input,
-            memory_limit=self.memory_limit(), cache_dir=self.cache_dir,
-        )
-
-    def memory_limit(self):
-        """`memory_limit_mib` in bytes, or a quarter of this machine's memory."""
-        if self.memory_limit_mib is not None:
-            return self.memory_limit_mib * 2**20
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
 
 
-_DATA_DEFAULTS = {field.name: field.default for field in dataclasses.fields(DataConfig)}
+@dataclasses.dataclass(frozen=True)
+class AnomalyConfig:
+    """Anomaly detection (`keras_ae.anomaly`): which classes are normal, and
+    how the threshold is calibrated. Without `normal_classes`, no detector.
+
+    Attributes:
+        normal_classes: train on these classes only (label ids, or a
+            folder's class names); the test split keeps every class, the
+            others anomalous. Default None: no detector.
+        validation_fraction: the share of the normal training images held
+            out (seeded) to calibrate the threshold on. Default 0.1.
+        anomaly_fpr: the false-positive rate the threshold is calibrated to
+            on them. Default 0.01.
+        anomaly_score: "mse" or "top_k" (see `keras_ae.anomaly`). Default "mse".
+    """
+
+    normal_classes: tuple | None = None
+    validation_fraction: float = 0.1
+    anomaly_fpr: float = 0.01
+    anomaly_score: str = "mse"
+
+    def __post_init__(self):
+        if self.normal_classes is not None:
+            if not self.normal_classes:
+                raise ConfigError("normal_classes", "names no class; e.g. 0,3 or a folder name")
+            object.__setattr__(self, "normal_classes", tuple(str(c) for c in self.normal_classes))
+        for field in ("validation_fraction", "anomaly_fpr"):
+            if not 0 < getattr(self, field) < 1:
+                raise ConfigError(field, f"must be in (0, 1), got {getattr(self, field)!r}")
+        _require_choice("anomaly_score", self.anomaly_score, choices.ANOMALY_SCORES)
+        if self.normal_classes is None:
+            for field in ("validation_fraction", "anomaly_fpr", "anomaly_score"):
+                if getattr(self, field) != _ANOMALY_DEFAULTS[field]:
+                    raise ConfigError(field, "applies to anomaly detection only: name the "
+                                      "normal classes with --normal_classes")
+
+
+_ANOMALY_DEFAULTS = {field.name: field.default for field in dataclasses.fields(AnomalyConfig)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,8 +226,8 @@ class ModelConfig:
     a variant that does not have it is an error.
 
     Attributes:
-        variant: one of `keras_ae.models.VARIANTS`. Default "linear", the
-            reference tutorial's model.
+        variant: one of `keras_ae.choices.VARIANT_OPTIONS`, the variants of
+            `keras_ae.models`. Default "linear", the reference tutorial's model.
         latent_dim: size of the code.
         architecture: "conv" or "dense" network (all but linear and conv).
         filters: channels of each stride-2 conv level, e.g. (32, 64) (conv
@@ -265,7 +258,7 @@ class ModelConfig:
     jacobian_samples: int | None = None
 
     def __post_init__(self):
-        _require_choice("variant", self.variant, list(models.VARIANTS))
+        _require_choice("variant", self.variant, list(choices.VARIANT_OPTIONS))
         _require_positive(self, "latent_dim")
         if self.filters is not None:
             filters = tuple(self.filters)  # a list from JSON or flags
@@ -274,7 +267,7 @@ class ModelConfig:
                     "filters", f"must be positive integers, e.g. 32,64; got {self.filters!r}"
                 )
             object.__setattr__(self, "filters", filters)
-        accepted = models.option_names(self.variant)
+        accepted = choices.VARIANT_OPTIONS[self.variant]
         for name, value in self.options().items():
             if name not in accepted:
                 raise ConfigError(
@@ -282,14 +275,14 @@ class ModelConfig:
                     f"does not apply to variant {self.variant!r} "
                     f"(it takes: {', '.join(accepted)})",
                 )
-        choices = {
-            "architecture": models.ARCHITECTURES,
-            "upsampling": models.UPSAMPLING_MODES,
-            "reconstruction": models.vae.RECONSTRUCTIONS,
-            "sparsity": models.sparse.PENALTIES,
-            "jacobian": models.jacobian.METHODS,
+        valid_values = {
+            "architecture": choices.ARCHITECTURES,
+            "upsampling": choices.UPSAMPLING_MODES,
+            "reconstruction": choices.RECONSTRUCTIONS,
+            "sparsity": choices.PENALTIES,
+            "jacobian": choices.JACOBIAN_METHODS,
         }
-        for name, valid in choices.items():
+        for name, valid in valid_values.items():
             if getattr(self, name) is not None:
                 _require_choice(name, getattr(self, name), valid)
         _require_positive(self, "jacobian_samples")
@@ -312,7 +305,7 @@ class TrainConfig:
 
     Attributes:
         model_dir: where config, checkpoints, logs, metrics and figures go.
-        strategy: one of `keras_ae.distribute.STRATEGIES`. Default "default".
+        strategy: one of `keras_ae.choices.STRATEGIES`. Default "default".
         tpu: TPU name or address for `strategy="tpu"`. Default None.
         epochs: passes over the training split. Default 10.
         learning_rate: Adam learning rate. Default None: the recipe's.
@@ -320,7 +313,7 @@ class TrainConfig:
             down to 0 at the last step). Default None: the recipe's.
         steps_per_execution: training steps run per call into the graph;
             more cuts host overhead; must divide the steps of an epoch.
-            Default None: chosen by the run (`training.auto_steps_per_execution`:
+            Default None: chosen by the run (`keras_ae.training.steps.auto_steps_per_execution`:
             the largest divisor of the epoch's steps up to 100) and written in.
         jit_compile: compile the training step with XLA. Default False:
             Keras' own choice (XLA on a lone GPU, off on CPUs and under
@@ -345,7 +338,7 @@ class TrainConfig:
     mixed_precision: bool = False
 
     def __post_init__(self):
-        _require_choice("strategy", self.strategy, list(distribute.STRATEGIES))
+        _require_choice("strategy", self.strategy, list(choices.STRATEGIES))
         _require_positive(self, "epochs", "steps_per_execution")
         if self.learning_rate_schedule is not None:
             _require_choice("learning_rate_schedule", self.learning_rate_schedule, SCHEDULES)
@@ -355,10 +348,6 @@ class TrainConfig:
             )
         if not self.model_dir:
             raise ConfigError("model_dir", "must name a directory")
-
-
-FORMATS = ("saved_model", "tflite")
-QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
 
 
 def _require_choices(config, field, choices):
@@ -428,6 +417,7 @@ class RunConfig:
     data: DataConfig
     model: ModelConfig
     train: TrainConfig
+    anomaly: AnomalyConfig = AnomalyConfig()
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -439,47 +429,5 @@ class RunConfig:
             data=DataConfig(**fields["data"]),
             model=ModelConfig(**fields["model"]),
             train=TrainConfig(**fields["train"]),
+            anomaly=AnomalyConfig(**fields.get("anomaly", {})),
         )
-
-
-def resolve(config):
-    """`config` with every default the run uses written in.
-
-    Noise, learning rate and schedule left None come from the variant's recipe
-    (`keras_ae.recipes.RECIPES`), the test noise from the training noise, and
-    model options from the model's constructor (`default_options`). A model's
-    own `seed` option is not a field: it is the run's `data.seed`.
-
-    Example:
-
-        resolve(RunConfig(DataConfig(), ModelConfig("conv"), TrainConfig("/tmp/run")))
-        # ... learning_rate=0.003, learning_rate_schedule="cosine", latent_dim=32, ...
-    """
-    recipe = recipes.RECIPES[config.model.variant]
-    noise = _or(config.data.noise_stddev, recipe.noise_stddev)
-    data = dataclasses.replace(
-        config.data, noise_stddev=noise,
-        eval_noise_stddev=_or(config.data.eval_noise_stddev, noise),
-    )
-    options = models.VARIANTS[config.model.variant].default_options(**config.model.options())
-    options.pop("seed", None)
-    model = dataclasses.replace(config.model, **options)
-    train = dataclasses.replace(
-        config.train,
-        learning_rate=_or(config.train.learning_rate, recipe.learning_rate),
-        learning_rate_schedule=_or(
-            config.train.learning_rate_schedule, recipe.learning_rate_schedule
-        ),
-    )
-    return RunConfig(data, model, train)
-
-
-def with_image_shape(config, data):
-    """`config` with the image size and channels of `data` (what ran) written in."""
-    height, width, channels = data.train_images.shape[1:]
-    return dataclasses.replace(config, data=dataclasses.replace(
-        config.data, image_size=(height, width), channels=channels))
-
-
-def _or(value, default):
-    return default if value is None else value

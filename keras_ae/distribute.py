@@ -4,7 +4,9 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
+from keras_ae import choices
+
+STRATEGIES = choices.STRATEGIES
 
 # What a collective op raises on the surviving workers when a peer dies.
 LOST_WORKER_ERRORS = (

@@ -1,4 +1,6 @@
-"""Claiming a run's `model_dir`: one training process at a time, one configuration.
+"""A run's `model_dir`: the name of every file a run writes, reading a finished
+run back, and claiming the directory: one training process at a time, one
+configuration.
 
     with model_dir.lock(path):                  # a second process fails at once
         model_dir.check(path, config, overwrite)  # same run resumes; another refuses
@@ -21,20 +23,22 @@ import os
 import shutil
 import socket
 
-from keras_ae import anomaly
 from keras_ae import config as config_lib
 
-# The files of a run, named here for keras_ae.training and for `clear`.
+# The files of a run: training writes them, export reads them, `clear` deletes them.
 LOCK_FILE = ".lock"
-CONFIG_FILE = "config.json"
-MODEL_FILE = "model.keras"
-METRICS_FILE = "metrics.json"
-BACKUP_DIR = "backup"
-LOG_DIR = "logs"
+CONFIG_FILE = "config.json"  # the RunConfig, every default written in
+MODEL_FILE = "model.keras"  # saved after every epoch
+METRICS_FILE = "metrics.json"  # written when the run is complete
+BACKUP_DIR = "backup"  # weights, optimizer and epoch while training
+LOG_DIR = "logs"  # TensorBoard
+ANOMALY_FILE = "anomaly.json"  # a detector's calibrated threshold
+FIGURE_FILE = "reconstructions.png"
+DENOISING_FIGURE_FILE = "denoising.png"
 # What a run writes, deleted by `check(..., overwrite=True)`; nothing else in
-# the directory is touched.
+# the directory is touched. (Figures: every .png.)
 RUN_FILES = (CONFIG_FILE, MODEL_FILE, METRICS_FILE, BACKUP_DIR, LOG_DIR, "*.png",
-             anomaly.ANOMALY_FILE)
+             ANOMALY_FILE)
 # Settings that may change between a run and its resumption: where it and its
 # decoded images live, not what it computes.
 _NOT_COMPARED = {"train.model_dir", "data.cache_dir"}
@@ -126,3 +130,20 @@ def clear(path):
                 shutil.rmtree(name)
             else:
                 os.remove(name)
+
+
+def read_run(path):
+    """`(RunConfig, path of the model file, detector dict or None)` of the
+    trained run in `path`; RunDirError if it holds none."""
+    config_path, model_path = (os.path.join(path, name) for name in (CONFIG_FILE, MODEL_FILE))
+    missing = [p for p in (config_path, model_path) if not os.path.isfile(p)]
+    if missing:
+        raise RunDirError(f"{path} holds no trained run (missing {', '.join(missing)}); "
+                          "pass the --model_dir a train.py run wrote")
+    with open(config_path) as f:
+        config = config_lib.RunConfig.from_json(f.read())
+    detector = None
+    if os.path.isfile(os.path.join(path, ANOMALY_FILE)):
+        with open(os.path.join(path, ANOMALY_FILE)) as f:
+            detector = json.load(f)
+    return config, model_path, detector

@@ -15,7 +15,7 @@ Example:
 
     recipe = RECIPES["vae"]
     recipe.learning_rate            # 0.001
-    recipe.test_metrics(model, test_images, batch_size=64, seed=0)
+    recipe.test_metrics(model, data.test_images, batch_size=64, seed=0)
 """
 
 import os
@@ -24,6 +24,7 @@ from keras import ops
 import numpy as np
 import tensorflow as tf
 
+from keras_ae import data
 from keras_ae import distribute
 from keras_ae import plots
 from keras_ae.models import jacobian
@@ -40,12 +41,32 @@ class Recipe:
     # "constant", or "cosine": from `learning_rate` down to 0 at the last step.
     learning_rate_schedule = "constant"
 
+    # The names of the variant's own figures of merit (`image_metrics`).
+    metrics = ()
+
     def test_metrics(self, model, images, batch_size, seed):
-        """The variant's own figures of merit on clean test `images` in [0, 1]."""
+        """The variant's own figures of merit on the clean test `images` (an
+        `Images`, or an array), each the mean over images of `image_metrics`,
+        read chunk by chunk."""
+        if not self.metrics:
+            return {}
+        images = data.as_images(images)
+        values, start = {name: [] for name in self.metrics}, 0
+        for chunk in images.float_chunks(batch_size):
+            rows = (start, len(images))
+            for name, value in self.image_metrics(model, chunk, batch_size, seed, rows).items():
+                values[name].append(value)
+            start += len(chunk)
+        return {name: float(np.mean(np.concatenate(value))) for name, value in values.items()}
+
+    def image_metrics(self, model, images, batch_size, seed, rows):
+        """`{name: [n]}`: each of `metrics` for each of the float `images` in
+        [0, 1], the test images `rows[0] ...` of `rows[1]`."""
         return {}
 
     def save_figures(self, model, directory, images, labels, seed):
-        """Writes the variant's own figures of the test split to `directory`."""
+        """Writes the variant's own figures of the test split (`images`, an
+        `Images` or an array, and their `labels`) to `directory`."""
 
 
 class ConvRecipe(Recipe):
@@ -67,21 +88,22 @@ class DenoisingRecipe(Recipe):
 
 
 class VAERecipe(Recipe):
-    def test_metrics(self, model, images, batch_size, seed):
+    metrics = ("test_neg_elbo", "test_reconstruction_nll", "test_kl")
+
+    def image_metrics(self, model, images, batch_size, seed, rows):
         """Negative ELBO in nats per image (one posterior sample per image,
-        drawn from `seed`) and its two terms."""
+        drawn from `seed`: row i of one draw for the whole test split) and its
+        two terms."""
         z_mean, z_log_var = distribute.predict(model.encoder, images, batch_size)
-        epsilon = tf.random.stateless_normal(z_mean.shape, seed=[seed, -1]).numpy()
+        start, total = rows
+        epsilon = tf.random.stateless_normal(
+            [total, z_mean.shape[1]], seed=[seed, -1]).numpy()[start:start + len(images)]
         z = z_mean + np.exp(0.5 * z_log_var) * epsilon
         means = distribute.predict(model.decoder, z, batch_size)
         distribution = model.arguments["reconstruction"]
         nll = ops.convert_to_numpy(vae.reconstruction_nll(images, means, distribution))
         kl = ops.convert_to_numpy(vae.kl_divergence(z_mean, z_log_var))
-        return {
-            "test_neg_elbo": float(np.mean(nll + kl)),
-            "test_reconstruction_nll": float(np.mean(nll)),
-            "test_kl": float(np.mean(kl)),
-        }
+        return {"test_neg_elbo": nll + kl, "test_reconstruction_nll": nll, "test_kl": kl}
 
     def save_figures(self, model, directory, images, labels, seed):
         """`samples.png`: 100 draws from the prior. With a 2-D code also
@@ -99,10 +121,10 @@ class VAERecipe(Recipe):
             os.path.join(directory, "latent_manifold.png"),
             distribute.predict(model.decoder, grid, batch_size=len(grid)), 15,
         )
-        plots.save_scatter(
-            os.path.join(directory, "latent_scatter.png"), model.encode(images), labels,
-            "test set: z_mean by label",
-        )
+        codes = np.concatenate([model.encode(chunk) for chunk in
+                                data.as_images(images).float_chunks(len(grid))])
+        plots.save_scatter(os.path.join(directory, "latent_scatter.png"), codes, labels,
+                           "test set: z_mean by label")
 
 
 # A code activation below this counts as "near zero": the default KL target.
@@ -114,24 +136,25 @@ NEAR_ZERO = 0.05
 
 
 class SparseRecipe(Recipe):
-    def test_metrics(self, model, images, batch_size, seed):
+    metrics = ("mean_code_activation", "fraction_code_near_zero")
+
+    def image_metrics(self, model, images, batch_size, seed, rows):
         """The mean code activation, and the fraction of units near zero."""
         code = model.encode(images, batch_size=batch_size)
-        return {
-            "mean_code_activation": float(np.mean(code)),
-            "fraction_code_near_zero": float(np.mean(np.abs(code) < NEAR_ZERO)),
-        }
+        return {"mean_code_activation": np.mean(code, axis=1),
+                "fraction_code_near_zero": np.mean(np.abs(code) < NEAR_ZERO, axis=1)}
 
 
 class ContractiveRecipe(Recipe):
-    def test_metrics(self, model, images, batch_size, seed):
-        """Mean ||J_f(x)||_F over the test images, from the exact Jacobian
-        whatever the training penalty used."""
+    metrics = ("mean_jacobian_frobenius",)
+
+    def image_metrics(self, model, images, batch_size, seed, rows):
+        """||J_f(x)||_F, from the exact Jacobian whatever the training penalty used."""
         norms_sq = np.concatenate([
             jacobian.frobenius_norm_sq(model.encoder, images[i : i + batch_size]).numpy()
             for i in range(0, len(images), batch_size)
         ])
-        return {"mean_jacobian_frobenius": float(np.mean(np.sqrt(norms_sq)))}
+        return {"mean_jacobian_frobenius": np.sqrt(norms_sq)}
 
 
 RECIPES = {

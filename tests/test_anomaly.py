@@ -14,8 +14,10 @@ import tensorflow as tf
 
 from keras_ae import anomaly
 from keras_ae import config as config_lib
+from keras_ae import data
 from keras_ae import distribute
 from keras_ae import export
+from keras_ae import model_dir as model_dir_lib
 from keras_ae import training
 from keras_ae.export import signatures
 from tests.conftest import make_images, write_idx
@@ -103,12 +105,13 @@ def blobs_dir(tmp_path_factory):
     return directory
 
 
-def detector_config(data_dir, model_dir, **data_options):
+def detector_config(data_dir, model_dir, **anomaly_options):
     return config_lib.RunConfig(
-        config_lib.DataConfig("mnist", data_dir=data_dir, download=False, normal_classes=("0",),
-                              validation_fraction=0.5, **data_options),
+        config_lib.DataConfig("mnist", data_dir=data_dir, download=False),
         config_lib.ModelConfig("linear"),
         config_lib.TrainConfig(str(model_dir), epochs=2),
+        config_lib.AnomalyConfig(normal_classes=("0",), validation_fraction=0.5,
+                                 **anomaly_options),
     )
 
 
@@ -123,7 +126,7 @@ def detector_run(blobs_dir, tmp_path_factory):
 def test_a_detector_trains_on_normal_images_and_is_calibrated(detector_run):
     model_dir, metrics = detector_run
     assert metrics["train_images"] == 750  # class 0's 1,500, half held out
-    detector = json.load(open(model_dir / anomaly.ANOMALY_FILE))
+    detector = json.load(open(model_dir / model_dir_lib.ANOMALY_FILE))
     assert detector["validation_images"] == 750 and detector["score"] == "mse"
     assert metrics["anomaly_threshold"] == detector["threshold"]
     assert metrics["test_normal_images"] == metrics["test_anomalous_images"] == 1000
@@ -142,7 +145,7 @@ def test_a_test_split_without_anomalies_has_no_auroc(detector_run, blobs_dir, tm
                                                      caplog):
     model_dir, _ = detector_run
     config = detector_config(blobs_dir, model_dir)
-    split = anomaly.normal_split(config.data.load(), [0], 0.5, 0.01, seed=0)
+    split = anomaly.normal_split(data.load(config.data), [0], 0.5, 0.01, seed=0)
     only_normal = dataclasses.replace(split, test_labels=np.zeros_like(split.test_labels))
     model = keras.saving.load_model(model_dir / "model.keras")
     metrics = training.evaluate(model, only_normal, config, str(tmp_path))
@@ -154,12 +157,12 @@ def test_bad_normal_classes_and_small_validation_splits_are_named(blobs_dir, tmp
     strategy = distribute.get_strategy("default")
     config = detector_config(blobs_dir, tmp_path / "run")
     bad_class = dataclasses.replace(
-        config, data=dataclasses.replace(config.data, normal_classes=("2",)))
+        config, anomaly=dataclasses.replace(config.anomaly, normal_classes=("2",)))
     with pytest.raises(config_lib.ConfigError, match=r"class '2' is not one of mnist's "
                        r"classes: 0 to 1"):
         training.train(bad_class, strategy, verbose=0)
-    small = dataclasses.replace(config, data=dataclasses.replace(
-        config.data, validation_fraction=0.05, anomaly_fpr=0.001))
+    small = dataclasses.replace(config, anomaly=dataclasses.replace(
+        config.anomaly, validation_fraction=0.05, anomaly_fpr=0.001))
     with pytest.raises(config_lib.ConfigError, match="75 validation images; a false-positive "
                        "rate of 0.001 needs at least 1000"):
         training.train(small, strategy, verbose=0)
@@ -210,10 +213,10 @@ def test_a_detector_of_trousers_tells_them_from_other_clothes(tmp_path):
     if not os.path.isdir("/usr/share/datasets/fashion-mnist"):
         pytest.fail("needs Debian's dataset-fashion-mnist: apt-get install dataset-fashion-mnist")
     config = config_lib.RunConfig(
-        config_lib.DataConfig("fashion_mnist", download=False, train_examples=20000,
-                              normal_classes=("1",)),
+        config_lib.DataConfig("fashion_mnist", download=False, train_examples=20000),
         config_lib.ModelConfig(variant="conv"),
         config_lib.TrainConfig(model_dir=str(tmp_path / "run"), epochs=3),
+        config_lib.AnomalyConfig(normal_classes=("1",)),
     )
     metrics = training.train(config, distribute.get_strategy("default"), verbose=0)
     print({k: v for k, v in metrics.items() if "auroc" in k or "threshold" in k})
@@ -260,9 +263,10 @@ def test_a_folder_of_good_parts_and_a_test_folder_of_good_and_defective_ones(tmp
             Image.fromarray(pixels).save(tmp_path / folder / f"{i}.png")
     config = config_lib.RunConfig(
         config_lib.DataConfig("folder", data_dir=str(tmp_path / "train"),
-                              test_dir=str(tmp_path / "test"), normal_classes=("good",),
-                              validation_fraction=0.25, anomaly_fpr=0.1, batch_size=16),
-        config_lib.ModelConfig("linear"), config_lib.TrainConfig(str(tmp_path / "run"), epochs=3))
+                              test_dir=str(tmp_path / "test"), batch_size=16),
+        config_lib.ModelConfig("linear"), config_lib.TrainConfig(str(tmp_path / "run"), epochs=3),
+        config_lib.AnomalyConfig(normal_classes=("good",), validation_fraction=0.25,
+                                 anomaly_fpr=0.1))
     metrics = training.train(config, distribute.get_strategy("default"), verbose=0)
     assert metrics["train_images"] == 90  # 30 of the 120 held out to calibrate
     assert metrics["test_normal_images"] == metrics["test_anomalous_images"] == 30

@@ -246,7 +246,7 @@ def test_any_tfds_image_dataset_trains_by_name(tmp_path):
         config_lib.ModelConfig(variant="conv"),
         config_lib.TrainConfig(model_dir=str(tmp_path / "run"), epochs=1),
     )
-    loaded = config.data.load()
+    loaded = data.load(config.data)
     assert (len(loaded.train_images), len(loaded.test_images)) == (30, 10)
     assert loaded.class_names == ("x", "y", "z")
     assert loaded.train_images.shape[1:] == (16, 16, 3)

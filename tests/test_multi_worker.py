@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 # Conv on 1,024 real images: a few seconds an epoch on two workers.
 # One step per execution everywhere: multi-worker runs take no other (see
-# training._with_steps_per_execution), and the same graph gives the same bits.
+# training.with_steps_per_execution), and the same graph gives the same bits.
 FLAGS = ["--variant=conv", "--dataset=fashion_mnist", "--nodownload", "--train_examples=1024",
          "--batch_size=64", "--latent_dim=8", "--seed=3", "--deterministic",
          "--steps_per_execution=1"]

@@ -13,7 +13,7 @@ import tensorflow as tf
 from keras_ae import config as config_lib
 from keras_ae import data
 from keras_ae import distribute
-from keras_ae import image_files
+from keras_ae.data import image_files
 from keras_ae import training
 from tests.conftest import after_first_epoch
 from tests.test_train import run_train
@@ -53,14 +53,16 @@ def test_auto_streams_only_above_the_memory_limit(numbered):
     streamed = load(numbered, input="auto", memory_limit=decoded - 1)
     assert isinstance(streamed.train_images, image_files.ImageFiles)
     assert streamed.train_images.shape == (COUNT, 6, 5, 3)
-    # The test images are kept within the limit: every k-th.
-    assert len(load(numbered, input="stream", memory_limit=3 * 90).test_images) == 3
+    # The test images stream too, all of them, whatever the limit.
+    test = load(numbered, input="stream", memory_limit=3 * 90).test_images
+    assert isinstance(test, image_files.ImageFiles)
+    np.testing.assert_array_equal(test.in_memory(), load(numbered, input="memory").test_images)
 
 
 def test_streamed_and_in_memory_batches_are_identical(numbered):
     memory, streamed = load(numbered, input="memory"), load(numbered, input="stream")
     assert isinstance(streamed.train_images, image_files.ImageFiles)
-    np.testing.assert_array_equal(streamed.test_images, memory.test_images)
+    np.testing.assert_array_equal(streamed.test_images.in_memory(), memory.test_images)
     options = dict(batch_size=8, epochs=2, noise_stddev=0.3, seed=4, smallest_batch=2)
     expected = batches(data.train_dataset(memory.train_images, **options))
     got = batches(data.train_dataset(streamed.train_images, **options))

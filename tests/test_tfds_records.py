@@ -13,7 +13,7 @@ import tensorflow as tf
 from keras_ae import config as config_lib
 from keras_ae import data
 from keras_ae import distribute
-from keras_ae import tfds_records
+from keras_ae.data import tfds_records
 from keras_ae import training
 from tests.conftest import after_first_epoch
 from tests.conftest import store_tfds_dataset
@@ -65,11 +65,16 @@ def test_auto_streams_above_the_limit_and_decodes_as_in_memory(tfds_dir):
     np.testing.assert_array_equal(by_number(records.read()), by_number(memory.train_images))
     first = records[:5].read()
     assert len(first) == 5 and set(numbers_of(first / 255)) < set(range(TRAIN))
-    np.testing.assert_array_equal(streamed.test_images, memory.test_images)
-    np.testing.assert_array_equal(streamed.test_labels, memory.test_labels)
-    # The test images are kept within the limit: every k-th (k = 3 here).
-    within = load(tfds_dir, input="stream", memory_limit=8 * 48)
-    np.testing.assert_array_equal(within.test_images, memory.test_images[::3])
+    # The test records stream too, all of them whatever the limit, read in
+    # their files' order, each with its own label.
+    tiny = load(tfds_dir, input="stream", memory_limit=8 * 48)
+    assert isinstance(tiny.test_images, tfds_records.TfdsRecords)
+    by_number = np.argsort(numbers_of(memory.test_images / 255))
+    streamed_order = np.argsort(numbers_of(tiny.test_images.in_memory() / 255))
+    np.testing.assert_array_equal(tiny.test_images.in_memory()[streamed_order],
+                                  memory.test_images[by_number])
+    np.testing.assert_array_equal(tiny.test_labels[streamed_order],
+                                  memory.test_labels[by_number])
     assert len(load(tfds_dir, train_examples=50).train_images) == 50
 
 
@@ -85,7 +90,7 @@ def test_workers_read_disjoint_equal_shares_and_a_resumed_epoch_repeats(tfds_dir
             records, batch_size=batch_size, epochs=epochs, noise_stddev=0.2, seed=seed,
             first_epoch=first_epoch, input_context=context)]
 
-    steps = data.record_steps(TRAIN, batch_size, pipelines=2)
+    steps = records.steps_per_epoch(batch_size, pipelines=2)
     assert steps == (TRAIN // 2) // 4 == 25
     shares = [pipeline(0), pipeline(1)]
     per_epoch = 2 * steps  # two replicas' elements a step
@@ -114,12 +119,13 @@ def test_workers_read_disjoint_equal_shares_and_a_resumed_epoch_repeats(tfds_dir
     assert not np.array_equal(numbers_of(pipeline(0, seed=6)[0][1]), numbers_of(shares[0][0][1]))
 
 
-def _run_config(tfds_dir, model_dir, **options):
+def _run_config(tfds_dir, model_dir, **anomaly_options):
     return config_lib.RunConfig(
         config_lib.DataConfig(NAME, data_dir=tfds_dir, download=False, input="stream",
-                              batch_size=8, **options),
+                              batch_size=8),
         config_lib.ModelConfig(variant="linear"),
         config_lib.TrainConfig(model_dir=str(model_dir), epochs=3, strategy="mirrored"),
+        config_lib.AnomalyConfig(**anomaly_options),
     )
 
 
@@ -131,7 +137,7 @@ def test_a_tfds_stream_trains_on_two_replicas_and_a_lost_file_is_named(tfds_dir,
     history = json.load(open(tmp_path / "run" / "metrics.json"))
     assert history["test_mse"] == metrics["test_mse"]
     model = keras.saving.load_model(tmp_path / "run" / training.MODEL_FILE)
-    test = load(tfds_dir).test_images / np.float32(255)
+    test = load(tfds_dir).test_images.in_memory() / np.float32(255)
     np.testing.assert_allclose(
         metrics["test_mse"], np.mean((model.predict(test, verbose=0) - test) ** 2), rtol=1e-5)
 

@@ -232,8 +232,9 @@ def test_flags_make_the_config_and_the_export_config(parse):
         "out", ("int8",), 7)
     config, _ = parse("--dataset=fashion_mnist", "--normal_classes=1,trouser",
                       "--validation_fraction=0.2", "--anomaly_fpr=0.05", "--anomaly_score=top_k")
-    assert (config.data.normal_classes, config.data.validation_fraction, config.data.anomaly_fpr,
-            config.data.anomaly_score) == (("1", "trouser"), 0.2, 0.05, "top_k")
+    assert (config.anomaly.normal_classes, config.anomaly.validation_fraction,
+            config.anomaly.anomaly_fpr, config.anomaly.anomaly_score) == (
+                ("1", "trouser"), 0.2, 0.05, "top_k")
 
 
 def test_an_unreachable_tpu_is_a_tpu_flag_error():
@@ -304,7 +305,7 @@ def test_every_variant_trains_under_two_replicas(variant, odd_mnist_dir, tmp_pat
 
 @pytest.mark.parametrize("variant", list(VARIANT_OUTPUTS))
 def test_config_json_has_every_default_that_ran_written_in(variant, tmp_path):
-    config = config_lib.resolve(tiny_run_config(tmp_path, "unused", variant, seed=7))
+    config = training.resolve(tiny_run_config(tmp_path, "unused", variant, seed=7))
     recipe = recipes.RECIPES[variant]
     assert config.data.noise_stddev == config.data.eval_noise_stddev == recipe.noise_stddev
     assert config.train.learning_rate == recipe.learning_rate
@@ -326,12 +327,12 @@ def test_given_options_win_over_the_defaults(tmp_path):
         model=config_lib.ModelConfig("sparse", sparsity="kl", filters=[8, 16]),
         train=config_lib.TrainConfig(str(tmp_path), learning_rate_schedule="cosine"),
     )
-    resolved = config_lib.resolve(config)
+    resolved = training.resolve(config)
     assert (resolved.data.noise_stddev, resolved.data.eval_noise_stddev) == (0.1, 0.1)
     assert resolved.train.learning_rate_schedule == "cosine"
     assert resolved.model.filters == (8, 16)
     assert resolved.model.sparsity_weight == 1e-3  # the KL penalty's default weight
-    assert config_lib.resolve(resolved) == resolved
+    assert training.resolve(resolved) == resolved
 
 
 def test_cosine_schedule_decays_the_learning_rate_to_zero(tiny_mnist_dir, tmp_path):

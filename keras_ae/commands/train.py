@@ -16,8 +16,7 @@ import sys
 from absl import app
 from absl import flags
 
-import keras_ae
-from keras_ae import anomaly
+from keras_ae import choices
 from keras_ae import commands
 from keras_ae import config as config_lib
 from keras_ae import data as data_lib
@@ -28,16 +27,17 @@ from keras_ae import training
 FLAGS = flags.FLAGS
 
 Data, Model, Train = config_lib.DataConfig, config_lib.ModelConfig, config_lib.TrainConfig
+Anomaly = config_lib.AnomalyConfig
 # Options a variant's recipe (keras_ae/recipes.py) or model constructor
 # (keras_ae/models/) sets when the flag is not given; config.json records them.
 RECIPE = " (default: the variant's recipe, keras_ae/recipes.py)"
 MODEL = " (default: the model's, keras_ae/models/VARIANT.py)"
 
 flags.DEFINE_string(
-    "variant", Model.variant, f"Autoencoder variant: {', '.join(keras_ae.VARIANTS)}."
+    "variant", Model.variant, f"Autoencoder variant: {', '.join(choices.VARIANT_OPTIONS)}."
 )
 flags.DEFINE_string(
-    "strategy", Train.strategy, f"tf.distribute strategy: {', '.join(distribute.STRATEGIES)}."
+    "strategy", Train.strategy, f"tf.distribute strategy: {', '.join(choices.STRATEGIES)}."
 )
 flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for --strategy=tpu.")
 _CPU_DEVICES = flags.DEFINE_integer(
@@ -47,7 +47,7 @@ _CPU_DEVICES = flags.DEFINE_integer(
 )
 flags.DEFINE_string(
     "dataset", Data.dataset,
-    f"Dataset: {', '.join(data_lib.DATASETS)} (local files first); folder (image files "
+    f"Dataset: {', '.join(choices.BUILT_IN_DATASETS)} (local files first); folder (image files "
     "under --data_dir); or any TensorFlow Datasets image dataset, e.g. svhn_cropped.",
 )
 flags.DEFINE_string(
@@ -80,7 +80,7 @@ flags.DEFINE_bool(
     "named in the log) instead of failing.",
 )
 flags.DEFINE_enum(
-    "input", Data.input, config_lib.INPUTS,
+    "input", Data.input, choices.INPUTS,
     "memory: decode the training images into memory. stream (a folder, or a TFDS dataset "
     "other than the four built-in ones): read them from their files batch by batch, each "
     "worker only its share. auto: stream those whose decoded training images exceed "
@@ -102,16 +102,16 @@ flags.DEFINE_list(
     "class names); calibrate a threshold on held-out normal images; test on every class.",
 )
 flags.DEFINE_float(
-    "validation_fraction", Data.validation_fraction,
+    "validation_fraction", Anomaly.validation_fraction,
     "With --normal_classes: the share of normal training images held out to calibrate on.",
 )
 flags.DEFINE_float(
-    "anomaly_fpr", Data.anomaly_fpr,
+    "anomaly_fpr", Anomaly.anomaly_fpr,
     "With --normal_classes: the false-positive rate on normal images the threshold is "
     "set to.",
 )
 flags.DEFINE_enum(
-    "anomaly_score", Data.anomaly_score, anomaly.SCORES,
+    "anomaly_score", Anomaly.anomaly_score, choices.ANOMALY_SCORES,
     "With --normal_classes: mse (each image's mean squared error) or top_k (the mean of "
     "its worst 10% of squared pixel errors, for small defects).",
 )
@@ -233,6 +233,7 @@ def make_config():
         train=_config_from_flags(
             config_lib.TrainConfig, model_dir=FLAGS.model_dir or default_dir
         ),
+        anomaly=_config_from_flags(config_lib.AnomalyConfig),
     )
 
 

@@ -25,7 +25,7 @@ from ai_edge_litert import interpreter as litert
 import numpy as np
 import tensorflow as tf
 
-from keras_ae.config import QUANTIZATIONS
+from keras_ae.choices import QUANTIZATIONS
 
 
 def convert(saved_model_dir, signature, quantize, representative=None):

@@ -16,8 +16,10 @@ import math
 
 import keras
 
-ARCHITECTURES = ("conv", "dense")
-UPSAMPLING_MODES = ("nearest", "transpose")
+from keras_ae import choices
+
+ARCHITECTURES = choices.ARCHITECTURES
+UPSAMPLING_MODES = choices.UPSAMPLING_MODES
 
 
 def check_choice(name, value, choices):

@@ -12,10 +12,11 @@ import keras
 from keras import ops
 import tensorflow as tf
 
+from keras_ae import choices
 from keras_ae.models import backbone
 from keras_ae.models.autoencoder import Autoencoder
 
-PENALTIES = ("l1", "kl")
+PENALTIES = choices.PENALTIES
 # Default weight per penalty, for a per-pixel MSE reconstruction loss (~0.01).
 DEFAULT_WEIGHTS = {"l1": 1e-4, "kl": 1e-3}
 

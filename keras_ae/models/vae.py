@@ -14,12 +14,13 @@ import keras
 from keras import ops
 import tensorflow as tf
 
+from keras_ae import choices
 from keras_ae import distribute
 from keras_ae.models import backbone
 from keras_ae.models.autoencoder import Autoencoder
 from keras_ae.models.sampling import Sampling
 
-RECONSTRUCTIONS = ("bernoulli", "gaussian")
+RECONSTRUCTIONS = choices.RECONSTRUCTIONS
 
 
 def kl_divergence(z_mean, z_log_var):

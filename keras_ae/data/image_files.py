@@ -1,8 +1,7 @@
 """A split's images as files, read and decoded as training streams them.
 
-`ImageFiles` stands where an in-memory split holds an array (`len`, `shape`,
-slicing) when the decoded split would not fit in memory (`--input=stream`):
-it holds the paths only, and `load` reads, decodes and shapes a batch of them
+`ImageFiles` is the `keras_ae.data.split.Images` of a folder's split that
+would not fit in memory decoded (`--input=stream`): it holds the paths only, and `load` reads, decodes and shapes a batch of them
 by index inside the tf.data pipeline, in parallel, with the same ops
 (`keras_ae.images`) the in-memory reader stores the result of. Paths go
 through TensorFlow's file system layer, so `gs://` works like a local path.
@@ -16,16 +15,17 @@ counted), so that the run can name them or leave them out.
 import dataclasses
 import hashlib
 import os
-import re
 
 import numpy as np
 import tensorflow as tf
 
 from keras_ae import images
+from keras_ae.data import split
+from keras_ae.data.split import error_reason
 
 
 @dataclasses.dataclass(frozen=True)
-class ImageFiles:
+class ImageFiles(split.Images):
     """Image files, each shaped to `image_shape` (uint8) when read.
 
     `resize` false means every file must already have `image_shape`'s height
@@ -39,6 +39,9 @@ class ImageFiles:
     decoded: bool = False  # the files are `cached`'s: decoded and shaped already
 
     dtype = np.dtype(np.uint8)
+    streamed = True
+    repair = ("replace or remove the file(s) and rerun the same command to resume, or "
+              "pass --skip_bad_images to leave such files out")
 
     def __len__(self):
         return len(self.paths)
@@ -53,6 +56,23 @@ class ImageFiles:
         paths = (self.paths[key] if isinstance(key, slice)
                  else tuple(self.paths[i] for i in np.asarray(key, np.int64)))
         return dataclasses.replace(self, paths=paths)
+
+    def subset(self, indices):
+        return self[indices]
+
+    def in_memory(self):
+        return self.read(np.arange(len(self)))
+
+    def chunks(self, size):
+        paths = tf.data.Dataset.from_tensor_slices(tf.constant(self.paths, tf.string))
+        yield from (paths.map(self.load_one, num_parallel_calls=tf.data.AUTOTUNE)
+                    .batch(size).prefetch(1).as_numpy_iterator())
+
+    def unreadable(self, error):
+        """`[(index, path, reason)]` of the files that cannot be read (one
+        parallel pass over all of them), whatever `error` was."""
+        bad = dict(unreadable(self))
+        return [(i, path, bad[path]) for i, path in enumerate(self.paths) if path in bad]
 
     def load_one(self, path):
         """uint8 `image_shape` from one path (a scalar string tensor)."""
@@ -87,13 +107,6 @@ class ImageFiles:
     def read(self, indices):
         """The images at `indices`, decoded: a uint8 array."""
         return self.loader()(tf.constant(np.asarray(indices, np.int64))).numpy()
-
-
-def as_array(images):
-    """`images` as a uint8 array: ImageFiles read and decoded, an array as it is."""
-    if isinstance(images, ImageFiles):
-        return images.read(np.arange(len(images)))
-    return images
 
 
 def cached(files, cache_dir):
@@ -169,9 +182,3 @@ def reason(files, path):
     except tf.errors.OpError as e:
         return error_reason(e)
     return "read again, it was readable (was it replaced?)"
-
-
-def error_reason(error):
-    """A TensorFlow OpError's message, without its op and function names."""
-    message = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", error.message)
-    return message.split(" [Op:")[0].strip()

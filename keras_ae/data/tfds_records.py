@@ -1,9 +1,8 @@
 """A TensorFlow Datasets split read from its own record files as training
 streams it.
 
-`TfdsRecords` stands where an in-memory split holds an array (`len`, `shape`,
-leading slices) when the decoded split would not fit in memory
-(`--input=stream`): it holds which records of which files make the split
+`TfdsRecords` is the `keras_ae.data.split.Images` of a split that would not
+fit in memory decoded (`--input=stream`): it holds which records of which files make the split
 (TFDS's file instructions, read from its `dataset_info.json`) and decodes
 records inside the tf.data pipeline with TFDS's own feature decoding.
 
@@ -28,13 +27,16 @@ import numpy as np
 import tensorflow as tf
 
 from keras_ae import images
+from keras_ae.data import pipeline
+from keras_ae.data import split
+from keras_ae.data.split import error_reason
 
 # Records shuffled together at most, and at least (memory permitting).
 _MOST_SHUFFLED, _LEAST_SHUFFLED = 10_000, 256
 
 
 @dataclasses.dataclass(frozen=True)
-class TfdsRecords:
+class TfdsRecords(split.Images):
     """The first `count` records of a TFDS split, each image shaped to
     `image_shape` (uint8) when read.
 
@@ -53,6 +55,9 @@ class TfdsRecords:
     crop_to_aspect_ratio: bool = False
 
     dtype = np.dtype(np.uint8)
+    streamed = True
+    repair = ("restore the file(s) (or prepare the dataset again) and rerun the same "
+              "command to resume")
 
     def __len__(self):
         return self.count
@@ -66,6 +71,37 @@ class TfdsRecords:
         if not isinstance(key, slice) or key.start or key.step:
             raise TypeError("records of a TFDS split can only be sliced as [:n]")
         return dataclasses.replace(self, count=len(range(self.count)[key]))
+
+    def subset(self, indices):
+        """The first n records (`indices` must be `0 .. n-1`): records allow no
+        other selection."""
+        indices = np.asarray(indices, np.int64)
+        if not np.array_equal(indices, np.arange(len(indices))):
+            raise TypeError(f"records of {self.name} {self.split} can only be read from "
+                            "the first; pass --input=memory to select others")
+        return self[:len(indices)]
+
+    def in_memory(self):
+        return self.read()
+
+    def chunks(self, size):
+        yield from self._decoded().batch(size).as_numpy_iterator()
+
+    def sample(self, count, seed):
+        """The first `count` records (TFDS shuffled them when it wrote the
+        files), whatever the seed: records are read in order."""
+        return self[:count].read()
+
+    def steps_per_epoch(self, batch_size, smallest_batch=1, pipelines=1):
+        """Batches in one epoch of `count` records read by `pipelines` input
+        pipelines (see `train_stream`): every batch full, the pipelines' equal
+        shares."""
+        return (self.count // pipelines) // (batch_size // pipelines)
+
+    def unreadable(self, error):
+        """Records cannot be left out: the split, and TensorFlow's message
+        (which names the file)."""
+        return [(None, f"{self.name!r} {self.split} records", error_reason(error))]
 
     def builder(self):
         import tensorflow_datasets as tfds  # only here: it takes seconds to import
@@ -119,13 +155,78 @@ class TfdsRecords:
 
         return decode
 
+    def labels(self, key):
+        """The `key` feature (a label) of every record, in `read`'s order,
+        their images left encoded: an int64 array."""
+        import tensorflow_datasets as tfds
+
+        features = self.builder().info.features
+        skipped = {k: tfds.decode.SkipDecoding() for k, feature in features.items()
+                   if isinstance(feature, tfds.features.Image)}
+        if not self.count:
+            return np.zeros(0, np.int64)
+        labels = reads(self.share()).map(
+            lambda record: features.deserialize_example(record, decoders=skipped)[key])
+        return np.fromiter(labels.as_numpy_iterator(), np.int64, count=self.count)
+
     def read(self):
         """All `count` images, decoded, the files interleaved as `reads` does:
         a uint8 array."""
         if not self.count:
             return np.zeros(self.shape, np.uint8)
-        decoded = reads(self.share()).map(self.decoder(), num_parallel_calls=tf.data.AUTOTUNE)
-        return np.concatenate(list(decoded.batch(1024).as_numpy_iterator()))
+        return np.concatenate(list(self.chunks(1024)))
+
+    def _decoded(self):
+        """The images in order, decoded: a tf.data stream."""
+        return reads(self.share()).map(self.decoder(), num_parallel_calls=tf.data.AUTOTUNE)
+
+    def train_stream(self, *, batch_size, epochs, noise_stddev=0.0, seed=0, first_epoch=0,
+                     smallest_batch=1, input_context=None, ram_budget=None):
+        """`keras_ae.data.train_dataset` of the records, read in the order they allow.
+
+        Each input pipeline reads its own share of the split (`share`) and
+        yields whole batches of `batch_size / replicas` images, one per replica
+        in turn, `steps_per_epoch` per epoch (`smallest_batch` aside: every
+        batch is full); the remainder of a share is left out. An epoch's order
+        (the files', then each block of records permuted) and noise come from
+        (seed, epoch, pipeline) alone.
+        """
+        replicas, pipelines, index = pipeline.layout(input_context)
+        per_replica = batch_size // replicas
+        share = self.share(pipelines, index)
+        batches = self.steps_per_epoch(batch_size, pipelines=pipelines) * (replicas // pipelines)
+        # Encoded records shuffled together: half of the budget, the rest decoded batches.
+        block = self.shuffle_block(ram_budget and ram_budget // 2)
+        decode = self.decoder()
+        stream_key = tf.constant([seed, pipeline.TRAIN_STREAM], tf.int64)
+
+        def one_epoch(epoch):
+            key = tf.random.experimental.stateless_fold_in(
+                tf.random.experimental.stateless_fold_in(stream_key, epoch), index)
+            files_key, blocks_key, noise_key = (
+                tf.random.experimental.stateless_fold_in(key, i) for i in range(3))
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(len(share), dtype=tf.int64), seed=files_key)
+
+            def shuffled(block_index, records):
+                # (tf.data's shuffle cannot take this seed while Keras sets a global one.)
+                seed = tf.random.experimental.stateless_fold_in(blocks_key, block_index)
+                return tf.data.Dataset.from_tensor_slices(
+                    tf.random.experimental.stateless_shuffle(records, seed=seed))
+
+            clean = (reads(share, order)
+                     .batch(block).enumerate().flat_map(shuffled)
+                     .take(batches * per_replica)
+                     .map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+                     .batch(per_replica, drop_remainder=True)
+                     .map(pipeline.to_float))
+            if not noise_stddev:
+                return clean.map(lambda x: (x, x))
+            return clean.enumerate().map(lambda i, x: (pipeline.add_noise(
+                x, noise_stddev, tf.random.experimental.stateless_fold_in(noise_key, i)), x))
+
+        dataset = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
+        return pipeline.finish(dataset, ram_budget)
 
 
 def reads(share, order=None, cycle_length=16):

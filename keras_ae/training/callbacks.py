@@ -1,0 +1,100 @@
+"""The run's own Keras callbacks: backup, divergence guard, model save."""
+
+import json
+import os
+
+import keras
+import numpy as np
+
+from keras_ae import files
+
+
+class TrainingDiverged(Exception):
+    """The loss or the weights became NaN or infinite; nothing of it was saved."""
+
+
+class Backup(keras.callbacks.Callback):
+    """Backs up weights and optimizer state after every epoch, so that a killed
+    run resumes where it left off: `restore` before `fit`, which then starts
+    at the epoch `restore` returns (`initial_epoch`).
+
+    Each file is written under a temporary name and renamed: the weights, then
+    the epoch they belong to, so a kill can only fall between the two renames
+    (a few microseconds) to leave new weights beside the previous epoch number.
+    Keras' own BackupAndRestore writes in place, and a kill during its write
+    leaves a backup that cannot be read.
+    """
+
+    WEIGHTS_FILE = "latest.weights.h5"
+    EPOCH_FILE = "training_metadata.json"
+
+    def __init__(self, directory):
+        super().__init__()
+        self.directory = directory
+
+    def restore(self, model, strategy):
+        """Loads the backup into `model`; the number of epochs it holds (0
+        without a backup)."""
+        epoch_file = os.path.join(self.directory, self.EPOCH_FILE)
+        if not os.path.exists(epoch_file):
+            return 0
+        with strategy.scope():  # optimizer variables to load into
+            model.optimizer.build(model.trainable_variables)
+        model.load_weights(os.path.join(self.directory, self.WEIGHTS_FILE))
+        with open(epoch_file) as f:
+            return int(json.load(f)["epoch"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        os.makedirs(self.directory, exist_ok=True)
+        with files.atomic_path(os.path.join(self.directory, self.WEIGHTS_FILE)) as tmp:
+            self.model.save_weights(tmp)
+        files.write_json(os.path.join(self.directory, self.EPOCH_FILE), {"epoch": epoch + 1})
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss, or non-finite weights at the
+    end of an epoch, by raising TrainingDiverged.
+
+    Raising (unlike Keras' TerminateOnNaN, which lets the epoch end) skips the
+    callbacks after it, so the NaN weights are never saved, backed up or
+    exported: `model.keras` and the backup keep the last good epoch.
+    """
+
+    def __init__(self, learning_rate, model_file):
+        super().__init__()
+        self.learning_rate, self.model_file = learning_rate, model_file
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))
+        if not np.isfinite(loss):
+            self._stop(f"the loss became {loss} at epoch {self.epoch + 1}, step {batch + 1}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not all(np.isfinite(w).all() for w in self.model.get_weights()):
+            self._stop(f"weights became NaN or infinite in epoch {epoch + 1}")
+
+    def _stop(self, what):
+        kept = (
+            f"{self.model_file} and the backup hold epoch {self.epoch}, the last good one"
+            if self.epoch else "no epoch had finished, so nothing was saved"
+        )
+        raise TrainingDiverged(
+            f"training diverged: {what}. Lower the learning rate (--learning_rate, "
+            f"now {self.learning_rate:g}; try {self.learning_rate / 10:g}); {kept}"
+        )
+
+
+class SaveModel(keras.callbacks.Callback):
+    """Saves the whole model after every epoch, atomically."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        with files.atomic_path(self.path) as tmp:
+            self.model.save(tmp)

@@ -1,0 +1,50 @@
+"""A run's configuration with every default it uses written in, before it starts."""
+
+import dataclasses
+
+from keras_ae import models
+from keras_ae import recipes
+
+
+def resolve(config):
+    """`config` with every default the run uses written in.
+
+    Noise, learning rate and schedule left None come from the variant's recipe
+    (`keras_ae.recipes.RECIPES`), the test noise from the training noise, and
+    model options from the model's constructor (`default_options`). A model's
+    own `seed` option is not a field: it is the run's `data.seed`.
+
+    Example:
+
+        resolve(config_lib.RunConfig(config_lib.DataConfig(), config_lib.ModelConfig("conv"),
+                                     config_lib.TrainConfig("/tmp/run")))
+        # ... learning_rate=0.003, learning_rate_schedule="cosine", latent_dim=32, ...
+    """
+    recipe = recipes.RECIPES[config.model.variant]
+    noise = _or(config.data.noise_stddev, recipe.noise_stddev)
+    data = dataclasses.replace(
+        config.data, noise_stddev=noise,
+        eval_noise_stddev=_or(config.data.eval_noise_stddev, noise),
+    )
+    options = models.VARIANTS[config.model.variant].default_options(**config.model.options())
+    options.pop("seed", None)
+    model = dataclasses.replace(config.model, **options)
+    train = dataclasses.replace(
+        config.train,
+        learning_rate=_or(config.train.learning_rate, recipe.learning_rate),
+        learning_rate_schedule=_or(
+            config.train.learning_rate_schedule, recipe.learning_rate_schedule
+        ),
+    )
+    return dataclasses.replace(config, data=data, model=model, train=train)
+
+
+def with_image_shape(config, data):
+    """`config` with the image size and channels of `data` (what ran) written in."""
+    height, width, channels = data.image_shape()
+    return dataclasses.replace(config, data=dataclasses.replace(
+        config.data, image_size=(height, width), channels=channels))
+
+
+def _or(value, default):
+    return default if value is None else value
