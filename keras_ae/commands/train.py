@@ -292,8 +292,14 @@ def main(argv):
     if not distribute.is_chief(strategy):
         print(f"{metrics['variant']}: this worker is done; the chief wrote the run")
         return
-    model_dir = config.train.model_dir
-    print(
+    print(summary(metrics, config.train.model_dir))
+    if export_config:
+        _export(config.train.model_dir, export_config, data)
+
+
+def summary(metrics, model_dir):
+    """The run's one-line summary: what trained, how well, how fast, where to."""
+    return (
         f"{metrics['variant']} on {metrics['dataset']}: test_mse {metrics['test_mse']:.5f} "
         f"after {metrics['epochs_trained']} epoch(s) in {metrics['train_seconds']:.1f} s "
         f"({metrics['train_images_per_second']:,.0f} images/s, "
@@ -302,17 +308,20 @@ def main(argv):
         f"metrics {os.path.join(model_dir, training.METRICS_FILE)}, "
         f"figure {os.path.join(model_dir, training.FIGURE_FILE)}"
     )
-    if export_config:
-        try:
-            report = export.export_run(model_dir, export_config, data)
-        except export.ExportError as e:
-            commands.fail(
-                "train.py", 1,
-                f"export failed: {e}\nThe trained model is saved; export it again with: "
-                f"python -m export --model_dir={model_dir} "
-                f"--export_base={export_config.export_base}",
-            )
-        print(export.summarize(report))
+
+
+def _export(model_dir, export_config, data):
+    """Exports the trained run as `python -m export` would, and prints its report."""
+    try:
+        report = export.export_run(model_dir, export_config, data)
+    except export.ExportError as e:
+        commands.fail(
+            "train.py", 1,
+            f"export failed: {e}\nThe trained model is saved; export it again with: "
+            f"python -m export --model_dir={model_dir} "
+            f"--export_base={export_config.export_base}",
+        )
+    print(export.summarize(report))
 
 
 def run():

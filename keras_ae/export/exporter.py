@@ -87,23 +87,7 @@ def export_run(model_dir, config, data=None):
     inputs = signatures.inputs(model, images)
     scoring = detector and (detector["score"], detector["threshold"])
     expected = signatures.keras_outputs(model, inputs, detector=scoring)
-    report = {
-        "model_dir": os.path.abspath(model_dir),
-        "variant": run.model.variant,
-        "dataset": run.data.dataset,
-        "eval_examples": len(images),
-        "keras_test_mse": checks.mse(expected[signatures.RECONSTRUCT]["reconstruction"], images),
-        "input": _input_description(model, run),
-        "anomaly": detector,
-        "float_tolerance": FLOAT_TOLERANCE,
-        "config": dataclasses.asdict(config),
-        "versions": {
-            "tensorflow": tf.__version__, "keras": keras.__version__,
-            "ai_edge_litert": importlib.metadata.version("ai-edge-litert"),
-        },
-        "files": {},
-    }
-
+    report = _report(model_dir, config, model, run, detector, images, expected)
     staging = versions.staging_dir(path)
     scratch = tempfile.mkdtemp()
     try:
@@ -131,6 +115,26 @@ def export_run(model_dir, config, data=None):
         shutil.rmtree(scratch, ignore_errors=True)
     report["path"] = path
     return report
+
+
+def _report(model_dir, config, model, run, detector, images, expected):
+    """The export's report before its files: what was exported, and how."""
+    return {
+        "model_dir": os.path.abspath(model_dir),
+        "variant": run.model.variant,
+        "dataset": run.data.dataset,
+        "eval_examples": len(images),
+        "keras_test_mse": checks.mse(expected[signatures.RECONSTRUCT]["reconstruction"], images),
+        "input": _input_description(model, run),
+        "anomaly": detector,
+        "float_tolerance": FLOAT_TOLERANCE,
+        "config": dataclasses.asdict(config),
+        "versions": {
+            "tensorflow": tf.__version__, "keras": keras.__version__,
+            "ai_edge_litert": importlib.metadata.version("ai-edge-litert"),
+        },
+        "files": {},
+    }
 
 
 def summarize(report):
