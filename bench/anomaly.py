@@ -7,13 +7,13 @@ images of class c alone (`--normal_classes=c`, 10% of them held out to
 calibrate the threshold), then scores all 10,000 test images, class c normal
 and the other nine anomalous. Prints a JSON list of runs (AUROC, average
 precision, the rates at the calibrated threshold, train seconds) and a
-Markdown table of AUROC per class and the mean, beside published baselines
-on the same protocol (Golan & El-Yaniv, NeurIPS 2018, Table 1: means only).
+Markdown table of AUROC per class and the mean (`bench/report.py`), beside
+published baselines on the same protocol. Writes the runs, the command and the
+machine to --out.
 """
 
 import json
 import os
-import statistics
 import tempfile
 import time
 
@@ -26,6 +26,8 @@ from keras_ae import config as config_lib
 from keras_ae import data
 from keras_ae import distribute
 from keras_ae import training
+import environment  # bench/environment.py, beside this file
+import report  # bench/report.py
 
 _VARIANTS = flags.DEFINE_list("variants", ["conv", "denoising", "vae"], "Variants to run.")
 _CLASSES = flags.DEFINE_list("classes", [str(c) for c in range(10)], "Normal classes.")
@@ -33,15 +35,6 @@ _EPOCHS = flags.DEFINE_integer("epochs", 10, "Epochs of each run.")
 _RUNS_DIR = flags.DEFINE_string("runs_dir", os.path.join(tempfile.gettempdir(), "anomaly-bench"),
                                 "Model directories of the runs.")
 _OUT = flags.DEFINE_string("out", "bench/anomaly.json", "Where to write the runs.")
-
-NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-         "Bag", "Ankle boot"]
-# Mean AUROC (%) over the ten classes, Fashion-MNIST, one class normal, the
-# test set whole: Golan & El-Yaniv, "Deep Anomaly Detection Using Geometric
-# Transformations", NeurIPS 2018, Table 1. CAE-OC-SVM: a one-class SVM on a
-# convolutional autoencoder's code, its hyperparameters tuned on the test set.
-PUBLISHED = {"RAW-OC-SVM": 92.8, "CAE-OC-SVM": 91.7, "DSEBM": 86.6, "ADGAN": 88.4,
-             "GEOM (transformations)": 93.5}
 
 
 def run(variant, normal_class, fashion):
@@ -62,33 +55,17 @@ def run(variant, normal_class, fashion):
             "seconds": time.perf_counter() - start, **{k: metrics[k] for k in keys}}
 
 
-def table(runs):
-    variants = list(dict.fromkeys(r["variant"] for r in runs))
-    auroc = {(r["variant"], r["normal_class"]): 100 * r["test_auroc"] for r in runs}
-    classes = sorted({r["normal_class"] for r in runs})
-    lines = ["| normal class | " + " | ".join(variants) + " |",
-             "| --- |" + " --- |" * len(variants)]
-    for c in classes:
-        lines.append(f"| {c} {NAMES[c]} | "
-                     + " | ".join(f"{auroc[v, c]:.1f}" for v in variants) + " |")
-    lines.append("| **mean** | " + " | ".join(
-        f"**{statistics.mean(auroc[v, c] for c in classes):.1f}**" for v in variants) + " |")
-    lines += ["", "Published means on the same protocol (Golan & El-Yaniv 2018, Table 1): "
-              + ", ".join(f"{name} {value}" for name, value in PUBLISHED.items()) + "."]
-    return "\n".join(lines)
-
-
 def main(argv):
-    del argv
     fashion = data.load("fashion_mnist", download=False)
-    runs = []
+    results = {"command": " ".join(["python bench/anomaly.py", *argv[1:]]),
+               "machine": environment.machine(), "epochs": _EPOCHS.value, "runs": []}
     for variant in _VARIANTS.value:
         for normal_class in _CLASSES.value:
-            runs.append(run(variant, normal_class, fashion))
-            print(json.dumps(runs[-1]), flush=True)
+            results["runs"].append(run(variant, normal_class, fashion))
+            print(json.dumps(results["runs"][-1]), flush=True)
             with open(_OUT.value, "w") as f:
-                json.dump({"epochs": _EPOCHS.value, "runs": runs}, f, indent=1)
-    print(table(runs))
+                json.dump(results, f, indent=1)
+    print(report.anomaly(results))
 
 
 if __name__ == "__main__":

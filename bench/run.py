@@ -50,13 +50,14 @@ from keras_ae import training
 from keras_ae.export import tflite
 import environment  # bench/environment.py, beside this file
 import pipeline  # bench/pipeline.py
+import report  # bench/report.py
 import steps  # bench/steps.py
 
 _QUICK = flags.DEFINE_bool("quick", False, "A smaller run, under 10 minutes.")
 _OUT = flags.DEFINE_string("out", "bench/results.json", "Where to write the results.")
 _RUNS_DIR = flags.DEFINE_string("runs_dir", "runs/bench", "Model directories of the runs.")
 
-QUALITY = 0.0104  # the tutorial's conv recipe after 20 epochs at batch 20
+QUALITY = report.QUALITY
 PCA_COMPONENTS = 32
 
 # (name, ModelConfig options, epochs full, epochs quick, the variant's own figures)
@@ -177,76 +178,6 @@ def batch1_latency(version_dir, images, calls):
     }
 
 
-def targets(results):
-    """Each target: (description, value, met)."""
-    runs, pca = results["runs"], results["pca_32_test_mse"]
-    int8 = results["export"]["files"]["tflite/reconstruct_int8.tflite"]
-    latency = results["export"]["batch1_latency"]["median_seconds"]
-    clock = results["time_to_quality_seconds"]
-    conv = runs["conv"]
-    return [
-        ("linear: test MSE within 2% of PCA-32",
-         f"{runs['linear']['test_mse'] / pca - 1:+.1%}", runs["linear"]["test_mse"] <= 1.02 * pca),
-        ("conv, latent 32: test MSE <= 0.0065 within 600 s of training",
-         f"{conv['test_mse']:.4f} in {conv['train_seconds']:.0f} s",
-         conv["test_mse"] <= 0.0065 and conv["train_seconds"] <= 600),
-        (f"conv: test MSE below {QUALITY} within 60 s of training",
-         "never" if clock is None else f"{clock:.0f} s", clock is not None and clock <= 60),
-        ("pipeline with noise / in memory >= 0.95",
-         f"{results['pipeline']['noisy_over_in_memory']:.2f}",
-         results["pipeline"]["noisy_over_in_memory"] >= 0.95),
-        *[(f"{variant} at batch {results['steps'][variant]['batch_size']}: train.py "
-           ">= 0.95 of a hand-written loop's images/s",
-           f"{results['steps'][variant]['default_vs_loop']:.2f}",
-           results["steps"][variant]["default_vs_loop"] >= 0.95)
-          for variant in ("linear", "conv")],
-        ("full-int8 TFLite <= 30% of float32 size",
-         f"{int8['size_vs_float32']:.0%}", int8["size_vs_float32"] <= 0.30),
-        ("full-int8 TFLite: <= 10% more test MSE",
-         f"{int8['test_mse_increase']:+.1%}", int8["test_mse_increase"] <= 0.10),
-        ("LiteRT batch-1 latency below the SavedModel's",
-         f"{latency['litert_float32'] * 1e3:.2f} ms vs {latency['saved_model'] * 1e3:.2f} ms",
-         latency["litert_float32"] < latency["saved_model"]),
-    ]
-
-
-def markdown(results):
-    lines = ["| run | test MSE | own figures | train s | images/s | parameters |",
-             "| --- | --- | --- | --- | --- | --- |",
-             f"| PCA, 32 components | {results['pca_32_test_mse']:.4f} | | | | |"]
-    for name, m in results["runs"].items():
-        figures = ", ".join(f"{k} {m[k]:.4g}" for k in m["figures"])
-        lines.append(
-            f"| {name} | {m['test_mse']:.4f} | {figures} | {m['train_seconds']:.0f} "
-            f"| {m['train_images_per_second']:,.0f} | {m['parameters']:,} |"
-        )
-    lines += ["", "| target | measured | met |", "| --- | --- | --- |"]
-    lines += [f"| {t} | {value} | {'yes' if met else '**no**'} |"
-              for t, value, met in targets(results)]
-    sizes = results["export"]["files"]
-    lines += ["", "| conv export | bytes | vs float32 | test MSE |", "| --- | --- | --- | --- |"]
-    for name, entry in sizes.items():
-        if name == "saved_model" or name.startswith("tflite/reconstruct"):
-            ratio = f"{entry['size_vs_float32']:.0%}" if "size_vs_float32" in entry else ""
-            mse = f"{entry['test_mse']:.5f}" if "test_mse" in entry else ""
-            lines.append(f"| {name} | {entry['size_bytes']:,} | {ratio} | {mse} |")
-    lines += ["", "| recipe | batch | train.py images/s | hand-written loop images/s | ratio |",
-              "| --- | --- | --- | --- | --- |"]
-    for variant, speed in results["steps"].items():
-        rates = speed["images_per_second"]
-        lines.append(f"| {variant} | {speed['batch_size']} | {rates['default']:,.0f} "
-                     f"| {rates['loop']:,.0f} | {speed['default_vs_loop']:.2f} |")
-    latency = results["export"]["batch1_latency"]["median_seconds"]
-    lines += ["", "batch-1 latency (median): " + ", ".join(
-        f"{k} {v * 1e3:.2f} ms" for k, v in latency.items())]
-    pipe = results["pipeline"]
-    lines.append(
-        f"pipeline/in memory {pipe['pipeline_over_in_memory']:.2f}, "
-        f"with noise {pipe['noisy_over_in_memory']:.2f} (paired medians)"
-    )
-    return "\n".join(lines)
-
-
 def main(argv):
     del argv
     quick = _QUICK.value
@@ -288,20 +219,23 @@ def main(argv):
     }
 
     print("export", flush=True)
-    report = export.export_run(conv_dir, config_lib.ExportConfig(
+    export_report = export.export_run(conv_dir, config_lib.ExportConfig(
         os.path.join(_RUNS_DIR.value, "exports"), model_name="conv",
         eval_examples=1000 if quick else None,
     ), data)
-    report["batch1_latency"] = batch1_latency(report["path"], test_images, 100 if quick else 500)
-    results["export"] = report
+    export_report["batch1_latency"] = batch1_latency(
+        export_report["path"], test_images, 100 if quick else 500)
+    results["export"] = export_report
     results["targets"] = [
-        {"target": t, "measured": value, "met": bool(met)} for t, value, met in targets(results)
+        {"target": t, "measured": value, "met": bool(met)}
+        for t, value, met in report.targets(results)
     ]
     results["bench_seconds"] = time.perf_counter() - started
     os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
     with open(_OUT.value, "w") as f:
         json.dump(results, f, indent=2, default=float)
-    print(markdown(results))
+    name = os.path.basename(_OUT.value)
+    print(report.runs(results, name), report.benchmark(results, name), sep="\n\n")
     print(f"\n{'quick' if quick else 'full'} run: {results['bench_seconds'] / 60:.1f} min on "
           f"{results['machine']['cpu_count']} x {results['machine']['cpu']}; "
           f"results in {_OUT.value}")

@@ -3,7 +3,7 @@
     python bench/variants.py [--epochs=3] [--train_examples=20000] [--out=bench/variants.json]
 
 Runs `train.py` once per row below (default strategy, seed 0, the local Debian
-copy of Fashion-MNIST), then prints a Markdown table of test_mse and each
+copy of Fashion-MNIST), then prints a Markdown table (`bench/report.py`) of test_mse and each
 variant's own figure of merit, and writes every run's metrics as JSON. The
 runs' model directories are kept under --runs_dir for their figures.
 """
@@ -15,6 +15,9 @@ import sys
 
 from absl import app
 from absl import flags
+
+import environment  # bench/environment.py, beside this file
+import report  # bench/report.py
 
 _EPOCHS = flags.DEFINE_integer("epochs", 3, "Epochs per run.")
 _TRAIN_EXAMPLES = flags.DEFINE_integer("train_examples", 20000, "Training examples.")
@@ -48,7 +51,6 @@ ROWS = [
 
 
 def main(argv):
-    del argv
     results = []
     for name, row_flags, figures in ROWS:
         model_dir = os.path.join(_RUNS_DIR.value, name.replace(" ", "").replace(",", "_"))
@@ -64,14 +66,12 @@ def main(argv):
             metrics = json.load(f)
         results.append({"name": name, "flags": row_flags, "figures": figures,
                         "metrics": metrics})
+    everything = {"command": " ".join(["python bench/variants.py", *argv[1:]]),
+                  "machine": environment.machine(), "epochs": _EPOCHS.value,
+                  "train_examples": _TRAIN_EXAMPLES.value, "runs": results}
     with open(_OUT.value, "w") as f:
-        json.dump({"epochs": _EPOCHS.value, "train_examples": _TRAIN_EXAMPLES.value,
-                   "runs": results}, f, indent=2)
-    print("\n| run | test_mse | figures of merit | train s |\n| --- | --- | --- | --- |")
-    for r in results:
-        m = r["metrics"]
-        shown = ", ".join(f"{k} {m[k]:.4g}" for k in r["figures"])
-        print(f"| {r['name']} | {m['test_mse']:.4f} | {shown} | {m['train_seconds']:.0f} |")
+        json.dump(everything, f, indent=2)
+    print(report.variants(everything))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from keras_ae.data import pipeline
 
 
 # What `Images.float_chunks` holds at a time: evaluation's working set.
-CHUNK_BYTES = 64 * 2**20
+CHUNK_BYTES = 16 * 2**20
 
 
 class DataError(Exception):

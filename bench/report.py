@@ -1,0 +1,237 @@
+"""Renders the measured tables of README.md and BUILD.md from the results files.
+
+    python bench/report.py           # rewrites every marked block
+    python bench/report.py --check   # exits 1, naming them, if any block is stale
+
+A block is the text between `<!-- report:NAME -->` and `<!-- /report:NAME -->`;
+NAME is one of `BLOCKS`, each a results file that a bench command wrote (with
+the machine, its CPU, the versions and, since they were recorded, the commit)
+and a function that turns it into Markdown, ending with where it came from.
+Nothing here measures or imports TensorFlow; running it twice changes nothing.
+"""
+
+import json
+import os
+import re
+import statistics
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOCUMENTS = ("README.md", "BUILD.md")
+
+NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+         "Bag", "Ankle boot"]
+# Mean AUROC (%) over the ten classes, Fashion-MNIST, one class normal, the
+# test set whole: Golan & El-Yaniv, "Deep Anomaly Detection Using Geometric
+# Transformations", NeurIPS 2018, Table 1. CAE-OC-SVM: a one-class SVM on a
+# convolutional autoencoder's code, its hyperparameters tuned on the test set.
+PUBLISHED = {"RAW-OC-SVM": 92.8, "CAE-OC-SVM": 91.7, "DSEBM": 86.6, "ADGAN": 88.4,
+             "GEOM (transformations)": 93.5}
+QUALITY = 0.0104  # the tutorial's conv recipe after 20 epochs at batch 20
+
+
+def load(name):
+    with open(os.path.join(ROOT, "bench", name)) as f:
+        return json.load(f)
+
+
+def provenance(results, name, command):
+    """Where a table's figures come from: the file, the command, the machine."""
+    machine = results.get("machine")
+    if not machine:
+        where = "machine not recorded"
+    else:
+        avx = {True: ", AVX-512", False: ", AVX2 only"}.get(machine.get("avx512"), "")
+        where = (f"{machine['cpu']}{avx}, {machine['cpu_count']} cores, TensorFlow "
+                 f"{machine['tensorflow']}, Keras {machine['keras']}, "
+                 + (f"commit {machine['commit']}" if machine.get("commit")
+                    else "commit not recorded"))
+    return f"_`bench/{name}`, written by `{results.get('command', command)}`: {where}._"
+
+
+def targets(results):
+    """Each of `bench/run.py`'s targets: (description, measured, met)."""
+    runs, pca = results["runs"], results["pca_32_test_mse"]
+    int8 = results["export"]["files"]["tflite/reconstruct_int8.tflite"]
+    latency = results["export"]["batch1_latency"]["median_seconds"]
+    clock = results["time_to_quality_seconds"]
+    conv = runs["conv"]
+    steps = results.get("steps", {})
+    return [
+        ("linear: test MSE within 2% of PCA-32",
+         f"{runs['linear']['test_mse'] / pca - 1:+.1%}", runs["linear"]["test_mse"] <= 1.02 * pca),
+        ("conv, latent 32: test MSE <= 0.0065 within 600 s of training",
+         f"{conv['test_mse']:.4f} in {conv['train_seconds']:.0f} s",
+         conv["test_mse"] <= 0.0065 and conv["train_seconds"] <= 600),
+        (f"conv: test MSE below {QUALITY} within 60 s of training",
+         "never" if clock is None else f"{clock:.0f} s", clock is not None and clock <= 60),
+        ("pipeline with noise / in memory >= 0.95",
+         f"{results['pipeline']['noisy_over_in_memory']:.2f}",
+         results["pipeline"]["noisy_over_in_memory"] >= 0.95),
+        *[(f"{variant} at batch {steps[variant]['batch_size']}: train.py "
+           ">= 0.95 of a hand-written loop's images/s",
+           f"{steps[variant]['default_vs_loop']:.2f}", steps[variant]["default_vs_loop"] >= 0.95)
+          for variant in ("linear", "conv") if variant in steps],
+        ("full-int8 TFLite <= 30% of float32 size",
+         f"{int8['size_vs_float32']:.0%}", int8["size_vs_float32"] <= 0.30),
+        ("full-int8 TFLite: <= 10% more test MSE",
+         f"{int8['test_mse_increase']:+.1%}", int8["test_mse_increase"] <= 0.10),
+        ("LiteRT batch-1 latency below the SavedModel's",
+         f"{latency['litert_float32'] * 1e3:.2f} ms vs {latency['saved_model'] * 1e3:.2f} ms",
+         latency["litert_float32"] < latency["saved_model"]),
+    ]
+
+
+def runs(results, name="results.json", command="python bench/run.py"):
+    """bench/run.py's main table: every variant's quality and speed."""
+    lines = ["| run | test MSE | own figures | train s | images/s | parameters |",
+             "| --- | --- | --- | --- | --- | --- |",
+             f"| PCA, 32 components | {results['pca_32_test_mse']:.4f} | | | | |"]
+    for run, m in results["runs"].items():
+        figures = ", ".join(f"{k} {m[k]:.4g}" for k in m["figures"])
+        lines.append(f"| {run} ({m['epochs']} epochs) | {m['test_mse']:.4f} | {figures} "
+                     f"| {m['train_seconds']:.0f} | {m['train_images_per_second']:,.0f} "
+                     f"| {m['parameters']:,} |")
+    lines += ["", f"All {results['train_examples']:,} training images, latent size 32.",
+              "", provenance(results, name, command)]
+    return "\n".join(lines)
+
+
+def benchmark(results, name="results.json", command="python bench/run.py"):
+    """bench/run.py's targets and the conv export, as it prints them after `runs`."""
+    lines = ["| target | measured | met |", "| --- | --- | --- |"]
+    lines += [f"| {t} | {value} | {'yes' if met else '**no**'} |"
+              for t, value, met in targets(results)]
+    lines += ["", "| conv export | bytes | vs float32 | test MSE |", "| --- | --- | --- | --- |"]
+    for file, entry in results["export"]["files"].items():
+        if file == "saved_model" or file.startswith("tflite/reconstruct"):
+            ratio = f"{entry['size_vs_float32']:.0%}" if "size_vs_float32" in entry else ""
+            mse = f"{entry['test_mse']:.5f}" if "test_mse" in entry else ""
+            lines.append(f"| {file} | {entry['size_bytes']:,} | {ratio} | {mse} |")
+    latency = results["export"]["batch1_latency"]["median_seconds"]
+    pipe = results["pipeline"]
+    lines += ["", "Batch-1 latency (median): " + ", ".join(
+        f"{k} {v * 1e3:.2f} ms" for k, v in latency.items()) + ". Training fed by the "
+        f"pipeline / from one cached batch: {pipe['pipeline_over_in_memory']:.2f}, with noise "
+        f"{pipe['noisy_over_in_memory']:.2f} (paired medians of {pipe['rounds']} rounds).",
+        "", provenance(results, name, command)]
+    return "\n".join(lines)
+
+
+def steps(results, name="results-quick.json", command="python bench/run.py --quick"):
+    """Per-step speed: train.py's default against a hand-written loop."""
+    lines = ["| recipe | batch | train.py images/s | hand-written loop images/s | ratio |",
+             "| --- | --- | --- | --- | --- |"]
+    for variant, speed in results["steps"].items():
+        rates = speed["images_per_second"]
+        lines.append(f"| {variant} | {speed['batch_size']} | {rates['default']:,.0f} "
+                     f"| {rates['loop']:,.0f} | {speed['default_vs_loop']:.2f} |")
+    rounds = len(next(iter(results["steps"].values()))["rounds"])
+    lines += ["", f"{rounds} round(s) on {results['train_examples']:,} images, tracing included.",
+              "", provenance(results, name, command)]
+    return "\n".join(lines)
+
+
+def anomaly(results, name="anomaly.json", command="python bench/anomaly.py"):
+    """One-class AUROC per class and variant, with seconds and the served FPR."""
+    runs = results["runs"]
+    variants = list(dict.fromkeys(r["variant"] for r in runs))
+    by = {(r["variant"], r["normal_class"]): r for r in runs}
+    classes = sorted({r["normal_class"] for r in runs})
+    lines = ["| normal class | " + " | ".join(variants) + " |",
+             "| --- |" + " --- |" * len(variants)]
+    for c in classes:
+        lines.append(f"| {c} {NAMES[c]} | " + " | ".join(
+            f"{100 * by[v, c]['test_auroc']:.1f}" for v in variants) + " |")
+    def mean(variant, key, scale=1):
+        return statistics.mean(scale * by[variant, c][key] for c in classes)
+
+    def fpr_range(variant):
+        rates = [100 * by[variant, c]["test_fpr_at_threshold"] for c in classes]
+        return f"{min(rates):.1f}-{max(rates):.1f}"
+
+    rows = {"**mean**": lambda v: f"**{mean(v, 'test_auroc', 100):.1f}**",
+            "training s per class": lambda v: f"{mean(v, 'train_seconds'):.0f}",
+            "TPR (%) at the calibrated threshold":
+                lambda v: f"{mean(v, 'test_tpr_at_threshold', 100):.1f}",
+            "FPR (%) there, normal test images": fpr_range}
+    lines += [f"| {row} | " + " | ".join(cell(v) for v in variants) + " |"
+              for row, cell in rows.items()]
+    lines += ["", "Published means on the same protocol (Golan & El-Yaniv, NeurIPS 2018, "
+              "Table 1): " + ", ".join(f"{k} {v}" for k, v in PUBLISHED.items()) + ".",
+              "", provenance(results, name, command)]
+    return "\n".join(lines)
+
+
+def variants(results, name="variants.json", command="python bench/variants.py"):
+    """Each variant against the same model without its ingredient."""
+    lines = ["| run | test_mse | figures of merit | train s |", "| --- | --- | --- | --- |"]
+    for r in results["runs"]:
+        m = r["metrics"]
+        shown = ", ".join(f"{k} {m[k]:.4g}" for k in r["figures"])
+        lines.append(f"| {r['name']} | {m['test_mse']:.4f} | {shown} | {m['train_seconds']:.0f} |")
+    lines += ["", f"{results['epochs']} epochs on the first {results['train_examples']:,} "
+              "Fashion-MNIST training images, seed 0.", "", provenance(results, name, command)]
+    return "\n".join(lines)
+
+
+def memory(results, name="memory.json", command="python bench/memory.py"):
+    """A streamed run's peak RSS with two test splits."""
+    lines = ["| test split | test images | peak RSS (MiB) | test MSE |",
+             "| --- | --- | --- | --- |"]
+    for fraction, run in results["runs"].items():
+        lines.append(f"| {float(fraction):.1%} | {run['test_images']:,} "
+                     f"| {run['peak_memory_mib']:,.0f} | {run['test_mse']:.5f} |")
+    shape = "x".join(map(str, results["image_shape"]))
+    lines += ["", f"{results['images']:,} PNG files of {shape} "
+              f"({results['decoded_mib']:,.0f} MiB decoded), `--input=stream "
+              f"--memory_limit_mib={results['memory_limit_mib']}`, one epoch of `linear` on "
+              f"2,000 of them: the peaks differ by {results['peak_difference_mib']:.0f} MiB.",
+              "", provenance(results, name, command)]
+    return "\n".join(lines)
+
+
+BLOCKS = {
+    "runs": lambda: runs(load("results.json")),
+    "benchmark": lambda: benchmark(load("results.json")),
+    "steps": lambda: steps(load("results-quick.json")),
+    "anomaly": lambda: anomaly(load("anomaly.json")),
+    "variants": lambda: variants(load("variants.json")),
+    "memory": lambda: memory(load("memory.json")),
+}
+_BLOCK = re.compile(r"(<!-- report:(\w+) -->\n)(.*?)(<!-- /report:\2 -->)", re.S)
+
+
+def rendered(text):
+    """`text` with every marked block rendered afresh; ValueError on an unknown one."""
+    def block(match):
+        if match.group(2) not in BLOCKS:
+            raise ValueError(f"unknown report block {match.group(2)!r}; "
+                             f"known: {', '.join(BLOCKS)}")
+        return match.group(1) + BLOCKS[match.group(2)]() + "\n" + match.group(4)
+
+    return _BLOCK.sub(block, text)
+
+
+def main(argv):
+    check = "--check" in argv[1:]
+    stale = []
+    for document in DOCUMENTS:
+        path = os.path.join(ROOT, document)
+        with open(path) as f:
+            text = f.read()
+        new = rendered(text)
+        if new != text:
+            stale.append(document)
+            if not check:
+                with open(path, "w") as f:
+                    f.write(new)
+    if check and stale:
+        sys.exit(f"report: {', '.join(stale)} not rendered from the results files; "
+                 "run python bench/report.py")
+    print(("stale: " if check and stale else "rendered: " if stale else "up to date: ")
+          + ", ".join(stale or DOCUMENTS))
+
+
+if __name__ == "__main__":
+    main(sys.argv)
