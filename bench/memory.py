@@ -3,9 +3,9 @@
     python bench/memory.py [--images=20000] [--memory_limit_mib=512]
 
 Writes a folder of `--images` generated 128x128 RGB PNG files (once, under
---folder), then runs train.py twice on it, streamed (`--input=stream`), one
-epoch of `linear` on the same 2,000 training images: once holding out 10% of
-the folder as its test split, once 0.5%. Each run is its own process, so each
+--folder), then runs train.py on it three times, streamed (`--input=stream`),
+one epoch of `linear` on the same 2,000 training images, holding out 50%, 10%
+and 0.5% of the folder as the test split. Each run is its own process, so each
 `peak_memory_mib` (metrics.json: the process's peak resident memory over the
 run, evaluation included) is its own. Writes both, with the machine, to --out.
 """
@@ -27,7 +27,7 @@ _LIMIT = flags.DEFINE_integer("memory_limit_mib", 512, "train.py's --memory_limi
 _FOLDER = flags.DEFINE_string("folder", "/tmp/keras_ae-bench-memory", "Where to write.")
 _OUT = flags.DEFINE_string("out", os.path.join(os.path.dirname(__file__), "memory.json"),
                            "Results file.")
-TEST_FRACTIONS = (0.1, 0.005)
+TEST_FRACTIONS = (0.5, 0.1, 0.005)
 SIZE = (128, 128)
 
 

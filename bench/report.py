@@ -132,6 +132,27 @@ def steps(results, name="results-quick.json", command="python bench/run.py --qui
     return "\n".join(lines)
 
 
+def steps_per_execution(results, name="steps.json", command="python bench/steps.py"):
+    """bench/steps.py: several steps per execution, one, XLA, and a hand-written loop."""
+    ways = {"default": "default", "spe_1": "--steps_per_execution=1", "jit": "--jit_compile",
+            "loop": "hand-written loop", "loop_jit": "that loop with XLA"}
+    lines = []
+    for variant, result in results["variants"].items():
+        rates = result["images_per_second"]
+        shown = [way for way in ways if way in rates]
+        if not lines:
+            lines += ["| recipe (batch) | " + " | ".join(ways[w] for w in shown) + " |",
+                      "| --- |" + " --- |" * len(shown)]
+        cells = [f"{rates[w]:,.0f}" + ("" if w == "default" else
+                                        f" ({result[f'default_vs_{w}']:.2f}x)") for w in shown]
+        lines.append(f"| {variant} ({result['batch_size']}, {result['upsampling'] or 'dense'}) | "
+                     + " | ".join(cells) + " |")
+    lines += ["", f"Images/s over one epoch of {results['train_examples']:,} images, tracing "
+              "included; in brackets, the default's speed over that way's (paired medians).",
+              "", provenance(results, name, command)]
+    return "\n".join(lines)
+
+
 def anomaly(results, name="anomaly.json", command="python bench/anomaly.py"):
     """One-class AUROC per class and variant, with seconds and the served FPR."""
     runs = results["runs"]
@@ -176,7 +197,7 @@ def variants(results, name="variants.json", command="python bench/variants.py"):
 
 
 def memory(results, name="memory.json", command="python bench/memory.py"):
-    """A streamed run's peak RSS with two test splits."""
+    """A streamed run's peak RSS with test splits of several sizes."""
     lines = ["| test split | test images | peak RSS (MiB) | test MSE |",
              "| --- | --- | --- | --- |"]
     for fraction, run in results["runs"].items():
@@ -186,7 +207,7 @@ def memory(results, name="memory.json", command="python bench/memory.py"):
     lines += ["", f"{results['images']:,} PNG files of {shape} "
               f"({results['decoded_mib']:,.0f} MiB decoded), `--input=stream "
               f"--memory_limit_mib={results['memory_limit_mib']}`, one epoch of `linear` on "
-              f"2,000 of them: the peaks differ by {results['peak_difference_mib']:.0f} MiB.",
+              f"2,000 of them: the peaks differ by {results['peak_difference_mib']:.0f} MiB at most.",
               "", provenance(results, name, command)]
     return "\n".join(lines)
 
@@ -195,6 +216,7 @@ BLOCKS = {
     "runs": lambda: runs(load("results.json")),
     "benchmark": lambda: benchmark(load("results.json")),
     "steps": lambda: steps(load("results-quick.json")),
+    "steps_per_execution": lambda: steps_per_execution(load("steps.json")),
     "anomaly": lambda: anomaly(load("anomaly.json")),
     "variants": lambda: variants(load("variants.json")),
     "memory": lambda: memory(load("memory.json")),

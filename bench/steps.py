@@ -19,7 +19,8 @@ alike:
 Each is timed from the first step to the last, tracing included (as
 train.py's train_seconds). Prints JSON: per variant the median images/s of
 each way, the median within-round ratios of default to each other way, and
-the test MSE of every default and spe_1 run (the same steps: it should agree).
+the test MSE of every default and spe_1 run (the same steps: it should agree);
+writes them, the command and the machine to --out (bench/steps.json).
 """
 
 import json
@@ -39,6 +40,7 @@ from keras_ae import config as config_lib
 from keras_ae import data
 from keras_ae import distribute
 from keras_ae import training
+import environment  # bench/environment.py, beside this file
 
 FLAGS = flags.FLAGS
 WAYS = ("default", "spe_1", "jit", "loop", "loop_jit")
@@ -128,11 +130,16 @@ def measure(variant, fashion, rounds, ways=WAYS, upsampling=None):
 
 
 def main(argv):
-    del argv
     fashion = data.load("fashion_mnist", download=False, train_examples=FLAGS.train_examples)
+    results = {"command": " ".join(["python bench/steps.py", *argv[1:]]),
+               "machine": environment.machine(), "train_examples": len(fashion.train_images),
+               "variants": {}}
     for variant in FLAGS.variants:
         result = measure(variant, fashion, FLAGS.rounds, upsampling=FLAGS.upsampling)
         print(json.dumps({variant: result}, indent=2), flush=True)
+        results["variants"][variant] = result
+        with open(FLAGS.out, "w") as f:
+            json.dump(results, f, indent=1)
 
 
 if __name__ == "__main__":
@@ -143,4 +150,6 @@ if __name__ == "__main__":
     flags.DEFINE_integer("train_examples", None, "Training images. Default: all 60,000.")
     flags.DEFINE_string("upsampling", None, "Conv decoders' upsampling. Default: the "
                         "model's (nearest, which XLA cannot train on CPUs: then no jit rows).")
+    flags.DEFINE_string("out", os.path.join(os.path.dirname(__file__), "steps.json"),
+                        "Results file.")
     app.run(main)

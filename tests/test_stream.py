@@ -10,11 +10,13 @@ from PIL import Image
 import pytest
 import tensorflow as tf
 
+import keras_ae
 from keras_ae import config as config_lib
 from keras_ae import data
 from keras_ae import distribute
-from keras_ae.data import image_files
 from keras_ae import training
+from keras_ae.data import image_files
+from keras_ae.data import split
 from tests.conftest import after_first_epoch
 from tests.test_train import run_train
 
@@ -57,6 +59,28 @@ def test_auto_streams_only_above_the_memory_limit(numbered):
     test = load(numbered, input="stream", memory_limit=3 * 90).test_images
     assert isinstance(test, image_files.ImageFiles)
     np.testing.assert_array_equal(test.in_memory(), load(numbered, input="memory").test_images)
+
+
+def test_a_streamed_test_split_evaluates_chunk_by_chunk_as_in_memory(numbered, tmp_path,
+                                                                       monkeypatch):
+    monkeypatch.setattr(split, "CHUNK_BYTES", 1)  # every chunk one batch: 4 + 2 images
+    memory, streamed = load(numbered, input="memory"), load(numbered, input="stream")
+    assert isinstance(streamed.test_images, image_files.ImageFiles)
+    config = training.resolve(config_lib.RunConfig(
+        config_lib.DataConfig("folder", data_dir="unused", batch_size=4, eval_noise_stddev=0.3),
+        config_lib.ModelConfig("linear"), config_lib.TrainConfig(str(tmp_path))))
+    model = keras_ae.build("linear", (6, 5, 3))
+    got = training.evaluate(model, streamed, config, str(tmp_path))
+    # Independently: the whole split at once, its noise from eval_dataset.
+    clean = memory.test_images / np.float32(255)
+    noisy = np.concatenate([x.numpy() for x, _ in data.eval_dataset(
+        memory.test_images, batch_size=4, noise_stddev=0.3, seed=0)])
+    reconstruct = lambda x: model.predict(x, verbose=0)  # noqa: E731
+    np.testing.assert_allclose(got["test_mse"], np.mean((reconstruct(clean) - clean) ** 2),
+                               rtol=1e-6)
+    np.testing.assert_allclose(got["test_psnr_noisy"], training.psnr(clean, noisy), rtol=1e-6)
+    np.testing.assert_allclose(got["test_psnr_denoised"],
+                               training.psnr(clean, reconstruct(noisy)), rtol=1e-5)
 
 
 def test_streamed_and_in_memory_batches_are_identical(numbered):

@@ -131,6 +131,8 @@ def eval_noise(clean, stddev, seed, batch):
     """Test batch number `batch` (float) with its noise, drawn from `(seed, batch)`
     alone: the same however the test images are read."""
     key = tf.constant([seed, EVAL_STREAM], tf.int64)
+    # As int64 always: a Python int would fold in as int32, another key.
+    batch = tf.cast(batch, tf.int64)
     return add_noise(clean, stddev, tf.random.experimental.stateless_fold_in(key, batch))
 
 

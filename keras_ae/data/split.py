@@ -55,11 +55,12 @@ class Images:
         what evaluation and figures read, never more than a chunk at a time."""
         raise NotImplementedError
 
-    def float_chunks(self, batch_size, budget=CHUNK_BYTES):
+    def float_chunks(self, batch_size, budget=None):
         """`chunks` as float32 in [0, 1], each of whole batches of `batch_size`
-        (the last aside) and within `budget` bytes (a batch at least)."""
+        (the last aside) and within `budget` bytes (default CHUNK_BYTES; a
+        batch at least)."""
         image_bytes = 4 * math.prod(self.shape[1:])
-        size = max(1, budget // (image_bytes * batch_size)) * batch_size
+        size = max(1, (budget or CHUNK_BYTES) // (image_bytes * batch_size)) * batch_size
         for chunk in self.chunks(size):
             yield pipeline.to_float(chunk).numpy()
 
