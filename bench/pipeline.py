@@ -26,7 +26,8 @@ ratios pipeline/in_memory and noisy/in_memory are taken within each round and
 their median reported (1.0 means the pipeline costs nothing), with the median
 images/s of each feed. Pairing within rounds cancels the drift of a shared
 machine's load; many short rounds make the median robust to this machine's
-speed, which can halve and recover within seconds. Prints JSON.
+speed, which can halve and recover within seconds. Prints the results as JSON
+and writes them, with the command and the machine, to --out (bench/pipeline.json).
 """
 
 import json
@@ -59,6 +60,8 @@ _ROUNDS = flags.DEFINE_integer("rounds", 15, "Timed trials per feed.")
 _DATASET = flags.DEFINE_string("dataset", "fashion_mnist", "Dataset to read.")
 _FOLDER = flags.DEFINE_string("png_folder", folder.DEFAULT_FOLDER,
                               "Fashion-MNIST as PNG files (bench/folder.py's layout).")
+_OUT = flags.DEFINE_string("out", os.path.join(os.path.dirname(__file__), "pipeline.json"),
+                           "Results file.")
 _BIG_GIB = flags.DEFINE_float("big_gib", 0, "Decoded GiB of the generated folder to train "
                               "on streaming; 0 skips it.")
 
@@ -183,7 +186,6 @@ def paired_ratio(rates, numerator, denominator):
 
 
 def main(argv):
-    del argv
     fashion = data.load(_DATASET.value, download=False)
     images = fashion.train_images
     batch_size, steps = _BATCH_SIZE.value, _STEPS.value
@@ -228,10 +230,13 @@ def main(argv):
         "records_over_pipeline": paired_ratio(rates, "records", "pipeline"),
         "input_only_images_per_second": input_only,
         "cache_fill_seconds_jpeg_256x256_to_64x64x3": cache_seconds,
+        "command": " ".join(["python bench/pipeline.py", *argv[1:]]),
         "machine": environment.machine(),
     }
     if _BIG_GIB.value:
         result["big_stream"] = big_run(_BIG_GIB.value, os.path.join(_FOLDER.value, "big"))
+    with open(_OUT.value, "w") as f:
+        f.write(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

@@ -31,12 +31,17 @@ QUALITY = 0.0104  # the tutorial's conv recipe after 20 epochs at batch 20
 
 
 def load(name):
-    with open(os.path.join(ROOT, "bench", name)) as f:
+    path = os.path.join(ROOT, "bench", name)
+    if not os.path.exists(path):
+        sys.exit(f"report: bench/{name} is missing: run the bench command that writes it "
+                 "(its docstring says which), then python bench/report.py")
+    with open(path) as f:
         return json.load(f)
 
 
-def provenance(results, name, command):
-    """Where a table's figures come from: the file, the command, the machine."""
+def provenance(results, name, command, note=""):
+    """`note`, then where a table's figures come from: the file, the command,
+    the machine."""
     machine = results.get("machine")
     if not machine:
         where = "machine not recorded"
@@ -46,7 +51,8 @@ def provenance(results, name, command):
                  f"{machine['tensorflow']}, Keras {machine['keras']}, "
                  + (f"commit {machine['commit']}" if machine.get("commit")
                     else "commit not recorded"))
-    return f"_`bench/{name}`, written by `{results.get('command', command)}`: {where}._"
+    return (f"{note} " if note else "") + (
+        f"_`bench/{name}`, written by `{results.get('command', command)}`: {where}._")
 
 
 def targets(results):
@@ -92,8 +98,8 @@ def runs(results, name="results.json", command="python bench/run.py"):
         lines.append(f"| {run} ({m['epochs']} epochs) | {m['test_mse']:.4f} | {figures} "
                      f"| {m['train_seconds']:.0f} | {m['train_images_per_second']:,.0f} "
                      f"| {m['parameters']:,} |")
-    lines += ["", f"All {results['train_examples']:,} training images, latent size 32.",
-              "", provenance(results, name, command)]
+    lines += ["", provenance(results, name, command, f"All {results['train_examples']:,} "
+                             "training images, latent size 32.")]
     return "\n".join(lines)
 
 
@@ -113,8 +119,8 @@ def benchmark(results, name="results.json", command="python bench/run.py"):
     lines += ["", "Batch-1 latency (median): " + ", ".join(
         f"{k} {v * 1e3:.2f} ms" for k, v in latency.items()) + ". Training fed by the "
         f"pipeline / from one cached batch: {pipe['pipeline_over_in_memory']:.2f}, with noise "
-        f"{pipe['noisy_over_in_memory']:.2f} (paired medians of {pipe['rounds']} rounds).",
-        "", provenance(results, name, command)]
+        f"{pipe['noisy_over_in_memory']:.2f} (paired medians of {pipe['rounds']} rounds). "
+        + provenance(results, name, command)]
     return "\n".join(lines)
 
 
@@ -127,8 +133,8 @@ def steps(results, name="results-quick.json", command="python bench/run.py --qui
         lines.append(f"| {variant} | {speed['batch_size']} | {rates['default']:,.0f} "
                      f"| {rates['loop']:,.0f} | {speed['default_vs_loop']:.2f} |")
     rounds = len(next(iter(results["steps"].values()))["rounds"])
-    lines += ["", f"{rounds} round(s) on {results['train_examples']:,} images, tracing included.",
-              "", provenance(results, name, command)]
+    lines += ["", provenance(results, name, command, f"{rounds} round(s) on "
+                             f"{results['train_examples']:,} images, tracing included.")]
     return "\n".join(lines)
 
 
@@ -147,9 +153,9 @@ def steps_per_execution(results, name="steps.json", command="python bench/steps.
                                         f" ({result[f'default_vs_{w}']:.2f}x)") for w in shown]
         lines.append(f"| {variant} ({result['batch_size']}, {result['upsampling'] or 'dense'}) | "
                      + " | ".join(cells) + " |")
-    lines += ["", f"Images/s over one epoch of {results['train_examples']:,} images, tracing "
-              "included; in brackets, the default's speed over that way's (paired medians).",
-              "", provenance(results, name, command)]
+    lines += ["", provenance(results, name, command, f"Images/s over one epoch of "
+                             f"{results['train_examples']:,} images, tracing included; in "
+                             "brackets, the default's speed over that way's (paired medians).")]
     return "\n".join(lines)
 
 
@@ -178,9 +184,9 @@ def anomaly(results, name="anomaly.json", command="python bench/anomaly.py"):
             "FPR (%) there, normal test images": fpr_range}
     lines += [f"| {row} | " + " | ".join(cell(v) for v in variants) + " |"
               for row, cell in rows.items()]
-    lines += ["", "Published means on the same protocol (Golan & El-Yaniv, NeurIPS 2018, "
-              "Table 1): " + ", ".join(f"{k} {v}" for k, v in PUBLISHED.items()) + ".",
-              "", provenance(results, name, command)]
+    lines += ["", provenance(results, name, command, "Published means on the same protocol "
+                             "(Golan & El-Yaniv, NeurIPS 2018, Table 1): " + ", ".join(
+                                 f"{k} {v}" for k, v in PUBLISHED.items()) + ".")]
     return "\n".join(lines)
 
 
@@ -191,8 +197,9 @@ def variants(results, name="variants.json", command="python bench/variants.py"):
         m = r["metrics"]
         shown = ", ".join(f"{k} {m[k]:.4g}" for k in r["figures"])
         lines.append(f"| {r['name']} | {m['test_mse']:.4f} | {shown} | {m['train_seconds']:.0f} |")
-    lines += ["", f"{results['epochs']} epochs on the first {results['train_examples']:,} "
-              "Fashion-MNIST training images, seed 0.", "", provenance(results, name, command)]
+    lines += ["", provenance(results, name, command, f"{results['epochs']} epochs on the first "
+                             f"{results['train_examples']:,} Fashion-MNIST training images, "
+                             "seed 0.")]
     return "\n".join(lines)
 
 
@@ -204,15 +211,47 @@ def memory(results, name="memory.json", command="python bench/memory.py"):
         lines.append(f"| {float(fraction):.1%} | {run['test_images']:,} "
                      f"| {run['peak_memory_mib']:,.0f} | {run['test_mse']:.5f} |")
     shape = "x".join(map(str, results["image_shape"]))
-    lines += ["", f"{results['images']:,} PNG files of {shape} "
-              f"({results['decoded_mib']:,.0f} MiB decoded), `--input=stream "
-              f"--memory_limit_mib={results['memory_limit_mib']}`, one epoch of `linear` on "
-              f"2,000 of them: the peaks differ by {results['peak_difference_mib']:.0f} MiB at most.",
-              "", provenance(results, name, command)]
+    lines += ["", provenance(results, name, command, (
+        f"{results['images']:,} PNG files of {shape} ({results['decoded_mib']:,.0f} MiB "
+        f"decoded), `--input=stream --memory_limit_mib={results['memory_limit_mib']}`, one "
+        f"epoch of `linear` on 2,000 of them: the peaks differ by "
+        f"{results['peak_difference_mib']:.0f} MiB at most."))]
+    return "\n".join(lines)
+
+
+def pipeline(results, name="pipeline.json", command="python bench/pipeline.py"):
+    """The input pipeline: training fed by each stream, and each stream alone."""
+    ratios = {"pipeline_over_in_memory": "the pipeline / one cached batch",
+              "noisy_over_in_memory": "the pipeline with noise / one cached batch",
+              "stream_over_pipeline": "a stream of PNG files / the pipeline from memory",
+              "records_over_pipeline": "TFDS record files / the pipeline from memory"}
+    lines = [f"| training `{results['variant']}` (batch {results['batch_size']}) fed by | "
+             "speed ratio |", "| --- | --- |"]
+    lines += [f"| {text} | {results[key]:.2f} |" for key, text in ratios.items()]
+    lines += ["", "| the stream alone, no training | images/s |", "| --- | --- |"]
+    lines += [f"| {source.replace('_', ' ')} | {rate:,.0f} |"
+              for source, rate in results["input_only_images_per_second"].items()]
+    lines += ["", provenance(results, name, command, (
+        f"Filling a `--cache_dir` of the 5,000 JPEG files took "
+        f"{results['cache_fill_seconds_jpeg_256x256_to_64x64x3']:.1f} s. Ratios are paired "
+        f"medians of {results['rounds']} rounds."))]
+    return "\n".join(lines)
+
+
+def suite(results, name="suite.json", command="python bench/suite.py"):
+    """The test suite's counts, time and slowest tests."""
+    counts = ", ".join(f"{n} {kind}" for kind, n in results["counts"].items())
+    lines = [f"`{results['pytest']}`: {counts} in {results['pytest_seconds'] / 60:.1f} min of "
+             f"pytest time ({results['wall_seconds'] / 60:.1f} min wall, without the install). "
+             "The slowest:", "", "| seconds | test |", "| --- | --- |"]
+    lines += [f"| {t['seconds']:.1f} | {t['test']} |" for t in results["slowest"]]
+    lines += ["", provenance(results, name, command)]
     return "\n".join(lines)
 
 
 BLOCKS = {
+    "suite": lambda: suite(load("suite.json")),
+    "pipeline": lambda: pipeline(load("pipeline.json")),
     "runs": lambda: runs(load("results.json")),
     "benchmark": lambda: benchmark(load("results.json")),
     "steps": lambda: steps(load("results-quick.json")),
