@@ -229,11 +229,12 @@ def evaluate(model, data, config, directory, test_scores):
 
 
 def _save_figures(directory, test_images, scores, anomalous, threshold, area):
-    plots.save_score_histograms(os.path.join(directory, "anomaly_scores.png"), scores,
+    plots.save_score_histograms(os.path.join(directory, model_dir.SCORES_FIGURE_FILE), scores,
                                 anomalous, threshold)
     if area is not None:
-        plots.save_roc(os.path.join(directory, "roc.png"), *roc_curve(scores, anomalous), area)
+        plots.save_roc(os.path.join(directory, model_dir.ROC_FIGURE_FILE),
+                       *roc_curve(scores, anomalous), area)
     highest = np.argsort(-scores, kind="stable")[:40]
-    plots.save_image_grid(os.path.join(directory, "highest_scores.png"),
+    plots.save_image_grid(os.path.join(directory, model_dir.HIGHEST_SCORES_FIGURE_FILE),
                           data_lib.to_float(test_images.subset(highest).in_memory()).numpy(),
                           columns=10)

@@ -108,14 +108,14 @@ class DataConfig:
             "train[:90%]"). Default "train", "test".
         input: "memory" decodes the training images into memory; "stream"
             reads them from their files batch by batch: a folder's image
-            files (`keras_ae.image_files`) or a TFDS dataset's record files
-            (`keras_ae.tfds_records`), not the four built-in datasets;
+            files (`keras_ae.data.image_files`) or a TFDS dataset's record files
+            (`keras_ae.data.tfds_records`), not the four built-in datasets;
             "auto" streams those whose decoded training images would exceed
             `memory_limit_mib`. A streamed run reads its test and validation
             images from their files too, batch by batch. Default "auto".
         cache_dir: "folder", streamed: decode and shape each training image
             once into this folder and read it from there
-            (`keras_ae.image_files.cached`), for formats slow to decode.
+            (`keras_ae.data.image_files.cached`), for formats slow to decode.
             Default None: decode every epoch.
         memory_limit_mib: the decoded size (MiB) above which "auto" streams;
             a stream's buffers hold at most half of it. Default None: a

@@ -33,8 +33,12 @@ METRICS_FILE = "metrics.json"  # written when the run is complete
 BACKUP_DIR = "backup"  # weights, optimizer and epoch while training
 LOG_DIR = "logs"  # TensorBoard
 ANOMALY_FILE = "anomaly.json"  # a detector's calibrated threshold
-FIGURE_FILE = "reconstructions.png"
+FIGURE_FILE = "reconstructions.png"  # every run's; the others are a variant's or a detector's
 DENOISING_FIGURE_FILE = "denoising.png"
+SAMPLES_FIGURE_FILE, MANIFOLD_FIGURE_FILE, SCATTER_FIGURE_FILE = (
+    "samples.png", "latent_manifold.png", "latent_scatter.png")  # vae
+SCORES_FIGURE_FILE, ROC_FIGURE_FILE, HIGHEST_SCORES_FIGURE_FILE = (
+    "anomaly_scores.png", "roc.png", "highest_scores.png")  # with --normal_classes
 # What a run writes, deleted by `check(..., overwrite=True)`; nothing else in
 # the directory is touched. (Figures: every .png.)
 RUN_FILES = (CONFIG_FILE, MODEL_FILE, METRICS_FILE, BACKUP_DIR, LOG_DIR, "*.png",

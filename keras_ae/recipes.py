@@ -3,7 +3,7 @@
 The models (`keras_ae.models`) are networks and their losses, what `fit` needs.
 Everything else a variant does differently is its recipe, here: one class per
 variant, each stating only how it differs from the reference tutorial's
-recipe, `Recipe`. `keras_ae.config.resolve` takes a run's defaults from here,
+recipe, `Recipe`. `keras_ae.training.resolve` takes a run's defaults from here,
 and `keras_ae.training` reports and draws what the recipe says.
 
 Every run, whatever its recipe, reports `test_mse`, draws
@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from keras_ae import data
 from keras_ae import distribute
+from keras_ae import model_dir
 from keras_ae import plots
 from keras_ae.models import jacobian
 from keras_ae.models import vae
@@ -110,7 +111,7 @@ class VAERecipe(Recipe):
         `latent_manifold.png`, the decoded latent plane, and
         `latent_scatter.png`, the test codes by label."""
         plots.save_image_grid(
-            os.path.join(directory, "samples.png"), model.sample(100, seed=seed), 10
+            os.path.join(directory, model_dir.SAMPLES_FIGURE_FILE), model.sample(100, seed=seed), 10
         )
         if model.arguments["latent_dim"] != 2:
             return
@@ -118,13 +119,13 @@ class VAERecipe(Recipe):
         axis = np.linspace(-1.64, 1.64, 15)
         grid = np.array([[x, y] for y in axis[::-1] for x in axis], np.float32)
         plots.save_image_grid(
-            os.path.join(directory, "latent_manifold.png"),
+            os.path.join(directory, model_dir.MANIFOLD_FIGURE_FILE),
             distribute.predict(model.decoder, grid, batch_size=len(grid)), 15,
         )
         codes = np.concatenate([model.encode(chunk) for chunk in
                                 data.as_images(images).float_chunks(len(grid))])
-        plots.save_scatter(os.path.join(directory, "latent_scatter.png"), codes, labels,
-                           "test set: z_mean by label")
+        plots.save_scatter(os.path.join(directory, model_dir.SCATTER_FIGURE_FILE), codes,
+                           labels, "test set: z_mean by label")
 
 
 # A code activation below this counts as "near zero": the default KL target.

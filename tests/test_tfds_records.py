@@ -1,5 +1,5 @@
 """Streaming a TensorFlow Datasets split from its own record files
-(`keras_ae.tfds_records`), on a dataset TFDS builds here from local arrays."""
+(`keras_ae.data.tfds_records`), on a dataset TFDS builds here from local arrays."""
 
 import json
 import os

@@ -1,10 +1,11 @@
 """A split's images as files, read and decoded as training streams them.
 
 `ImageFiles` is the `keras_ae.data.split.Images` of a folder's split that
-would not fit in memory decoded (`--input=stream`): it holds the paths only, and `load` reads, decodes and shapes a batch of them
-by index inside the tf.data pipeline, in parallel, with the same ops
-(`keras_ae.images`) the in-memory reader stores the result of. Paths go
-through TensorFlow's file system layer, so `gs://` works like a local path.
+would not fit in memory decoded (`--input=stream`): it holds the paths only,
+and its `loader` reads, decodes and shapes a batch of them by index inside the
+tf.data pipeline, in parallel, with the same ops (`keras_ae.images`) the
+in-memory reader stores the result of. Paths go through TensorFlow's file
+system layer, so `gs://` works like a local path.
 
 A file that turns unreadable while training (deleted, damaged, or of another
 size when no `image_size` is set) fails the step that reads it; `unreadable`

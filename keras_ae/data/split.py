@@ -17,6 +17,7 @@ import math
 import re
 
 import numpy as np
+import tensorflow as tf
 
 from keras_ae.data import pipeline
 
@@ -103,8 +104,6 @@ class ImageArray(np.ndarray, Images):
             yield self[start:start + size].view(np.ndarray)
 
     def loader(self):
-        import tensorflow as tf
-
         pixels = tf.constant(self.view(np.ndarray))  # held once, gathered batch by batch
         return lambda indices: tf.gather(pixels, indices)
 

@@ -68,7 +68,8 @@ def _test_pass(model, images, batch_size, seed, noise_stddev, score):
     shown, first_batch = {}, 0
     for clean in images.float_chunks(batch_size):
         reconstruction = distribute.predict(model, clean, batch_size)
-        totals["squared_error"] += float(np.sum(np.square(reconstruction - clean), dtype=np.float64))
+        squared = np.square(reconstruction - clean)
+        totals["squared_error"] += float(np.sum(squared, dtype=np.float64))
         totals["values"] += clean.size
         rows = {"clean": clean, "reconstruction": reconstruction}
         if noise_stddev:
