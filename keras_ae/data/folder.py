@@ -103,7 +103,7 @@ def stream(splits, shape, config, source, **fields):
                      config.cache_dir)
         train, failures = image_files.cached(train, config.cache_dir)
         for path, reason in failures:
-            _refuse_unless_skipping(path, reason, config)
+            _refuse_unless_skipping(path, reason, config.skip_bad_images)
         failed = {path for path, _ in failures}
         train_labels = train_labels[[path not in failed for path in train_paths]]
         skipped += sorted(failed)
@@ -118,14 +118,16 @@ def _readable(files, labels, config):
     shape; a DataError naming the first that does not, unless skipping."""
     bad = files.unreadable(None)
     for _, path, reason in bad:
-        _refuse_unless_skipping(path, reason, config)
+        _refuse_unless_skipping(path, reason, config.skip_bad_images)
     kept = np.ones(len(files), bool)
     kept[[i for i, _, _ in bad]] = False
     return files.subset(np.flatnonzero(kept)), labels[kept], [path for _, path, _ in bad]
 
 
-def _refuse_unless_skipping(path, reason, config):
-    if not config.skip_bad_images:
+def _refuse_unless_skipping(path, reason, skip_bad_images):
+    """A DataError naming `path` and why it cannot be read, unless skipping
+    (then a warning)."""
+    if not skip_bad_images:
         raise DataError(f"{path}: not a readable image ({reason}); replace or remove it, "
                         "or pass --skip_bad_images to leave such files out")
     logging.warning("skipped, not a readable image: %s", path)
@@ -212,12 +214,6 @@ def _unreadable(paths, skip_bad_images):
         try:
             images.decode(tf.io.read_file(path))
         except tf.errors.OpError as e:
-            if not skip_bad_images:
-                raise DataError(
-                    f"{path}: not a readable image ({error_reason(e)}); "
-                    "replace or remove it, or pass --skip_bad_images to leave such "
-                    "files out"
-                ) from e
-            logging.warning("skipped, not a readable image: %s", path)
+            _refuse_unless_skipping(path, error_reason(e), skip_bad_images)
             bad.append(path)
     return bad
