@@ -61,6 +61,23 @@ def test_auto_streams_only_above_the_memory_limit(numbered):
     np.testing.assert_array_equal(test.in_memory(), load(numbered, input="memory").test_images)
 
 
+def test_files_answer_the_images_interface_as_the_array_of_their_pixels(numbered):
+    files, array = load(numbered, input="stream").train_images, load(numbered).train_images
+    assert files.streamed and not array.streamed
+    assert isinstance(array, np.ndarray) and files.shape == array.shape
+    picked = [44, 0, 7]
+    np.testing.assert_array_equal(files.subset(picked).in_memory(), array.subset(picked))
+    np.testing.assert_array_equal(files[:4].in_memory(), array[:4])
+    chunks = list(files.chunks(8))
+    assert [len(c) for c in chunks] == [8] * 5 + [5]
+    np.testing.assert_array_equal(np.concatenate(chunks), array)
+    np.testing.assert_array_equal(files.sample(10, seed=3), array.sample(10, seed=3))
+    assert not np.array_equal(array.sample(10, seed=3), array.sample(10, seed=4))
+    floats = np.concatenate(list(files.float_chunks(batch_size=4, budget=1)))
+    np.testing.assert_array_equal(floats, array / np.float32(255))
+    assert files.steps_per_epoch(8, smallest_batch=2) == array.steps_per_epoch(8, 2) == 6
+
+
 def test_a_streamed_test_split_evaluates_chunk_by_chunk_as_in_memory(numbered, tmp_path,
                                                                        monkeypatch):
     monkeypatch.setattr(split, "CHUNK_BYTES", 1)  # every chunk one batch: 4 + 2 images

@@ -76,6 +76,14 @@ def test_auto_streams_above_the_limit_and_decodes_as_in_memory(tfds_dir):
     np.testing.assert_array_equal(tiny.test_labels[streamed_order],
                                   memory.test_labels[by_number])
     assert len(load(tfds_dir, train_examples=50).train_images) == 50
+    # The rest of the Images interface: records are read in order only.
+    chunks = list(records.chunks(50))
+    assert [len(c) for c in chunks] == [50] * 4 + [3]
+    np.testing.assert_array_equal(np.concatenate(chunks), records.read())
+    np.testing.assert_array_equal(records.sample(5, seed=1), first)
+    np.testing.assert_array_equal(records.subset(range(5)).in_memory(), first)
+    with pytest.raises(TypeError, match="can only be read from the first"):
+        records.subset([1, 0])
 
 
 def test_workers_read_disjoint_equal_shares_and_a_resumed_epoch_repeats(tfds_dir):
