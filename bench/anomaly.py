@@ -56,8 +56,9 @@ def run(variant, normal_class, fashion):
 
 
 def main(argv):
+    del argv  # environment.command() records the flags
     fashion = data.load("fashion_mnist", download=False)
-    results = {"command": " ".join(["python bench/anomaly.py", *argv[1:]]),
+    results = {"command": environment.command(),
                "machine": environment.machine(), "epochs": _EPOCHS.value, "runs": []}
     for variant in _VARIANTS.value:
         for normal_class in _CLASSES.value:

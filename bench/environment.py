@@ -8,9 +8,13 @@ import importlib.metadata
 import os
 import platform
 import subprocess
+import sys
 
 import numpy as np
 from PIL import Image
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def machine():
@@ -39,13 +43,18 @@ def machine():
     }
 
 
+def command():
+    """The command line this process was started with, as `python bench/NAME.py ...`
+    (absl leaves `sys.argv` whole; `main`'s argv has lost the flags)."""
+    return " ".join(["python", os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])
+
+
 def commit():
     """The repository's HEAD commit, with "+changes" if its tree is modified."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
-        head = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
+        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--", "keras_ae"],
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "keras_ae"],
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None

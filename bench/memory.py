@@ -52,9 +52,7 @@ def main(argv):
     runs = {str(fraction): run(pictures, fraction) for fraction in TEST_FRACTIONS}
     peaks = [r["peak_memory_mib"] for r in runs.values()]
     results = {
-        "command": "python bench/memory.py " + " ".join(
-            f"--{name}={flag.value}" for name, flag in (("images", _IMAGES),
-                                                        ("memory_limit_mib", _LIMIT))),
+        "command": environment.command(),
         "machine": environment.machine(),
         "images": _IMAGES.value, "image_shape": [*SIZE, 3],
         "decoded_mib": _IMAGES.value * SIZE[0] * SIZE[1] * 3 / 2**20,

@@ -186,6 +186,7 @@ def paired_ratio(rates, numerator, denominator):
 
 
 def main(argv):
+    del argv  # environment.command() records the flags
     fashion = data.load(_DATASET.value, download=False)
     images = fashion.train_images
     batch_size, steps = _BATCH_SIZE.value, _STEPS.value
@@ -230,7 +231,7 @@ def main(argv):
         "records_over_pipeline": paired_ratio(rates, "records", "pipeline"),
         "input_only_images_per_second": input_only,
         "cache_fill_seconds_jpeg_256x256_to_64x64x3": cache_seconds,
-        "command": " ".join(["python bench/pipeline.py", *argv[1:]]),
+        "command": environment.command(),
         "machine": environment.machine(),
     }
     if _BIG_GIB.value:

@@ -188,6 +188,7 @@ def main(argv):
     test_images = data.test_images / np.float32(255)
     results = {
         "quick": quick,
+        "command": environment.command(),
         "machine": environment.machine(),
         "train_examples": len(data.train_images),
         "pca_32_test_mse": pca_mse(data.train_images, data.test_images, PCA_COMPONENTS),

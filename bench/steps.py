@@ -130,8 +130,9 @@ def measure(variant, fashion, rounds, ways=WAYS, upsampling=None):
 
 
 def main(argv):
+    del argv  # environment.command() records the flags
     fashion = data.load("fashion_mnist", download=False, train_examples=FLAGS.train_examples)
-    results = {"command": " ".join(["python bench/steps.py", *argv[1:]]),
+    results = {"command": environment.command(),
                "machine": environment.machine(), "train_examples": len(fashion.train_images),
                "variants": {}}
     for variant in FLAGS.variants:

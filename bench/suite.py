@@ -28,6 +28,7 @@ COMMAND = ["-m", "pytest", "tests", "-n", "2", "--dist", "loadfile", "--duration
 
 
 def main(argv):
+    del argv  # environment.command() records the flags
     command = COMMAND + (["-m", _MARKS.value] if _MARKS.value else [])
     start = time.perf_counter()
     result = subprocess.run([sys.executable, *command], cwd=ROOT, capture_output=True,
@@ -39,7 +40,7 @@ def main(argv):
     slowest = [{"seconds": float(seconds), "test": test.strip()} for seconds, test in
                re.findall(r"^([\d.]+)s (?:call|setup|teardown)\s+(.+)$", result.stdout, re.M)]
     results = {
-        "command": " ".join(["python bench/suite.py", *argv[1:]]),
+        "command": environment.command(),
         "pytest": "python " + " ".join(command),
         "machine": environment.machine(),
         "returncode": result.returncode,

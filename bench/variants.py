@@ -51,6 +51,7 @@ ROWS = [
 
 
 def main(argv):
+    del argv  # environment.command() records the flags
     results = []
     for name, row_flags, figures in ROWS:
         model_dir = os.path.join(_RUNS_DIR.value, name.replace(" ", "").replace(",", "_"))
@@ -66,7 +67,7 @@ def main(argv):
             metrics = json.load(f)
         results.append({"name": name, "flags": row_flags, "figures": figures,
                         "metrics": metrics})
-    everything = {"command": " ".join(["python bench/variants.py", *argv[1:]]),
+    everything = {"command": environment.command(),
                   "machine": environment.machine(), "epochs": _EPOCHS.value,
                   "train_examples": _TRAIN_EXAMPLES.value, "runs": results}
     with open(_OUT.value, "w") as f:
