@@ -51,7 +51,7 @@ def main(argv):
     }
     with open(_OUT.value, "w") as f:
         f.write(json.dumps(results, indent=2) + "\n")
-    print(summary)
+    print(result.stdout)
     sys.exit(result.returncode)
 
 

@@ -28,6 +28,7 @@ from keras_ae import data
 from keras_ae import distribute
 from keras_ae import export
 from keras_ae import training
+from keras_ae.export import checks
 from keras_ae.export import tflite
 from keras_ae.export import versions
 from tests.test_case import saved_model_cli
@@ -141,7 +142,7 @@ def test_versions_count_up_and_an_existing_one_needs_overwrite(trained_run, tmp_
 
 @pytest.mark.slow
 def test_an_export_that_fails_its_checks_publishes_nothing(trained_run, tmp_path, monkeypatch):
-    monkeypatch.setattr(export, "FLOAT_TOLERANCE", -1.0)  # no export can pass
+    monkeypatch.setattr(checks, "FLOAT_TOLERANCE", -1.0)  # no export can pass
     config = config_lib.ExportConfig(str(tmp_path), model_name="m", formats="saved_model")
     with pytest.raises(export.ExportError, match="differs from the Keras model"):
         export.export_run(trained_run, config)

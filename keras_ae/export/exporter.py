@@ -34,6 +34,7 @@ from keras_ae import choices
 from keras_ae import data as data_lib
 from keras_ae import files
 from keras_ae import model_dir as model_dir_lib
+from keras_ae import models
 from keras_ae.export import checks
 from keras_ae.export.checks import FLOAT_TOLERANCE, ExportError
 from keras_ae.export import saved_model
@@ -174,7 +175,7 @@ def _load_run(model_dir, config):
         run, model_file, detector = model_dir_lib.read_run(model_dir)
     except model_dir_lib.RunDirError as e:
         raise ExportError(e.message) from e
-    model = keras.saving.load_model(model_file, safe_mode=True)  # no code from the file
+    model = models.load(model_file)
     if not all(np.isfinite(w).all() for w in model.get_weights()):
         raise ExportError(
             f"{model_file} has NaN or infinite weights; nothing to export. Train again "

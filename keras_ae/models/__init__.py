@@ -59,6 +59,12 @@ def build(variant, input_shape, **options):
     return VARIANTS[variant](input_shape, **options)
 
 
+def load(path):
+    """A model saved as `.keras` by a run; its classes are registered by this
+    package's imports, and no code is run from the file (safe mode)."""
+    return keras.saving.load_model(path, safe_mode=True)
+
+
 @contextlib.contextmanager
 def dtype_policy(name):
     """Builds models inside with the Keras dtype policy `name` (e.g.
@@ -92,5 +98,6 @@ __all__ = [
     "VARIANTS",
     "build",
     "dtype_policy",
+    "load",
     "option_names",
 ]
