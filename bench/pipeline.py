@@ -60,8 +60,6 @@ _ROUNDS = flags.DEFINE_integer("rounds", 15, "Timed trials per feed.")
 _DATASET = flags.DEFINE_string("dataset", "fashion_mnist", "Dataset to read.")
 _FOLDER = flags.DEFINE_string("png_folder", folder.DEFAULT_FOLDER,
                               "Fashion-MNIST as PNG files (bench/folder.py's layout).")
-_OUT = flags.DEFINE_string("out", os.path.join(os.path.dirname(__file__), "pipeline.json"),
-                           "Results file.")
 _BIG_GIB = flags.DEFINE_float("big_gib", 0, "Decoded GiB of the generated folder to train "
                               "on streaming; 0 skips it.")
 
@@ -236,10 +234,13 @@ def main(argv):
     }
     if _BIG_GIB.value:
         result["big_stream"] = big_run(_BIG_GIB.value, os.path.join(_FOLDER.value, "big"))
-    with open(_OUT.value, "w") as f:
+    with open(flags.FLAGS.out, "w") as f:
         f.write(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
+    # Defined here, not on import: bench/run.py imports this module and has its own --out.
+    flags.DEFINE_string("out", os.path.join(os.path.dirname(__file__), "pipeline.json"),
+                        "Results file.")
     app.run(main)
