@@ -1,11 +1,13 @@
 """The one-class protocol on Fashion-MNIST: AUROC per normal class.
 
-    python bench/anomaly.py [--variants=conv,denoising,vae] [--epochs=10] [--classes=0,...,9]
+    python bench/anomaly.py [--variants=restoration,linear,conv] [--epochs=N] [--classes=0,...,9]
 
 For each variant and each class c: train.py's library trains on the training
 images of class c alone (`--normal_classes=c`, 10% of them held out to
-calibrate the threshold), then scores all 10,000 test images, class c normal
-and the other nine anomalous. Prints a JSON list of runs (AUROC, average
+calibrate the threshold), each variant at its recipe's defaults (epochs
+included, unless --epochs is given: `train.py --normal_classes=c
+--variant=V`), then scores all 10,000 test images, class c normal and the
+other nine anomalous. Prints a JSON list of runs (AUROC, average
 precision, the rates at the calibrated threshold, train seconds) and a
 Markdown table of AUROC per class and the mean (`bench/report.py`), beside
 published baselines on the same protocol. Writes the runs, the command and the
@@ -29,9 +31,9 @@ from keras_ae import training
 import environment  # bench/environment.py, beside this file
 import report  # bench/report.py
 
-_VARIANTS = flags.DEFINE_list("variants", ["conv", "denoising", "vae"], "Variants to run.")
+_VARIANTS = flags.DEFINE_list("variants", ["restoration"], "Variants to run.")
 _CLASSES = flags.DEFINE_list("classes", [str(c) for c in range(10)], "Normal classes.")
-_EPOCHS = flags.DEFINE_integer("epochs", 10, "Epochs of each run.")
+_EPOCHS = flags.DEFINE_integer("epochs", None, "Epochs of each run. Default: the recipe's.")
 _RUNS_DIR = flags.DEFINE_string("runs_dir", os.path.join(tempfile.gettempdir(), "anomaly-bench"),
                                 "Model directories of the runs.")
 _OUT = flags.DEFINE_string("out", "bench/anomaly.json", "Where to write the runs.")
@@ -50,7 +52,7 @@ def run(variant, normal_class, fashion):
                              overwrite=True)
     keys = ("test_auroc", "test_average_precision", "anomaly_threshold",
             "test_fpr_at_threshold", "test_tpr_at_threshold", "test_f1_at_threshold",
-            "train_seconds")
+            "train_seconds", "epochs_trained")
     return {"variant": variant, "normal_class": int(normal_class),
             "seconds": time.perf_counter() - start, **{k: metrics[k] for k in keys}}
 

@@ -8,11 +8,18 @@ better than anything else, so its reconstruction error scores anomalies:
     top_k   the mean of its worst TOP_FRACTION of squared pixel errors: a small
             defect on a large image moves it, where it barely moves the mean
 
-The threshold is the score that `1 - fpr` of the held-out normal validation
-images stay at or below (`calibrate`), so about `fpr` of normal images are
-flagged. Exports also give `normalized_score = 0.5 * score / threshold`,
-the threshold at 0.5. The score is computed by one TensorFlow function
-(`score`), in training's evaluation and in every exported signature alike.
+A model scores an image in one or more views (`anomaly_views`): the plain
+variants by that error alone, the restoration detector
+(`keras_ae.models.restoration`) by the error of restoring each rotated view
+and its head's surprise at each. The score is the mean over views of each
+divided by its constant (`combine`), the view's mean on the held-out normal
+validation images (`view_constants`; 1 for a single view).
+
+The threshold is the score that `1 - fpr` of the validation images stay at or
+below (`calibrate`), so about `fpr` of normal images are flagged. Exports
+also give `normalized_score = 0.5 * score / threshold`, the threshold at 0.5.
+The views and the score are computed by the same TensorFlow functions in
+training's evaluation and in every exported signature alike.
 """
 
 import dataclasses
@@ -30,23 +37,33 @@ from keras_ae import distribute
 from keras_ae import files
 from keras_ae import model_dir
 from keras_ae import plots
+from keras_ae.models import autoencoder
 
 SCORES = choices.ANOMALY_SCORES
-TOP_FRACTION = 0.1  # top_k: the share of pixels (and channels) averaged
+TOP_FRACTION = autoencoder.TOP_FRACTION
 
 
 class CalibrationError(ValueError):
     """Too few validation images for the asked false-positive rate."""
 
 
-def score(images, reconstructions, kind="mse"):
-    """float32 `[batch]` anomaly scores of `images` and their reconstructions."""
-    values = math.prod(images.shape[1:])  # static: the model's input shape
-    errors = tf.reshape(tf.square(reconstructions - images), [-1, values])
-    if kind == "mse":
-        return tf.reduce_mean(errors, axis=1)
-    count = max(1, round(TOP_FRACTION * values))
-    return tf.reduce_mean(tf.math.top_k(errors, k=count, sorted=False).values, axis=1)
+score = autoencoder.image_error  # an image's reconstruction error, "mse" or "top_k"
+
+
+def combine(views, constants):
+    """float32 `[batch]` anomaly scores from `[batch, views]` errors (a model's
+    `anomaly_views`): the mean over views of each divided by its constant."""
+    return tf.reduce_mean(tf.convert_to_tensor(views) / constants, axis=1)
+
+
+def view_constants(validation_views):
+    """Each view's normalising constant: its mean on the normal validation
+    images, so that every view weighs alike in `combine`; 1 for a model with
+    one view, whose score is then its error as it is."""
+    validation_views = np.asarray(validation_views, np.float64)
+    if validation_views.shape[1] == 1:
+        return [1.0]
+    return [float(m) for m in np.maximum(validation_views.mean(axis=0), 1e-12)]
 
 
 def needed_images(fpr):
@@ -146,6 +163,8 @@ class Detector:
     normal_classes: tuple
     validation_images: int
     validation_quantiles: dict  # "50", "90", "99", "max": validation scores
+    views: tuple = ("reconstruct",)  # the model's `anomaly_views`, named
+    view_constants: tuple = (1.0,)  # what `combine` divides each view by
 
 
 def normal_ids(data, normal_classes, dataset):
@@ -187,31 +206,49 @@ def normal_split(data, ids, validation_fraction, fpr, seed):
         validation_images=images.subset(validation))
 
 
-def scores_of(model, images, kind, batch_size):
-    """Anomaly scores of `images` (an `Images`, or an array) under `model`,
-    read chunk by chunk."""
-    scores = [score(clean, distribute.predict(model, clean, batch_size), kind).numpy()
-              for clean in data_lib.as_images(images).float_chunks(batch_size)]
-    return np.concatenate(scores) if scores else np.zeros(0, np.float32)
+def views_of(model, images, kind, batch_size):
+    """`[n, views]` numpy: the model's `anomaly_views` of `images` (an
+    `Images`, or an array), read chunk by chunk."""
+    views = [model.anomaly_views(chunk[i:i + batch_size], kind).numpy()
+             for chunk in data_lib.as_images(images).float_chunks(batch_size)
+             for i in range(0, len(chunk), batch_size)]
+    return np.concatenate(views) if views else np.zeros((0, 1), np.float32)
 
 
-def evaluate(model, data, config, directory, test_scores):
-    """Calibrates the detector on `data.validation_images`, tests it on the
-    test images' `test_scores`, writes `anomaly.json` and the figures to
+def check_separates(validation_scores):
+    """Raises CalibrationError if every validation score is the same: such a
+    detector separates nothing, whatever its threshold."""
+    if np.ptp(validation_scores) <= 1e-6 * np.max(np.abs(validation_scores)):
+        raise CalibrationError(
+            f"the {len(validation_scores)} validation images all score "
+            f"{validation_scores[0]:.6g}: the model cannot tell one image from another, so "
+            "its detector separates nothing; check that the normal images differ, and train "
+            "longer or at a lower --learning_rate")
+
+
+def evaluate(model, data, config, directory, test_views):
+    """Calibrates the detector on `data.validation_images` (each view's
+    constant, then the threshold), tests it on the test images' views
+    (`test_views`, `views_of`), writes `anomaly.json` and the figures to
     `directory`; its metrics."""
     options, batch_size = config.anomaly, config.data.batch_size
-    validation = scores_of(model, data.validation_images, options.anomaly_score, batch_size)
+    validation_views = views_of(model, data.validation_images, options.anomaly_score, batch_size)
+    constants = view_constants(validation_views)
+    validation = combine(validation_views, constants).numpy()
+    check_separates(validation)
     threshold = calibrate(validation, options.anomaly_fpr)
     detector = Detector(
         score=options.anomaly_score, threshold=threshold, fpr=options.anomaly_fpr,
         normal_classes=options.normal_classes, validation_images=len(validation),
         validation_quantiles={q: float(np.quantile(validation, float(q) / 100))
                               for q in ("50", "90", "99")} | {"max": float(validation.max())},
+        views=tuple(model.view_names()), view_constants=tuple(constants),
     )
     files.write_json(os.path.join(directory, model_dir.ANOMALY_FILE),
                      dataclasses.asdict(detector))
     anomalous = ~np.isin(data.test_labels, normal_ids(data, options.normal_classes,
                                                       config.data.dataset))
+    test_scores = combine(test_views, constants).numpy()
     rates = at_threshold(test_scores, anomalous, threshold)
     area = auroc(test_scores, anomalous)
     if area is None:

@@ -25,7 +25,12 @@ VARIANT_OPTIONS = {
     "vae": (*_BACKBONE, "beta", "reconstruction"),
     "sparse": (*_BACKBONE, "sparsity", "sparsity_weight", "sparsity_target"),
     "contractive": (*_BACKBONE, "contractive_weight", "jacobian", "jacobian_samples"),
+    "restoration": ("latent_dim", "filters", "upsampling", "view_weight"),
 }
+# The variant a run without --variant trains: the tutorial's, or with normal
+# classes named the anomaly detector.
+DEFAULT_VARIANT = "linear"
+DETECTOR_VARIANT = "restoration"
 ARCHITECTURES = ("conv", "dense")
 UPSAMPLING_MODES = ("nearest", "transpose")
 RECONSTRUCTIONS = ("bernoulli", "gaussian")  # vae

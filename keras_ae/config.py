@@ -227,7 +227,9 @@ class ModelConfig:
 
     Attributes:
         variant: one of `keras_ae.choices.VARIANT_OPTIONS`, the variants of
-            `keras_ae.models`. Default "linear", the reference tutorial's model.
+            `keras_ae.models`. Default None: in a `RunConfig`, "linear" (the
+            reference tutorial's model), or with normal classes named
+            "restoration" (the anomaly detector).
         latent_dim: size of the code.
         architecture: "conv" or "dense" network (all but linear and conv).
         filters: channels of each stride-2 conv level, e.g. (32, 64) (conv
@@ -241,9 +243,10 @@ class ModelConfig:
         contractive_weight: contractive: λ of the Jacobian penalty.
         jacobian: contractive: "exact" or "estimate".
         jacobian_samples: contractive: samples per image for "estimate".
+        view_weight: restoration: weight of the view head's cross-entropy.
     """
 
-    variant: str = "linear"
+    variant: str | None = None
     latent_dim: int | None = None
     architecture: str | None = None
     filters: tuple | None = None
@@ -256,9 +259,11 @@ class ModelConfig:
     contractive_weight: float | None = None
     jacobian: str | None = None
     jacobian_samples: int | None = None
+    view_weight: float | None = None
 
     def __post_init__(self):
-        _require_choice("variant", self.variant, list(choices.VARIANT_OPTIONS))
+        if self.variant is not None:
+            _require_choice("variant", self.variant, list(choices.VARIANT_OPTIONS))
         _require_positive(self, "latent_dim")
         if self.filters is not None:
             filters = tuple(self.filters)  # a list from JSON or flags
@@ -267,7 +272,7 @@ class ModelConfig:
                     "filters", f"must be positive integers, e.g. 32,64; got {self.filters!r}"
                 )
             object.__setattr__(self, "filters", filters)
-        accepted = choices.VARIANT_OPTIONS[self.variant]
+        accepted = choices.VARIANT_OPTIONS.get(self.variant, self.options())  # None: later
         for name, value in self.options().items():
             if name not in accepted:
                 raise ConfigError(
@@ -286,7 +291,8 @@ class ModelConfig:
             if getattr(self, name) is not None:
                 _require_choice(name, getattr(self, name), valid)
         _require_positive(self, "jacobian_samples")
-        _require_non_negative(self, "beta", "sparsity_weight", "contractive_weight")
+        _require_non_negative(self, "beta", "sparsity_weight", "contractive_weight",
+                              "view_weight")
         if self.sparsity_target is not None and not 0 < self.sparsity_target < 1:
             raise ConfigError(
                 "sparsity_target", f"must be in (0, 1), got {self.sparsity_target!r}"
@@ -307,7 +313,8 @@ class TrainConfig:
         model_dir: where config, checkpoints, logs, metrics and figures go.
         strategy: one of `keras_ae.choices.STRATEGIES`. Default "default".
         tpu: TPU name or address for `strategy="tpu"`. Default None.
-        epochs: passes over the training split. Default 10.
+        epochs: passes over the training split. Default None: the recipe's
+            (10, the restoration detector's 12).
         learning_rate: Adam learning rate. Default None: the recipe's.
         learning_rate_schedule: "constant" or "cosine" (from `learning_rate`
             down to 0 at the last step). Default None: the recipe's.
@@ -329,7 +336,7 @@ class TrainConfig:
     model_dir: str
     strategy: str = "default"
     tpu: str | None = None
-    epochs: int = 10
+    epochs: int | None = None
     learning_rate: float | None = None
     learning_rate_schedule: str | None = None
     steps_per_execution: int | None = None
@@ -418,6 +425,12 @@ class RunConfig:
     model: ModelConfig
     train: TrainConfig
     anomaly: AnomalyConfig = AnomalyConfig()
+
+    def __post_init__(self):
+        if self.model.variant is None:  # the tutorial's model, or the detector
+            variant = (choices.DETECTOR_VARIANT if self.anomaly.normal_classes
+                       else choices.DEFAULT_VARIANT)
+            object.__setattr__(self, "model", dataclasses.replace(self.model, variant=variant))
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

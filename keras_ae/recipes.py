@@ -41,6 +41,7 @@ class Recipe:
     learning_rate = 1e-3
     # "constant", or "cosine": from `learning_rate` down to 0 at the last step.
     learning_rate_schedule = "constant"
+    epochs = 10
 
     # The names of the variant's own figures of merit (`image_metrics`).
     metrics = ()
@@ -158,6 +159,15 @@ class ContractiveRecipe(Recipe):
         return {"mean_jacobian_frobenius": np.sqrt(norms_sq)}
 
 
+class RestorationRecipe(Recipe):
+    """The anomaly detector's (`keras_ae.models.restoration`): what bench/anomaly.py
+    measures as `train.py --normal_classes=K` with nothing else given."""
+
+    learning_rate = 2e-3
+    learning_rate_schedule = "cosine"
+    epochs = 12
+
+
 RECIPES = {
     "linear": Recipe(),
     "conv": ConvRecipe(),
@@ -165,4 +175,5 @@ RECIPES = {
     "vae": VAERecipe(),
     "sparse": SparseRecipe(),
     "contractive": ContractiveRecipe(),
+    "restoration": RestorationRecipe(),
 }

@@ -191,6 +191,38 @@ def test_the_export_answers_is_anomaly_as_keras_does(exported_detector, detector
         assert differences["serving_default/anomaly_score"] < 1e-5, entry
 
 
+@pytest.fixture(scope="module")
+def restoration_run(blobs_dir, tmp_path_factory):
+    """A small restoration detector of blobs, trained for an epoch and exported."""
+    model_dir = tmp_path_factory.mktemp("restoration") / "run"
+    config = dataclasses.replace(
+        detector_config(blobs_dir, model_dir),
+        model=config_lib.ModelConfig("restoration", latent_dim=8, filters=(8, 16)))
+    metrics = training.train(config, distribute.get_strategy("default"), verbose=0)
+    exports = config_lib.ExportConfig(str(tmp_path_factory.mktemp("exports")), model_name="r",
+                                      quantize=("float32",))
+    return model_dir, metrics, export.export_run(str(model_dir), exports)
+
+
+def test_the_export_serves_every_view_of_the_restoration_detector_as_keras(restoration_run):
+    model_dir, metrics, report = restoration_run
+    detector = json.load(open(model_dir / model_dir_lib.ANOMALY_FILE))
+    assert len(detector["views"]) == len(detector["view_constants"]) == 8
+    for entry in ("saved_model", "tflite/reconstruct_float32.tflite"):
+        differences = report["files"][entry]["max_abs_diff"]  # every test image
+        assert differences["serving_default/anomaly_views"] < 1e-4, entry
+        assert differences["serving_default/anomaly_score"] < 1e-5, entry
+        assert differences["serving_default/is_anomaly"] == 0, entry
+    loaded = tf.saved_model.load(report["path"])
+    (constants,) = loaded.anomaly_view_constants
+    np.testing.assert_allclose(constants.numpy(), detector["view_constants"], rtol=1e-6)
+    # Blobs of class 1 are fresh normal images: about 1% flagged, as calibrated.
+    images = tf.constant(make_images(2000, seed=11)[..., None] / 255.0, tf.float32)
+    flagged = loaded.signatures[signatures.RECONSTRUCT](images=images)["is_anomaly"]
+    assert abs(np.mean(flagged) - 0.01) < 0.015
+    assert abs(metrics["test_fpr_at_threshold"] - 0.01) < 0.015
+
+
 def test_a_new_threshold_changes_the_served_decisions(exported_detector):
     loaded = tf.saved_model.load(exported_detector["path"])
     images = tf.constant(make_images(64, seed=5)[..., None] / 255.0, tf.float32)

@@ -34,7 +34,9 @@ RECIPE = " (default: the variant's recipe, keras_ae/recipes.py)"
 MODEL = " (default: the model's, keras_ae/models/VARIANT.py)"
 
 flags.DEFINE_string(
-    "variant", Model.variant, f"Autoencoder variant: {', '.join(choices.VARIANT_OPTIONS)}."
+    "variant", Model.variant, f"Autoencoder variant: {', '.join(choices.VARIANT_OPTIONS)}. "
+    f"Default: {choices.DEFAULT_VARIANT}, or with --normal_classes {choices.DETECTOR_VARIANT} "
+    "(the anomaly detector).",
 )
 flags.DEFINE_string(
     "strategy", Train.strategy, f"tf.distribute strategy: {', '.join(choices.STRATEGIES)}."
@@ -126,7 +128,7 @@ flags.DEFINE_bool(
     "download", Data.download, "Let TensorFlow Datasets download when no local copy exists."
 )
 flags.DEFINE_integer("train_examples", None, "Use only the first N training examples.")
-flags.DEFINE_integer("epochs", Train.epochs, "Passes over the training data.")
+flags.DEFINE_integer("epochs", Train.epochs, "Passes over the training data." + RECIPE)
 flags.DEFINE_integer(
     "batch_size", Data.batch_size, "Global batch size, split across all replicas."
 )
@@ -149,6 +151,7 @@ for define, name, help_ in [
     (flags.DEFINE_float, "contractive_weight", "contractive: lambda of ||J||_F^2"),
     (flags.DEFINE_string, "jacobian", "contractive: exact or estimate (Hutchinson)"),
     (flags.DEFINE_integer, "jacobian_samples", "contractive: samples per image for estimate"),
+    (flags.DEFINE_float, "view_weight", "restoration: weight of the view head's cross-entropy"),
 ]:
     define(name, None, help_ + MODEL + ".")
 flags.DEFINE_float(
@@ -226,15 +229,17 @@ def _integers(name):
 
 def make_config():
     """The RunConfig the flags describe; raises ConfigError on a bad value."""
-    default_dir = os.path.join("runs", f"{FLAGS.variant}-{FLAGS.dataset}")
-    return config_lib.RunConfig(
+    config = config_lib.RunConfig(
         data=_config_from_flags(config_lib.DataConfig, image_size=_integers("image_size")),
         model=_config_from_flags(config_lib.ModelConfig, filters=_integers("filters")),
-        train=_config_from_flags(
-            config_lib.TrainConfig, model_dir=FLAGS.model_dir or default_dir
-        ),
+        train=_config_from_flags(config_lib.TrainConfig, model_dir=FLAGS.model_dir or "runs"),
         anomaly=_config_from_flags(config_lib.AnomalyConfig),
     )
+    if FLAGS.model_dir:
+        return config
+    default_dir = os.path.join("runs", f"{config.model.variant}-{config.data.dataset}")
+    return dataclasses.replace(config, train=dataclasses.replace(config.train,
+                                                                 model_dir=default_dir))
 
 
 def make_configs():

@@ -86,7 +86,8 @@ def export_run(model_dir, config, data=None):
         data = data_lib.load(run.data)
     images = data_lib.to_float(data.test_images[:config.eval_examples].in_memory()).numpy()
     inputs = signatures.inputs(model, images)
-    scoring = detector and (detector["score"], detector["threshold"])
+    scoring = detector and (detector["score"], detector["threshold"],
+                            detector.get("view_constants", [1.0]))
     expected = signatures.keras_outputs(model, inputs, detector=scoring)
     report = _report(model_dir, config, model, run, detector, images, expected)
     staging = versions.staging_dir(path)

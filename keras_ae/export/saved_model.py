@@ -24,17 +24,20 @@ _BATCH = 1000
 
 def write(model, path, crop_to_aspect_ratio=False, detector=None):
     """Writes `model`'s serving signatures as a SavedModel to `path`
-    (`crop_to_aspect_ratio`: the run's; `detector`: `(score kind, threshold)`
-    of an anomaly detector, the threshold then a variable; see
-    `signatures.functions`)."""
+    (`crop_to_aspect_ratio`: the run's; `detector`: `(score kind, threshold,
+    view constants)` of an anomaly detector, the threshold and the constants
+    then variables; see `signatures.functions`)."""
     archive = keras.export.ExportArchive()
     archive.track(model)
     if detector is not None:
-        kind, value = detector
-        threshold = keras.Variable(value, dtype="float32", trainable=False,
+        kind, threshold, constants = detector
+        threshold = keras.Variable(threshold, dtype="float32", trainable=False,
                                    name=signatures.THRESHOLD)
+        constants = keras.Variable(np.asarray(constants, np.float32), trainable=False,
+                                   name=signatures.CONSTANTS)
         archive.add_variable_collection(signatures.THRESHOLD, [threshold])
-        detector = (kind, threshold)
+        archive.add_variable_collection(signatures.CONSTANTS, [constants])
+        detector = (kind, threshold, constants)
     endpoints = signatures.functions(model, crop_to_aspect_ratio, detector)
     for name, (function, spec) in endpoints.items():
         archive.add_endpoint(name, function, input_signature=[spec])

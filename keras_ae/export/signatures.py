@@ -6,10 +6,12 @@
     serving_bytes     image_bytes → what serving_default returns (SavedModel only)
 
 A run with an anomaly detector (`anomaly.json`, `--normal_classes`) adds to
-serving_default and serving_bytes `anomaly_score` (`keras_ae.anomaly.score`),
-`normalized_score` (the threshold at 0.5) and `is_anomaly` (score above the
-threshold). The SavedModel holds the threshold as a variable, the collection
-THRESHOLD (`loaded.anomaly_threshold[0]`), which can be assigned.
+serving_default and serving_bytes `anomaly_views` (the model's
+`anomaly_views`, every view computed in the graph), `anomaly_score` (their
+`keras_ae.anomaly.combine`), `normalized_score` (the threshold at 0.5) and
+`is_anomaly` (score above the threshold). The SavedModel holds the threshold
+and the views' constants as variables, the collections THRESHOLD
+(`loaded.anomaly_threshold[0]`, which can be assigned) and CONSTANTS.
 
 `images` are float32 `[batch, height, width, channels]` in [0, 1], the batch
 dimension dynamic. `image_bytes` is a batch of encoded image files (PNG, JPEG,
@@ -40,7 +42,8 @@ BYTES = "serving_bytes"
 NAMES = (RECONSTRUCT, ENCODE, DECODE)  # in SavedModel and TFLite
 # TFLite has no image decoders: the bytes signature is the SavedModel's alone.
 SAVED_MODEL_NAMES = (*NAMES, BYTES)
-THRESHOLD = "anomaly_threshold"  # the SavedModel's variable collection
+THRESHOLD = "anomaly_threshold"  # the SavedModel's variable collections
+CONSTANTS = "anomaly_view_constants"
 
 
 def encoder_output_names(model):
@@ -54,7 +57,7 @@ def functions(model, crop_to_aspect_ratio=False, detector=None):
     Each function takes its named input and returns a dict of named outputs,
     so exported signatures carry these names. `crop_to_aspect_ratio` is the
     run's, for the bytes signature's resizing; `detector`, `(score kind,
-    threshold variable)`, adds the anomaly outputs.
+    threshold, view constants)` (values or variables), adds the anomaly outputs.
     """
     images_spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="images")
     latent_spec = tf.TensorSpec(
@@ -68,11 +71,12 @@ def functions(model, crop_to_aspect_ratio=False, detector=None):
         error = tf.reduce_mean(tf.square(reconstruction - images), axis=[1, 2, 3])
         outputs = {"reconstruction": reconstruction, "reconstruction_error": error}
         if detector is not None:
-            kind, threshold = detector
-            score = anomaly.score(images, reconstruction, kind)
+            kind, threshold, constants = detector
+            views = model.anomaly_views(images, kind)
+            score = anomaly.combine(views, tf.convert_to_tensor(constants))
             threshold = tf.convert_to_tensor(threshold)
-            outputs.update(anomaly_score=score, normalized_score=0.5 * score / threshold,
-                           is_anomaly=score > threshold)
+            outputs.update(anomaly_views=views, anomaly_score=score,
+                           normalized_score=0.5 * score / threshold, is_anomaly=score > threshold)
         return outputs
 
     def encode(images):
@@ -129,9 +133,10 @@ def inputs(model, images):
 def keras_outputs(model, signature_inputs, batch_size=256, detector=None):
     """What each signature should return, computed by the Keras model itself.
 
-    Independent of `functions`: `predict` on the model and its sub-models, and
-    the reconstruction error and anomaly outputs (`detector`: `(score kind,
-    threshold)`) in numpy, so a mistake there shows as a mismatch.
+    Independent of `functions`: `predict` on the model and its sub-models,
+    the views by the Keras model's `anomaly_views`, the reconstruction error
+    and the rest of the anomaly outputs (`detector`: `(score kind, threshold,
+    view constants)`) in numpy, so a mistake there shows as a mismatch.
     """
     images = signature_inputs[RECONSTRUCT]["images"]
     reconstruction = distribute.predict(model, images, batch_size)
@@ -140,8 +145,8 @@ def keras_outputs(model, signature_inputs, batch_size=256, detector=None):
     decoded = np.round(images * 255).astype(np.uint8) / np.float32(255)
     decoded_reconstruction = distribute.predict(model, decoded, batch_size)
     return {
-        RECONSTRUCT: _numpy_outputs(reconstruction, images, detector),
-        BYTES: _numpy_outputs(decoded_reconstruction, decoded, detector),
+        RECONSTRUCT: _numpy_outputs(model, reconstruction, images, detector, batch_size),
+        BYTES: _numpy_outputs(model, decoded_reconstruction, decoded, detector, batch_size),
         ENCODE: dict(zip(encoder_output_names(model), tf.nest.flatten(codes))),
         DECODE: {
             "images": distribute.predict(
@@ -151,16 +156,13 @@ def keras_outputs(model, signature_inputs, batch_size=256, detector=None):
     }
 
 
-def _numpy_outputs(reconstruction, images, detector):
+def _numpy_outputs(model, reconstruction, images, detector, batch_size):
     squared = np.square(reconstruction - images).reshape(len(images), -1)
     outputs = {"reconstruction": reconstruction, "reconstruction_error": squared.mean(axis=1)}
     if detector is not None:
-        kind, threshold = detector
-        if kind == "mse":
-            score = squared.mean(axis=1)
-        else:  # the largest TOP_FRACTION of the squared errors
-            count = max(1, round(anomaly.TOP_FRACTION * squared.shape[1]))
-            score = -np.sort(-squared, axis=1)[:, :count].mean(axis=1)
-        outputs.update(anomaly_score=score, normalized_score=0.5 * score / threshold,
-                       is_anomaly=score > threshold)
+        kind, threshold, constants = detector
+        views = anomaly.views_of(model, images, kind, batch_size)
+        score = np.mean(views / np.asarray(constants, np.float32), axis=1)
+        outputs.update(anomaly_views=views, anomaly_score=score,
+                       normalized_score=0.5 * score / threshold, is_anomaly=score > threshold)
     return outputs

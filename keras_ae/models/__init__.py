@@ -10,6 +10,7 @@ from keras_ae.models.contractive import ContractiveAutoencoder
 from keras_ae.models.conv import ConvAutoencoder
 from keras_ae.models.denoising import DenoisingAutoencoder
 from keras_ae.models.linear import LinearAutoencoder
+from keras_ae.models.restoration import RestorationAutoencoder
 from keras_ae.models.sparse import SparseAutoencoder
 from keras_ae.models.vae import VariationalAutoencoder
 
@@ -20,6 +21,7 @@ VARIANTS = {
     "vae": VariationalAutoencoder,
     "sparse": SparseAutoencoder,
     "contractive": ContractiveAutoencoder,
+    "restoration": RestorationAutoencoder,
 }
 
 
@@ -33,7 +35,7 @@ def build(variant, input_shape, **options):
 
     Args:
         variant: one of `VARIANTS`: "linear", "conv", "denoising", "vae",
-            "sparse", "contractive".
+            "sparse", "contractive", "restoration".
         input_shape: image shape `(height, width, channels)`.
         **options: the variant's own options, e.g. `latent_dim=16` or, for
             "conv", `upsampling="transpose"`.
@@ -92,6 +94,7 @@ __all__ = [
     "ConvAutoencoder",
     "DenoisingAutoencoder",
     "LinearAutoencoder",
+    "RestorationAutoencoder",
     "SparseAutoencoder",
     "VariationalAutoencoder",
     "UPSAMPLING_MODES",

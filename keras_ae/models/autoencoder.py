@@ -1,12 +1,33 @@
 """The base class every variant builds on: images → encoder → decoder → images."""
 
 import inspect
+import math
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_ae import choices
 from keras_ae import distribute
+
+TOP_FRACTION = 0.1  # "top_k": the share of pixels (and channels) averaged
+
+
+def image_error(images, reconstructions, kind="mse"):
+    """float32 `[batch]`: each image's reconstruction error, of `kind`:
+
+        "mse"    the mean squared error over pixels and channels
+        "top_k"  the mean of its worst TOP_FRACTION of squared errors: a small
+                 defect on a large image moves it, where it barely moves the mean
+    """
+    if kind not in choices.ANOMALY_SCORES:
+        raise ValueError(f"unknown error kind {kind!r}; valid: {', '.join(choices.ANOMALY_SCORES)}")
+    values = math.prod(images.shape[1:])  # static: the model's input shape
+    errors = tf.reshape(tf.square(reconstructions - images), [-1, values])
+    if kind == "mse":
+        return tf.reduce_mean(errors, axis=1)
+    count = max(1, round(TOP_FRACTION * values))
+    return tf.reduce_mean(tf.math.top_k(errors, k=count, sorted=False).values, axis=1)
 
 
 class Autoencoder(keras.Model):
@@ -80,6 +101,16 @@ class Autoencoder(keras.Model):
         # MirroredStrategy its value came out right but its gradient halved on
         # two replicas (tests/test_distribute.py would fail).
         return loss + penalty / tf.distribute.get_strategy().num_replicas_in_sync
+
+    def view_names(self):
+        """What each of `anomaly_views`' columns is."""
+        return ["reconstruct"]
+
+    def anomaly_views(self, images, kind="mse"):
+        """float32 `[batch, views]`, what `keras_ae.anomaly` scores an image
+        by: here one view, the reconstruction error (`image_error` of `kind`).
+        The restoration detector has more."""
+        return image_error(images, self(images, training=False), kind)[:, None]
 
     def encode(self, images, batch_size=32):
         """The deterministic code of `images` (numpy), e.g. for plots."""

@@ -20,6 +20,7 @@ model and its optimizer, `model.py`.
 
 from keras_ae.model_dir import CONFIG_FILE, DENOISING_FIGURE_FILE, FIGURE_FILE, METRICS_FILE
 from keras_ae.model_dir import MODEL_FILE
+from keras_ae.training.callbacks import TrainingCollapsed
 from keras_ae.training.callbacks import TrainingDiverged
 from keras_ae.training.evaluation import evaluate, psnr
 from keras_ae.training.model import build_model
@@ -30,7 +31,7 @@ from keras_ae.training.steps import with_steps_per_execution
 
 __all__ = [
     "AUTO_STEPS_PER_EXECUTION", "CONFIG_FILE", "DENOISING_FIGURE_FILE", "FIGURE_FILE",
-    "METRICS_FILE", "MODEL_FILE", "TrainingDiverged", "auto_steps_per_execution",
+    "METRICS_FILE", "MODEL_FILE", "TrainingCollapsed", "TrainingDiverged", "auto_steps_per_execution",
     "build_model", "evaluate", "load_data", "psnr", "resolve", "train", "with_image_shape",
     "with_steps_per_execution",
 ]

@@ -13,6 +13,25 @@ class TrainingDiverged(Exception):
     """The loss or the weights became NaN or infinite; nothing of it was saved."""
 
 
+class TrainingCollapsed(TrainingDiverged):
+    """The model returns nearly the same output for every image."""
+
+
+# Output spread below this share of the input's counts as collapsed. Across
+# Fashion-MNIST images a freshly initialised conv model's output varies
+# 0.002-0.003 as much as its input (a tiny one of tests/test_restoration.py
+# 0.0006 on noise), 0.65-0.77 after one epoch; a collapsed one (dead ReLUs,
+# a constant output) 0.0.
+COLLAPSED_SPREAD = 1e-4
+
+
+def spread_ratio(images, outputs):
+    """How much `outputs` vary across images, as a share of how much the
+    `images` do: mean over pixels of the std over images, divided."""
+    spread = np.mean(np.std(images, axis=0))
+    return float(np.mean(np.std(outputs, axis=0)) / spread) if spread else 1.0
+
+
 class Backup(keras.callbacks.Callback):
     """Backs up weights and optimizer state after every epoch, so that a killed
     run resumes where it left off: `restore` before `fit`, which then starts
@@ -58,11 +77,19 @@ class StopOnDivergence(keras.callbacks.Callback):
     Raising (unlike Keras' TerminateOnNaN, which lets the epoch end) skips the
     callbacks after it, so the NaN weights are never saved, backed up or
     exported: `model.keras` and the backup keep the last good epoch.
+
+    With `sample` images (float, numpy) it also stops, raising
+    TrainingCollapsed, after an epoch at whose end the model's outputs for
+    them vary less than COLLAPSED_SPREAD as much as they do: a model that
+    returns one image for every input has stopped learning, and would
+    otherwise be saved and even serve as a detector (scoring distance from
+    that image).
     """
 
-    def __init__(self, learning_rate, model_file):
+    def __init__(self, learning_rate, model_file, sample=None):
         super().__init__()
         self.learning_rate, self.model_file = learning_rate, model_file
+        self.sample = sample
         self.epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -76,14 +103,21 @@ class StopOnDivergence(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not all(np.isfinite(w).all() for w in self.model.get_weights()):
             self._stop(f"weights became NaN or infinite in epoch {epoch + 1}")
+        if self.sample is not None:
+            outputs = np.asarray(self.model(self.sample, training=False))
+            ratio = spread_ratio(self.sample, outputs)
+            if ratio < COLLAPSED_SPREAD:
+                self._stop(f"after epoch {epoch + 1} the model returns nearly the same image for "
+                           f"every input (across {len(self.sample)} training images its output "
+                           f"varies {ratio:.1e} as much as they do)", TrainingCollapsed, "collapsed")
 
-    def _stop(self, what):
+    def _stop(self, what, error=TrainingDiverged, happened="diverged"):
         kept = (
             f"{self.model_file} and the backup hold epoch {self.epoch}, the last good one"
             if self.epoch else "no epoch had finished, so nothing was saved"
         )
-        raise TrainingDiverged(
-            f"training diverged: {what}. Lower the learning rate (--learning_rate, "
+        raise error(
+            f"training {happened}: {what}. Lower the learning rate (--learning_rate, "
             f"now {self.learning_rate:g}; try {self.learning_rate / 10:g}); {kept}"
         )
 

@@ -9,7 +9,7 @@ from keras_ae import recipes
 def resolve(config):
     """`config` with every default the run uses written in.
 
-    Noise, learning rate and schedule left None come from the variant's recipe
+    Noise, epochs, learning rate and schedule left None come from the variant's recipe
     (`keras_ae.recipes.RECIPES`), the test noise from the training noise, and
     model options from the model's constructor (`default_options`). A model's
     own `seed` option is not a field: it is the run's `data.seed`.
@@ -31,6 +31,7 @@ def resolve(config):
     model = dataclasses.replace(config.model, **options)
     train = dataclasses.replace(
         config.train,
+        epochs=_or(config.train.epochs, recipe.epochs),
         learning_rate=_or(config.train.learning_rate, recipe.learning_rate),
         learning_rate_schedule=_or(
             config.train.learning_rate_schedule, recipe.learning_rate_schedule

@@ -55,16 +55,16 @@ def evaluate(model, data, config, figure_dir):
         )
     recipe.save_figures(model, figure_dir, data.test_images, data.test_labels, seed)
     if score:
-        metrics.update(anomaly.evaluate(model, data, config, figure_dir, test["scores"]))
+        metrics.update(anomaly.evaluate(model, data, config, figure_dir, test["views"]))
     return metrics
 
 
 def _test_pass(model, images, batch_size, seed, noise_stddev, score):
     """One pass over the test `images`: the summed squared error and its count,
-    per-image PSNRs (with noise) and anomaly scores (with `score`), and the
+    per-image PSNRs (with noise) and anomaly views (with `score`), and the
     first FIGURE_IMAGES of each row of the figures (`shown`)."""
     totals = {"squared_error": 0.0, "values": 0}
-    per_image = {"psnr_noisy": [], "psnr_denoised": [], "scores": []}
+    per_image = {"psnr_noisy": [], "psnr_denoised": [], "views": []}
     shown, first_batch = {}, 0
     for clean in images.float_chunks(batch_size):
         reconstruction = distribute.predict(model, clean, batch_size)
@@ -82,7 +82,7 @@ def _test_pass(model, images, batch_size, seed, noise_stddev, score):
             per_image["psnr_noisy"].append(psnr_per_image(clean, noisy))
             per_image["psnr_denoised"].append(psnr_per_image(clean, rows["denoised"]))
         if score:
-            per_image["scores"].append(anomaly.score(clean, reconstruction, score).numpy())
+            per_image["views"].append(anomaly.views_of(model, clean, score, batch_size))
         for name, row in rows.items():
             kept = shown.get(name, row[:0])
             shown[name] = np.concatenate([kept, row[:FIGURE_IMAGES - len(kept)]])

@@ -66,8 +66,9 @@ def train(config, strategy, data=None, verbose=1, callbacks=(), overwrite=False)
         DataError: the dataset cannot be found or read, or a streamed file
             could not be read while training (`model_dir` keeps the last
             good epoch).
-        TrainingDiverged: the loss became NaN or infinite; `model_dir` keeps
-            the last good epoch.
+        TrainingDiverged: the loss became NaN or infinite, or (TrainingCollapsed)
+            the model returns nearly the same image for every input;
+            `model_dir` keeps the last good epoch.
 
     Example:
 
@@ -192,7 +193,8 @@ def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
         epochs=config.train.epochs,
         initial_epoch=first_epoch,
         steps_per_epoch=steps,
-        callbacks=[*run_callbacks(config, model_dir, backup), *extra_callbacks],
+        callbacks=[*run_callbacks(config, model_dir, backup, _collapse_sample(data)),
+                   *extra_callbacks],
         shuffle=False,  # the stream shuffles each epoch itself
         verbose=verbose,
     )
@@ -209,6 +211,11 @@ def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
     }
     files.write_json(os.path.join(model_dir, model_dir_lib.METRICS_FILE), metrics)
     return metrics
+
+
+def _collapse_sample(data, count=256):
+    """Float training images on which the collapse guard watches the outputs."""
+    return data_lib.to_float(data.train_images[:count].in_memory()).numpy()
 
 
 def _start(config, strategy, model_dir):
@@ -247,11 +254,12 @@ def training_stream(config, strategy, data, first_epoch):
     return strategy.distribute_datasets_from_function(dataset) if data.streamed else dataset()
 
 
-def run_callbacks(config, model_dir, backup):
-    """The run's own callbacks, in order: divergence guard, backup, save, logs."""
+def run_callbacks(config, model_dir, backup, sample=None):
+    """The run's own callbacks, in order: divergence (and with `sample`
+    images, collapse) guard, backup, save, logs."""
     model_file = os.path.join(model_dir, model_dir_lib.MODEL_FILE)
     return [
-        callbacks_lib.StopOnDivergence(config.train.learning_rate, model_file),
+        callbacks_lib.StopOnDivergence(config.train.learning_rate, model_file, sample),
         backup,  # after the divergence check, like every save
         callbacks_lib.SaveModel(model_file),
         keras.callbacks.TensorBoard(os.path.join(model_dir, model_dir_lib.LOG_DIR)),

@@ -1,0 +1,112 @@
+"""The restoration detector: its views, its loss, its score, and the collapse guard."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_ae import anomaly
+from keras_ae import config as config_lib
+from keras_ae import distribute
+from keras_ae import models
+from keras_ae import training
+from keras_ae.models import restoration
+from keras_ae.training import callbacks
+
+FASHION = "/usr/share/datasets/fashion-mnist"
+
+
+def test_the_views_of_a_square_image_are_its_quarter_turns():
+    image = np.array([[1, 2], [3, 4]], np.float32)[None, :, :, None]
+    views = [v.numpy()[0, :, :, 0] for v in restoration.views(tf.constant(image))]
+    np.testing.assert_array_equal(views[0], [[1, 2], [3, 4]])
+    np.testing.assert_array_equal(views[1], [[2, 4], [1, 3]])  # 90° anticlockwise
+    np.testing.assert_array_equal(views[2], [[4, 3], [2, 1]])
+    np.testing.assert_array_equal(views[3], [[3, 1], [4, 2]])
+
+
+def test_the_views_of_an_oblong_image_keep_its_shape():
+    image = np.array([[1, 2, 3], [4, 5, 6]], np.float32)[None, :, :, None]
+    views = [v.numpy()[0, :, :, 0] for v in restoration.views(tf.constant(image))]
+    np.testing.assert_array_equal(views[1], [[6, 5, 4], [3, 2, 1]])
+    np.testing.assert_array_equal(views[2], [[3, 2, 1], [6, 5, 4]])
+    np.testing.assert_array_equal(views[3], [[4, 5, 6], [1, 2, 3]])
+
+
+def test_each_view_is_divided_by_its_validation_mean():
+    validation = np.array([[1.0, 2.0], [3.0, 6.0]])
+    constants = anomaly.view_constants(validation)
+    assert constants == [2.0, 4.0]
+    scores = anomaly.combine(np.array([[2.0, 4.0], [1.0, 12.0]], np.float32), constants)
+    np.testing.assert_allclose(scores, [1.0, 1.75])
+    assert anomaly.view_constants(np.array([[0.5], [0.7]])) == [1.0]  # one view: as it is
+
+
+@pytest.fixture(scope="module")
+def model():
+    model = models.build("restoration", (12, 12, 1), latent_dim=8, filters=(4, 8),
+                         view_weight=0.1)
+    model.compile()
+    return model
+
+
+def test_the_loss_is_the_mean_restoration_error_plus_the_weighted_view_entropy(model):
+    images = np.random.default_rng(0).random((6, 12, 12, 1), np.float32)
+    loss = model.compute_loss(images, images, model(images), training=True)
+    views = model.anomaly_views(images).numpy()  # computed apart, at inference
+    np.testing.assert_allclose(loss, views[:, :4].mean() + 0.1 * views[:, 4:].mean(), rtol=1e-5)
+
+
+def test_a_model_of_one_constant_image_collapsed_and_a_fresh_one_did_not(model):
+    sample = np.random.default_rng(1).random((32, 12, 12, 1), np.float32)
+    guard = callbacks.StopOnDivergence(1e-3, "model.keras", sample)
+    guard.set_model(model)
+    guard.on_epoch_end(0)  # freshly initialised: its outputs vary with its input
+    collapsed = models.build("restoration", (12, 12, 1), latent_dim=8, filters=(4, 8))
+    last = collapsed.decoder.get_layer("reconstruction")
+    last.kernel.assign(tf.zeros_like(last.kernel))  # sigmoid(bias) whatever the input
+    guard.set_model(collapsed)
+    with pytest.raises(training.TrainingCollapsed, match=r"training collapsed: after epoch 3 "
+                       r"the model returns nearly the same image for every input .*"
+                       r"Lower the learning rate"):
+        guard.on_epoch_end(2)
+
+
+def test_validation_scores_that_are_all_equal_separate_nothing():
+    anomaly.check_separates(np.array([0.1, 0.1, 0.1000002]))
+    with pytest.raises(anomaly.CalibrationError, match="all score 0.1: the model cannot tell"):
+        anomaly.check_separates(np.full(100, 0.1))
+
+
+def test_without_a_variant_normal_classes_train_the_detector_at_its_recipe():
+    def resolved(**anomaly_options):
+        return training.resolve(config_lib.RunConfig(
+            config_lib.DataConfig(), config_lib.ModelConfig(), config_lib.TrainConfig("/tmp/run"),
+            config_lib.AnomalyConfig(**anomaly_options)))
+
+    detector = resolved(normal_classes=("3",))
+    assert detector.model.variant == "restoration" and detector.train.epochs == 12
+    assert detector.train.learning_rate_schedule == "cosine"
+    plain = resolved()
+    assert plain.model.variant == "linear" and plain.train.epochs == 10
+
+
+@pytest.mark.slow
+def test_the_detector_separates_a_class_better_than_plain_reconstruction(tmp_path):
+    """Bags (class 8) normal: the restoration detector's multi-view score
+    beats a conv autoencoder's reconstruction error, trained alike."""
+    if not os.path.isdir(FASHION):
+        pytest.fail("needs Debian's dataset-fashion-mnist: apt-get install dataset-fashion-mnist")
+    areas = {}
+    for variant in ("conv", "restoration"):
+        config = config_lib.RunConfig(
+            config_lib.DataConfig("fashion_mnist", download=False, train_examples=20000),
+            config_lib.ModelConfig(variant),
+            config_lib.TrainConfig(str(tmp_path / variant), epochs=3),
+            config_lib.AnomalyConfig(normal_classes=("8",)),
+        )
+        metrics = training.train(config, distribute.get_strategy("default"), verbose=0)
+        areas[variant] = metrics["test_auroc"]
+    print(areas)
+    assert areas["restoration"] > areas["conv"] + 0.02
