@@ -25,7 +25,7 @@ VARIANT_OPTIONS = {
     "vae": (*_BACKBONE, "beta", "reconstruction"),
     "sparse": (*_BACKBONE, "sparsity", "sparsity_weight", "sparsity_target"),
     "contractive": (*_BACKBONE, "contractive_weight", "jacobian", "jacobian_samples"),
-    "restoration": ("latent_dim", "filters", "upsampling", "view_weight"),
+    "restoration": ("latent_dim", "filters", "decoder_filters", "upsampling", "view_weight"),
 }
 # The variant a run without --variant trains: the tutorial's, or with normal
 # classes named the anomaly detector.

@@ -243,6 +243,7 @@ class ModelConfig:
         contractive_weight: contractive: λ of the Jacobian penalty.
         jacobian: contractive: "exact" or "estimate".
         jacobian_samples: contractive: samples per image for "estimate".
+        decoder_filters: restoration: the decoder's channels per level.
         view_weight: restoration: weight of the view head's cross-entropy.
     """
 
@@ -250,6 +251,7 @@ class ModelConfig:
     latent_dim: int | None = None
     architecture: str | None = None
     filters: tuple | None = None
+    decoder_filters: tuple | None = None
     upsampling: str | None = None
     beta: float | None = None
     reconstruction: str | None = None
@@ -265,13 +267,13 @@ class ModelConfig:
         if self.variant is not None:
             _require_choice("variant", self.variant, list(choices.VARIANT_OPTIONS))
         _require_positive(self, "latent_dim")
-        if self.filters is not None:
-            filters = tuple(self.filters)  # a list from JSON or flags
-            if not filters or not all(isinstance(f, int) and f > 0 for f in filters):
-                raise ConfigError(
-                    "filters", f"must be positive integers, e.g. 32,64; got {self.filters!r}"
-                )
-            object.__setattr__(self, "filters", filters)
+        for name in ("filters", "decoder_filters"):
+            if getattr(self, name) is not None:
+                filters = tuple(getattr(self, name))  # a list from JSON or flags
+                if not filters or not all(isinstance(f, int) and f > 0 for f in filters):
+                    raise ConfigError(
+                        name, f"must be positive integers, e.g. 32,64; got {filters!r}")
+                object.__setattr__(self, name, filters)
         accepted = choices.VARIANT_OPTIONS.get(self.variant, self.options())  # None: later
         for name, value in self.options().items():
             if name not in accepted:

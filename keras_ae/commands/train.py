@@ -142,6 +142,7 @@ for define, name, help_ in [
     (flags.DEFINE_integer, "latent_dim", "Size of the code"),
     (flags.DEFINE_string, "architecture", "denoising, vae, sparse, contractive: conv or dense"),
     (flags.DEFINE_list, "filters", "Conv networks: channels of each stride-2 level, e.g. 32,64"),
+    (flags.DEFINE_list, "decoder_filters", "restoration: the decoder's channels per level"),
     (flags.DEFINE_string, "upsampling", "Conv decoders: nearest or transpose"),
     (flags.DEFINE_float, "beta", "vae: weight of the KL term"),
     (flags.DEFINE_string, "reconstruction", "vae: likelihood, bernoulli or gaussian"),
@@ -231,7 +232,8 @@ def make_config():
     """The RunConfig the flags describe; raises ConfigError on a bad value."""
     config = config_lib.RunConfig(
         data=_config_from_flags(config_lib.DataConfig, image_size=_integers("image_size")),
-        model=_config_from_flags(config_lib.ModelConfig, filters=_integers("filters")),
+        model=_config_from_flags(config_lib.ModelConfig, filters=_integers("filters"),
+                                 decoder_filters=_integers("decoder_filters")),
         train=_config_from_flags(config_lib.TrainConfig, model_dir=FLAGS.model_dir or "runs"),
         anomaly=_config_from_flags(config_lib.AnomalyConfig),
     )

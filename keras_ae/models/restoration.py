@@ -56,7 +56,13 @@ class RestorationAutoencoder(Autoencoder):
     Args:
         input_shape: image shape `(height, width, channels)`.
         latent_dim: size of the (ReLU) code. Default 64.
-        filters: channels of each stride-2 conv level. Default (32, 64, 128).
+        filters: the encoder's channels of each stride-2 conv level. Default
+            (32, 64, 128).
+        decoder_filters: the decoder's, from the image size up: it upsamples
+            from the size after `len(decoder_filters)` levels. Default (16, 32),
+            so that the full-size convolutions are narrow: with the encoder's
+            filters a training step took 3 times as long, and detected no
+            better (bench/anomaly.py on class 6).
         upsampling: "nearest" (default) or "transpose".
         view_weight: weight of the view head's cross-entropy beside the mean
             restoration error. Default 0.01, which puts the two terms at
@@ -71,12 +77,15 @@ class RestorationAutoencoder(Autoencoder):
     """
 
     def __init__(self, input_shape, latent_dim=64, filters=(32, 64, 128),
-                 upsampling="nearest", view_weight=0.01, **kwargs):
+                 decoder_filters=(16, 32), upsampling="nearest", view_weight=0.01, **kwargs):
         heads = {"latent": (latent_dim, "relu"), "view": (VIEWS, None)}
-        encoder, decoder = backbone.build(input_shape, heads, "conv", filters, upsampling)
+        encoder = backbone.build_encoder(input_shape, heads, "conv", filters)
+        decoder = backbone.build_decoder(latent_dim, input_shape, "conv", decoder_filters,
+                                         upsampling)
         super().__init__(encoder, decoder, bottleneck=_latent, **kwargs)
         self.arguments = {"latent_dim": latent_dim, "filters": filters,
-                          "upsampling": upsampling, "view_weight": view_weight}
+                          "decoder_filters": decoder_filters, "upsampling": upsampling,
+                          "view_weight": view_weight}
 
     def encode(self, images, batch_size=32):
         """The code of `images` (numpy), without the view head's logits."""
