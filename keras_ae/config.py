@@ -191,13 +191,14 @@ class AnomalyConfig:
             out (seeded) to calibrate the threshold on. Default 0.1.
         anomaly_fpr: the false-positive rate the threshold is calibrated to
             on them. Default 0.01.
-        anomaly_score: "mse" or "top_k" (see `keras_ae.anomaly`). Default "mse".
+        anomaly_score: "mse" or "top_k" (see `keras_ae.anomaly`). Default
+            None: the recipe's ("mse"; the restoration detector's "top_k").
     """
 
     normal_classes: tuple | None = None
     validation_fraction: float = 0.1
     anomaly_fpr: float = 0.01
-    anomaly_score: str = "mse"
+    anomaly_score: str | None = None
 
     def __post_init__(self):
         if self.normal_classes is not None:
@@ -207,7 +208,8 @@ class AnomalyConfig:
         for field in ("validation_fraction", "anomaly_fpr"):
             if not 0 < getattr(self, field) < 1:
                 raise ConfigError(field, f"must be in (0, 1), got {getattr(self, field)!r}")
-        _require_choice("anomaly_score", self.anomaly_score, choices.ANOMALY_SCORES)
+        if self.anomaly_score is not None:
+            _require_choice("anomaly_score", self.anomaly_score, choices.ANOMALY_SCORES)
         if self.normal_classes is None:
             for field in ("validation_fraction", "anomaly_fpr", "anomaly_score"):
                 if getattr(self, field) != _ANOMALY_DEFAULTS[field]:

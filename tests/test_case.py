@@ -192,13 +192,16 @@ class AutoencoderTestCase:
         model, x, _ = trained
         outputs, listing = fresh_process_runs[type(self)]
         images, latent = spec(-1, *self.input_shape), spec(-1, self.options["latent_dim"])
+        code_shapes = model.encoder.output_shape
+        code_shapes = code_shapes if isinstance(code_shapes, list) else [code_shapes]
         assert listing == {
             "serving_default": {
                 "inputs": {"images": images},
                 "outputs": {"reconstruction": images, "reconstruction_error": spec(-1)},
             },
             "encode": {"inputs": {"images": images},
-                       "outputs": {name: latent for name in self.code_names}},
+                       "outputs": {name: spec(-1, *shape[1:]) for name, shape
+                                   in zip(self.code_names, code_shapes)}},
             "decode": {"inputs": {"latent": latent}, "outputs": {"images": images}},
             "serving_bytes": {
                 "inputs": {"image_bytes": {"dtype": "string", "shape": [-1]}},

@@ -13,8 +13,23 @@ from keras_ae import models
 from keras_ae import training
 from keras_ae.models import restoration
 from keras_ae.training import callbacks
+from tests.test_case import AutoencoderTestCase
 
 FASHION = "/usr/share/datasets/fashion-mnist"
+
+
+class TestRestoration(AutoencoderTestCase):
+    variant = "restoration"
+    options = {"latent_dim": 2, "filters": (4, 8), "decoder_filters": (4,)}
+    code_names = ["latent", "view"]
+
+
+class TestRestorationOblong(AutoencoderTestCase):
+    variant = "restoration"
+    input_shape = (8, 12, 3)
+    options = {"latent_dim": 2, "filters": (4, 8), "decoder_filters": (4, 8),
+               "upsampling": "transpose"}
+    code_names = ["latent", "view"]
 
 
 def test_the_views_of_a_square_image_are_its_quarter_turns():

@@ -16,6 +16,7 @@ import sys
 from absl import app
 from absl import flags
 
+from keras_ae import anomaly
 from keras_ae import choices
 from keras_ae import commands
 from keras_ae import config as config_lib
@@ -115,7 +116,7 @@ flags.DEFINE_float(
 flags.DEFINE_enum(
     "anomaly_score", Anomaly.anomaly_score, choices.ANOMALY_SCORES,
     "With --normal_classes: mse (each image's mean squared error) or top_k (the mean of "
-    "its worst 10% of squared pixel errors, for small defects).",
+    "its worst 10% of squared pixel errors, for small defects)" + RECIPE + ".",
 )
 flags.DEFINE_string(
     "image_key", None, "TensorFlow Datasets: the image feature, where there are several."
@@ -289,7 +290,7 @@ def main(argv):
             "every worker with the same command: training resumes from the last backup "
             f"in {config.train.model_dir}",
         )
-    except training.TrainingDiverged as e:
+    except (training.TrainingDiverged, anomaly.CalibrationError) as e:
         commands.fail("train.py", 1, e)
     except config_lib.ConfigError as e:
         commands.fail("train.py", 2, f"--{e.field}: {e.message}")

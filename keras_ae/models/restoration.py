@@ -65,8 +65,9 @@ class RestorationAutoencoder(Autoencoder):
             better (bench/anomaly.py on class 6).
         upsampling: "nearest" (default) or "transpose".
         view_weight: weight of the view head's cross-entropy beside the mean
-            restoration error. Default 0.01, which puts the two terms at
-            similar sizes on Fashion-MNIST.
+            restoration error. Default 0.05 (against 0.01 on Fashion-MNIST's
+            shirts and pullovers, bench/anomaly.py's protocol: AUROC +0.35
+            and -0.23 points by MSE; both within a run's noise).
 
     Example:
 
@@ -77,7 +78,7 @@ class RestorationAutoencoder(Autoencoder):
     """
 
     def __init__(self, input_shape, latent_dim=64, filters=(32, 64, 128),
-                 decoder_filters=(16, 32), upsampling="nearest", view_weight=0.01, **kwargs):
+                 decoder_filters=(16, 32), upsampling="nearest", view_weight=0.05, **kwargs):
         heads = {"latent": (latent_dim, "relu"), "view": (VIEWS, None)}
         encoder = backbone.build_encoder(input_shape, heads, "conv", filters)
         decoder = backbone.build_decoder(latent_dim, input_shape, "conv", decoder_filters,

@@ -9,7 +9,8 @@ from keras_ae import recipes
 def resolve(config):
     """`config` with every default the run uses written in.
 
-    Noise, epochs, learning rate and schedule left None come from the variant's recipe
+    Noise, epochs, learning rate, schedule and anomaly score left None come
+    from the variant's recipe
     (`keras_ae.recipes.RECIPES`), the test noise from the training noise, and
     model options from the model's constructor (`default_options`). A model's
     own `seed` option is not a field: it is the run's `data.seed`.
@@ -37,7 +38,11 @@ def resolve(config):
             config.train.learning_rate_schedule, recipe.learning_rate_schedule
         ),
     )
-    return dataclasses.replace(config, data=data, model=model, train=train)
+    anomaly = config.anomaly
+    if anomaly.normal_classes:
+        anomaly = dataclasses.replace(
+            anomaly, anomaly_score=_or(anomaly.anomaly_score, recipe.anomaly_score))
+    return dataclasses.replace(config, data=data, model=model, train=train, anomaly=anomaly)
 
 
 def with_image_shape(config, data):
