@@ -13,7 +13,7 @@ BUILT_IN_DATASETS = ("mnist", "fashion_mnist", "kmnist", "cifar10")
 INPUTS = ("auto", "memory", "stream")
 
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "warmup_cosine")
 
 # Each variant's model options (`keras_ae.models.option_names`, less the
 # `seed` a run passes from `data.seed`).

@@ -320,8 +320,9 @@ class TrainConfig:
         epochs: passes over the training split. Default None: the recipe's
             (10, the restoration detector's 12).
         learning_rate: Adam learning rate. Default None: the recipe's.
-        learning_rate_schedule: "constant" or "cosine" (from `learning_rate`
-            down to 0 at the last step). Default None: the recipe's.
+        learning_rate_schedule: "constant", "cosine" (from `learning_rate`
+            down to 0 at the last step) or "warmup_cosine" (up from 0 over the
+            first epoch, then cosine). Default None: the recipe's.
         steps_per_execution: training steps run per call into the graph;
             more cuts host overhead; must divide the steps of an epoch.
             Default None: chosen by the run (`keras_ae.training.steps.auto_steps_per_execution`:

@@ -144,7 +144,7 @@ def test_a_detector_trains_on_normal_images_and_is_calibrated(detector_run):
 def test_a_test_split_without_anomalies_has_no_auroc(detector_run, blobs_dir, tmp_path,
                                                      caplog):
     model_dir, _ = detector_run
-    config = detector_config(blobs_dir, model_dir)
+    config = training.resolve(detector_config(blobs_dir, model_dir))  # as the run ran
     split = anomaly.normal_split(data.load(config.data), [0], 0.5, 0.01, seed=0)
     only_normal = dataclasses.replace(split, test_labels=np.zeros_like(split.test_labels))
     model = keras.saving.load_model(model_dir / "model.keras")

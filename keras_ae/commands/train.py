@@ -136,7 +136,8 @@ flags.DEFINE_integer(
 flags.DEFINE_float("learning_rate", None, "Adam learning rate" + RECIPE + ".")
 flags.DEFINE_string(
     "learning_rate_schedule", None,
-    "constant, or cosine: from --learning_rate down to 0 at the last step" + RECIPE + ".",
+    "constant; cosine: from --learning_rate down to 0 at the last step; warmup_cosine: up "
+    "from 0 over the first epoch, then cosine" + RECIPE + ".",
 )
 # The model options, each None unless given: then the model's default.
 for define, name, help_ in [
