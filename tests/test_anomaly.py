@@ -200,7 +200,7 @@ def restoration_run(blobs_dir, tmp_path_factory):
         model=config_lib.ModelConfig("restoration", latent_dim=8, filters=(8, 16)))
     metrics = training.train(config, distribute.get_strategy("default"), verbose=0)
     exports = config_lib.ExportConfig(str(tmp_path_factory.mktemp("exports")), model_name="r",
-                                      quantize=("float32",))
+                                      quantize=("float32", "int8"))
     return model_dir, metrics, export.export_run(str(model_dir), exports)
 
 
@@ -213,6 +213,8 @@ def test_the_export_serves_every_view_of_the_restoration_detector_as_keras(resto
         assert differences["serving_default/anomaly_views"] < 1e-4, entry
         assert differences["serving_default/anomaly_score"] < 1e-5, entry
         assert differences["serving_default/is_anomaly"] == 0, entry
+    # The int8 file runs every view in LiteRT too (its differences reported, not bounded).
+    assert "anomaly_views" in report["files"]["tflite/reconstruct_int8.tflite"]["outputs"]
     loaded = tf.saved_model.load(report["path"])
     (constants,) = loaded.anomaly_view_constants
     np.testing.assert_allclose(constants.numpy(), detector["view_constants"], rtol=1e-6)

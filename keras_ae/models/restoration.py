@@ -61,8 +61,8 @@ class RestorationAutoencoder(Autoencoder):
         decoder_filters: the decoder's, from the image size up: it upsamples
             from the size after `len(decoder_filters)` levels. Default (16, 32),
             so that the full-size convolutions are narrow: with the encoder's
-            filters a training step took 3 times as long, and detected no
-            better (bench/anomaly.py on class 6).
+            filters, shirts (bench/anomaly.py's class 6) trained in 356 s
+            instead of 116 s, to an AUROC of 84.3 instead of 84.2.
         upsampling: "nearest" (default) or "transpose".
         view_weight: weight of the view head's cross-entropy beside the mean
             restoration error. Default 0.05 (against 0.01 on Fashion-MNIST's
