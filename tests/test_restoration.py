@@ -102,7 +102,7 @@ def test_without_a_variant_normal_classes_train_the_detector_at_its_recipe():
 
     detector = resolved(normal_classes=("3",))
     assert detector.model.variant == "restoration" and detector.train.epochs == 12
-    assert detector.train.learning_rate_schedule == "cosine"
+    assert detector.train.learning_rate_schedule == "warmup_cosine"
     plain = resolved()
     assert plain.model.variant == "linear" and plain.train.epochs == 10
 

@@ -213,7 +213,7 @@ def parse():
         (["--upsampling=bilinear", "--variant=conv"], "upsampling", "nearest, transpose"),
         (["--upsampling=nearest"], "upsampling", "does not apply to variant 'linear'"),
         (["--export_base=never-written", "--quantize=int4"], "quantize", "float32, float16"),
-        (["--learning_rate_schedule=step"], "learning_rate_schedule", "constant, cosine"),
+        (["--learning_rate_schedule=step"], "learning_rate_schedule", "constant, cosine, warmup"),
     ],
 )
 def test_bad_flags_name_the_flag_and_the_valid_values(parse, argv, field, message):
@@ -342,6 +342,18 @@ def test_cosine_schedule_decays_the_learning_rate_to_zero(tiny_mnist_dir, tmp_pa
     optimizer = keras.saving.load_model(tmp_path / "model.keras").optimizer
     assert int(optimizer.iterations) == 3 * 256 // 64
     assert float(optimizer.learning_rate) < 1e-6  # 0.01 at the start
+
+
+def test_warmup_cosine_rises_over_the_first_epoch_then_decays_to_zero(tmp_path):
+    config = training.resolve(config_lib.RunConfig(
+        config_lib.DataConfig(), config_lib.ModelConfig("linear"),
+        config_lib.TrainConfig(str(tmp_path), epochs=3, learning_rate=0.01,
+                               learning_rate_schedule="warmup_cosine")))
+    model = training.build_model(config, distribute.get_strategy("default"), (4, 4, 1), 10)
+    schedule = model.optimizer._learning_rate  # the schedule, called with the step
+    rates = [float(schedule(step)) for step in (0, 5, 10, 20, 30)]
+    assert rates[0] == 0 and rates[1] == pytest.approx(0.005) and rates[2] == pytest.approx(0.01)
+    assert rates[3] == pytest.approx(0.005, rel=1e-3) and rates[4] < 1e-6
 
 
 # --- Steps per execution and XLA ------------------------------------------------
