@@ -50,13 +50,6 @@ class CalibrationError(ValueError):
 score = autoencoder.image_error  # an image's reconstruction error, "mse" or "top_k"
 
 
-# The least constant a view is divided by. A head that names the views of
-# normal images almost surely has a mean negative log-likelihood near 0 (3e-4
-# on sneakers); divided by that, float32 round-off in its log-softmax ruled the
-# score, and the exported graph differed from Keras by 1.4e-5 of it.
-MIN_CONSTANT = 1e-3
-
-
 def combine(views, constants):
     """float32 `[batch]` anomaly scores from `[batch, views]` errors (a model's
     `anomaly_views`): the mean over views of each divided by its constant."""
@@ -70,7 +63,7 @@ def view_constants(validation_views):
     validation_views = np.asarray(validation_views, np.float64)
     if validation_views.shape[1] == 1:
         return [1.0]
-    return [float(m) for m in np.maximum(validation_views.mean(axis=0), MIN_CONSTANT)]
+    return [float(m) for m in np.maximum(validation_views.mean(axis=0), 1e-12)]
 
 
 def needed_images(fpr):
