@@ -98,7 +98,7 @@ def test_a_bad_flag_fails_in_one_line_exit_2_and_writes_nothing(tiny_mnist_dir, 
     errors = [line for line in result.stderr.splitlines() if line.startswith("train.py:")]
     assert errors == [
         "train.py: error: --variant: unknown value 'deep'; valid values: "
-        "linear, conv, denoising, vae, sparse, contractive"
+        "linear, conv, denoising, vae, sparse, contractive, restoration"
     ], result.stderr[-2000:]
     assert not model_dir.exists()
 
@@ -267,6 +267,7 @@ VARIANT_OUTPUTS = {
             ["samples.png", "latent_manifold.png", "latent_scatter.png"]),
     "sparse": (["mean_code_activation", "fraction_code_near_zero"], []),
     "contractive": (["mean_jacobian_frobenius"], []),
+    "restoration": ([], []),
 }
 
 
