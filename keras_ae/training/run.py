@@ -193,7 +193,10 @@ def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
         epochs=config.train.epochs,
         initial_epoch=first_epoch,
         steps_per_epoch=steps,
-        callbacks=[*run_callbacks(config, model_dir, backup, _collapse_sample(data)),
+        # Only a detector's: on incompressible data (noise) the best a plain
+        # autoencoder can do is output the mean image, which is no failure.
+        callbacks=[*run_callbacks(config, model_dir, backup, config.anomaly.normal_classes
+                                  and _collapse_sample(data)),
                    *extra_callbacks],
         shuffle=False,  # the stream shuffles each epoch itself
         verbose=verbose,
