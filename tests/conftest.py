@@ -30,8 +30,8 @@ def pytest_configure(config):
 # The files that take longest (BUILD.md, "Tests"), run first: pytest-xdist
 # hands out files in collection order, so a long one started last would leave
 # the other worker idle at the end.
-LONGEST_FIRST = ("test_train.py", "test_multi_worker.py", "test_anomaly.py", "test_export.py",
-                 "test_images.py")
+LONGEST_FIRST = ("test_train.py", "test_multi_worker.py", "test_anomaly.py",
+                 "test_restoration.py", "test_export.py", "test_images.py")
 
 
 def pytest_collection_modifyitems(items):

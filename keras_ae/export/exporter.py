@@ -89,6 +89,7 @@ def export_run(model_dir, config, data=None):
     scoring = detector and (detector["score"], detector["threshold"],
                             detector.get("view_constants", [1.0]))
     expected = signatures.keras_outputs(model, inputs, detector=scoring)
+    scale = checks.scales(expected, scoring)
     report = _report(model_dir, config, model, run, detector, images, expected)
     staging = versions.staging_dir(path)
     scratch = tempfile.mkdtemp()
@@ -101,12 +102,12 @@ def export_run(model_dir, config, data=None):
         saved_model.write(model, saved_model_dir, run.data.crop_to_aspect_ratio, scoring)
         if wanted:
             report["files"]["saved_model"] = checks.check_saved_model(
-                saved_model_dir, inputs, expected
+                saved_model_dir, inputs, expected, scale
             )
         if "tflite" in config.formats:
             calibration = _calibration_inputs(model, data, config)
             report["files"].update(_export_tflite(
-                saved_model_dir, staging, config.quantize, calibration, inputs, expected
+                saved_model_dir, staging, config.quantize, calibration, inputs, expected, scale
             ))
         files.write_json(os.path.join(staging, REPORT_FILE), report)
         versions.publish(staging, path, config.overwrite)
@@ -191,7 +192,7 @@ def _load_run(model_dir, config):
     return model, run, detector
 
 
-def _export_tflite(saved_model_dir, directory, flavours, calibration, inputs, expected):
+def _export_tflite(saved_model_dir, directory, flavours, calibration, inputs, expected, scale):
     """Converts each endpoint in each flavour into `directory/tflite/` and checks
     it; returns the report entries."""
     os.mkdir(os.path.join(directory, TFLITE_DIR))
@@ -205,7 +206,7 @@ def _export_tflite(saved_model_dir, directory, flavours, calibration, inputs, ex
             with open(os.path.join(directory, name), "wb") as f:
                 f.write(tflite.convert(saved_model_dir, signature, quantize, calibration[signature]))
             entries[name] = checks.check_tflite(
-                os.path.join(directory, name), signature, quantize, inputs, expected
+                os.path.join(directory, name), signature, quantize, inputs, expected, scale
             )
             sizes[quantize] = entries[name]["size_bytes"]
             if quantize != "float32" and "float32" in sizes:
