@@ -209,10 +209,11 @@ def anomaly(detector, baselines):
         return f"{variant} {min(rates):.1f}-{max(rates):.1f}"
 
     served = [by[first, c] for c in classes if "served_fpr" in by[first, c]]
+    gap = max((abs(r["served_auroc"] - r["test_auroc"]) for r in served), default=0)
     within = (f" ({first}: as served by each run's exported SavedModel, within 3 standard "
               f"deviations of the calibration for {sum(r['served_fpr_within_tolerance'] for r in served)}"
-              f" of {len(served)} classes; its AUROC there equals the table's to "
-              f"{max(abs(r['served_auroc'] - r['test_auroc']) for r in served):.0e})"
+              f" of {len(served)} classes; its AUROC there equals the table's "
+              + ("exactly" if gap == 0 else f"to {gap:.0e}") + ")"
               if served else "")
     lines += ["", "FPR (%) of the calibrated threshold on each class's normal test images"
               + within + ": " + ", ".join(fpr_range(v) for v in variants) + ". Published means: "

@@ -254,7 +254,7 @@ def evaluate(model, data, config, directory, test_views):
     if area is None:
         logging.warning("AUROC and average precision undefined: the test split has %s",
                         "no anomalous images" if not anomalous.any() else "no normal images")
-    _save_figures(directory, data.test_images, test_scores, anomalous, threshold, area)
+    _save_figures(directory, data, test_scores, anomalous, threshold, area)
     return {
         "anomaly_threshold": threshold,
         "test_normal_images": int((~anomalous).sum()),
@@ -265,13 +265,16 @@ def evaluate(model, data, config, directory, test_views):
     }
 
 
-def _save_figures(directory, test_images, scores, anomalous, threshold, area):
+def _save_figures(directory, data, scores, anomalous, threshold, area):
     plots.save_score_histograms(os.path.join(directory, model_dir.SCORES_FIGURE_FILE), scores,
                                 anomalous, threshold)
     if area is not None:
         plots.save_roc(os.path.join(directory, model_dir.ROC_FIGURE_FILE),
                        *roc_curve(scores, anomalous), area)
     highest = np.argsort(-scores, kind="stable")[:40]
-    plots.save_image_grid(os.path.join(directory, model_dir.HIGHEST_SCORES_FIGURE_FILE),
-                          data_lib.to_float(test_images.subset(highest).in_memory()).numpy(),
-                          columns=10)
+    labels = data.test_labels[highest]
+    names = [data.class_names[i] if i < len(data.class_names) else f"class {i}" for i in labels]
+    plots.save_scored_images(
+        os.path.join(directory, model_dir.HIGHEST_SCORES_FIGURE_FILE),
+        data_lib.to_float(data.test_images.subset(highest).in_memory()).numpy(),
+        scores[highest], anomalous[highest], names, threshold)

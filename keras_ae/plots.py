@@ -65,16 +65,52 @@ def _save(fig, path):
 
 
 def save_score_histograms(path, scores, anomalous, threshold):
-    """Histograms of normal and anomalous images' scores, threshold marked."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    bins = np.linspace(np.min(scores), np.max(scores), 60)
-    for mask, name in ((~anomalous, "normal"), (anomalous, "anomalous")):
-        if mask.any():
-            ax.hist(scores[mask], bins=bins, alpha=0.6, label=f"{name} ({mask.sum()})")
-    ax.axvline(threshold, color="k", linestyle="--", label="threshold")
-    ax.set_xlabel("anomaly score")
-    ax.set_ylabel("test images")
-    ax.legend()
+    """The normal and the anomalous images' scores in two panels over one
+    axis (the thousand normal images would hide behind nine thousand
+    anomalous ones in one), threshold dashed; scores above the 99.5th
+    percentile are counted in the last bin, so a long tail cannot squash the
+    rest."""
+    scores, anomalous = np.asarray(scores, np.float64), np.asarray(anomalous, bool)
+    top = float(np.quantile(scores, 0.995))
+    bins = np.linspace(float(np.min(scores)), max(top, threshold) * 1.02, 60)
+    fig, axes = plt.subplots(2, 1, sharex=True, figsize=(6, 5))
+    for ax, mask, name, color in ((axes[0], ~anomalous, "normal", "tab:blue"),
+                                  (axes[1], anomalous, "anomalous", "tab:red")):
+        ax.hist(np.minimum(scores[mask], bins[-1]), bins=bins, color=color)
+        ax.axvline(threshold, color="k", linestyle="--")
+        flagged = np.mean(scores[mask] > threshold) if mask.any() else 0.0
+        ax.set_title(f"{mask.sum()} {name} test images: {flagged:.1%} above the threshold",
+                     fontsize=10)
+        ax.set_ylabel("images")
+    axes[1].set_xlabel(f"anomaly score (dashed: threshold {threshold:.4g}; "
+                       f"scores above {bins[-1]:.3g} in the last bin)")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def save_scored_images(path, images, scores, anomalous, names, threshold, columns=10):
+    """Images (N, H, W, C in [0, 1]) in a grid, each captioned with its score
+    and class name and framed red if its class is anomalous, blue if normal;
+    a score above `threshold` is marked "!" (flagged)."""
+    rows = -(-len(images) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.6), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, image, score, is_anomalous, name in zip(axes.flat, images, scores, anomalous, names):
+        image = np.clip(np.asarray(image, np.float32), 0, 1)
+        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
+        ax.set_axis_on()
+        ax.set_xticks([])
+        ax.set_yticks([])
+        color = "tab:red" if is_anomalous else "tab:blue"
+        for spine in ax.spines.values():
+            spine.set_color(color)
+            spine.set_linewidth(2)
+        ax.set_title(f"{score:.3g}{'!' if score > threshold else ''}\n{name}", fontsize=7,
+                     color=color)
+    fig.suptitle(f"The {len(images)} highest-scoring test images: score (! above the "
+                 f"threshold {threshold:.4g}) and class; red: an anomalous class, blue: normal",
+                 fontsize=9)
     fig.tight_layout()
     _save(fig, path)
 

@@ -19,6 +19,7 @@ from keras_ae import distribute
 from keras_ae import export
 from keras_ae import model_dir as model_dir_lib
 from keras_ae import training
+from keras_ae.commands import train as train_command
 from keras_ae.export import signatures
 from tests.conftest import make_images, write_idx
 from tests.test_export import _StandInServer
@@ -139,6 +140,12 @@ def test_a_detector_trains_on_normal_images_and_is_calibrated(detector_run):
     assert 0.4 < metrics["test_auroc"] < 0.6  # no better than chance, rightly
     for figure in ("anomaly_scores.png", "roc.png", "highest_scores.png"):
         assert (model_dir / figure).exists()
+    line = train_command.summary(metrics, str(model_dir))  # what train.py prints last
+    assert (f"detector: test AUROC {metrics['test_auroc']:.4f}, threshold "
+            f"{metrics['anomaly_threshold']:.4g} (test FPR "
+            f"{metrics['test_fpr_at_threshold']:.1%}, TPR ") in line
+    plain = {k: v for k, v in metrics.items() if k != "anomaly_threshold"}
+    assert "detector" not in train_command.summary(plain, str(model_dir))
 
 
 def test_a_test_split_without_anomalies_has_no_auroc(detector_run, blobs_dir, tmp_path,
@@ -193,14 +200,16 @@ def test_the_export_answers_is_anomaly_as_keras_does(exported_detector, detector
 
 @pytest.fixture(scope="module")
 def restoration_run(blobs_dir, tmp_path_factory):
-    """A small restoration detector of blobs, trained for an epoch and exported."""
+    """A small restoration detector of blobs, trained for two epochs and
+    exported (checked on 500 test images)."""
     model_dir = tmp_path_factory.mktemp("restoration") / "run"
     config = dataclasses.replace(
         detector_config(blobs_dir, model_dir),
         model=config_lib.ModelConfig("restoration", latent_dim=8, filters=(8, 16)))
     metrics = training.train(config, distribute.get_strategy("default"), verbose=0)
     exports = config_lib.ExportConfig(str(tmp_path_factory.mktemp("exports")), model_name="r",
-                                      quantize=("float32", "int8"), calibration_examples=100)
+                                      quantize=("float32", "int8"), calibration_examples=100,
+                                      eval_examples=500)
     return model_dir, metrics, export.export_run(str(model_dir), exports)
 
 
@@ -209,7 +218,7 @@ def test_the_export_serves_every_view_of_the_restoration_detector_as_keras(resto
     detector = json.load(open(model_dir / model_dir_lib.ANOMALY_FILE))
     assert len(detector["views"]) == len(detector["view_constants"]) == 8
     for entry in ("saved_model", "tflite/reconstruct_float32.tflite"):
-        differences = report["files"][entry]["max_abs_diff"]  # every test image
+        differences = report["files"][entry]["max_abs_diff"]  # every checked image
         assert differences["serving_default/anomaly_views"] < 1e-4, entry
         assert differences["serving_default/anomaly_score"] < 1e-5, entry
         assert differences["serving_default/is_anomaly"] == 0, entry

@@ -307,12 +307,21 @@ def main(argv):
 
 
 def summary(metrics, model_dir):
-    """The run's one-line summary: what trained, how well, how fast, where to."""
+    """The run's one-line summary: what trained, how well, how fast, where to;
+    for a detector, how well it tells the test images apart and by what."""
+    detector = ""
+    if "anomaly_threshold" in metrics:
+        area = metrics.get("test_auroc")
+        rates = [f"{name.upper()} {metrics[f'test_{name}_at_threshold']:.1%}"
+                 for name in ("fpr", "tpr") if metrics.get(f"test_{name}_at_threshold") is not None]
+        detector = (f"; detector: test AUROC {'undefined' if area is None else f'{area:.4f}'}, "
+                    f"threshold {metrics['anomaly_threshold']:.4g}"
+                    + (f" (test {', '.join(rates)})" if rates else ""))
     return (
         f"{metrics['variant']} on {metrics['dataset']}: test_mse {metrics['test_mse']:.5f} "
         f"after {metrics['epochs_trained']} epoch(s) in {metrics['train_seconds']:.1f} s "
         f"({metrics['train_images_per_second']:,.0f} images/s, "
-        f"{metrics['replicas']} replica(s)); "
+        f"{metrics['replicas']} replica(s)){detector}; "
         f"checkpoint {os.path.join(model_dir, training.MODEL_FILE)}, "
         f"metrics {os.path.join(model_dir, training.METRICS_FILE)}, "
         f"figure {os.path.join(model_dir, training.FIGURE_FILE)}"

@@ -86,6 +86,7 @@ def export_run(model_dir, config, data=None):
         data = data_lib.load(run.data)
     images = data_lib.to_float(data.test_images[:config.eval_examples].in_memory()).numpy()
     inputs = signatures.inputs(model, images)
+    # A detector written before views existed has one view, its constant 1.
     scoring = detector and (detector["score"], detector["threshold"],
                             detector.get("view_constants", [1.0]))
     expected = signatures.keras_outputs(model, inputs, detector=scoring)
