@@ -69,11 +69,15 @@ def save_score_histograms(path, scores, anomalous, threshold):
     axis (the thousand normal images would hide behind nine thousand
     anomalous ones in one), threshold dashed; scores above the 99.5th
     percentile are counted in the last bin, so a long tail cannot squash the
-    rest."""
+    rest, and scores spanning over 100× are drawn on a log axis."""
     scores, anomalous = np.asarray(scores, np.float64), np.asarray(anomalous, bool)
-    top = float(np.quantile(scores, 0.995))
-    bins = np.linspace(float(np.min(scores)), max(top, threshold) * 1.02, 60)
+    low, top = float(np.min(scores)), max(float(np.quantile(scores, 0.995)), threshold) * 1.02
+    # Scores over orders of magnitude (the restoration detector's) on a log axis.
+    logarithmic = low > 0 and top / low > 100
+    bins = np.geomspace(low, top, 60) if logarithmic else np.linspace(low, top, 60)
     fig, axes = plt.subplots(2, 1, sharex=True, figsize=(6, 5))
+    if logarithmic:
+        axes[1].set_xscale("log")
     for ax, mask, name, color in ((axes[0], ~anomalous, "normal", "tab:blue"),
                                   (axes[1], anomalous, "anomalous", "tab:red")):
         ax.hist(np.minimum(scores[mask], bins[-1]), bins=bins, color=color)
@@ -83,7 +87,7 @@ def save_score_histograms(path, scores, anomalous, threshold):
                      fontsize=10)
         ax.set_ylabel("images")
     axes[1].set_xlabel(f"anomaly score (dashed: threshold {threshold:.4g}; "
-                       f"scores above {bins[-1]:.3g} in the last bin)")
+                       f"last bin: above {bins[-1]:.3g})")
     fig.tight_layout()
     _save(fig, path)
 
