@@ -145,7 +145,7 @@ def test_a_detector_trains_on_normal_images_and_is_calibrated(detector_run):
             f"{metrics['anomaly_threshold']:.4g} (test FPR "
             f"{metrics['test_fpr_at_threshold']:.1%}, TPR ") in line
     plain = {k: v for k, v in metrics.items() if k != "anomaly_threshold"}
-    assert "detector" not in train_command.summary(plain, str(model_dir))
+    assert "test AUROC" not in train_command.summary(plain, str(model_dir))
 
 
 def test_a_test_split_without_anomalies_has_no_auroc(detector_run, blobs_dir, tmp_path,
