@@ -96,9 +96,9 @@ def check_tflite(path, signature, quantize, inputs, expected, scale):
     return entry
 
 
-def scaled_difference(output, expected, scale):
-    output, expected = np.asarray(output, np.float64), np.asarray(expected, np.float64)
-    return float(np.max(np.abs(output - expected) / scale))
+def scaled_differences(output, expected, scale):
+    """|output - expected| / scale elementwise, as float64 (see FLOAT_TOLERANCE)."""
+    return np.abs(np.asarray(output, np.float64) - np.asarray(expected, np.float64)) / scale
 
 
 def differences(outputs, expected, scale):
@@ -106,16 +106,15 @@ def differences(outputs, expected, scale):
     "signature/output": max abs, max scaled (by `scale`, see FLOAT_TOLERANCE), MSE."""
     pairs = {  # as float64: is_anomaly is boolean
         f"{signature}/{k}": (np.asarray(outputs[signature][k], np.float64),
-                             np.asarray(expected[signature][k], np.float64))
+                             np.asarray(expected[signature][k], np.float64),
+                             scale[signature][k])
         for signature in expected for k in expected[signature]
     }
     return {
-        "max_abs_diff": {k: float(np.max(np.abs(a - b))) for k, (a, b) in pairs.items()},
-        "max_scaled_diff": {
-            f"{signature}/{k}": scaled_difference(outputs[signature][k], value, scale[signature][k])
-            for signature in expected for k, value in expected[signature].items()
-        },
-        "mse_vs_keras": {k: mse(a, b) for k, (a, b) in pairs.items()},
+        "max_abs_diff": {k: float(np.max(np.abs(a - b))) for k, (a, b, _) in pairs.items()},
+        "max_scaled_diff": {k: float(np.max(scaled_differences(a, b, s)))
+                            for k, (a, b, s) in pairs.items()},
+        "mse_vs_keras": {k: mse(a, b) for k, (a, b, _) in pairs.items()},
     }
 
 
@@ -129,17 +128,19 @@ def compare(what, outputs, expected, scale):
                 f"expected {sorted(expected[signature])}"
             )
         for output, value in expected[signature].items():
-            got = np.asarray(outputs[signature][output], np.float64)
-            value = np.asarray(value, np.float64)
-            scaled = np.abs(got - value) / scale[signature][output]
-            worst = np.unravel_index(np.argmax(scaled), scaled.shape) if scaled.size else ()
-            if scaled.size and not scaled[worst] <= FLOAT_TOLERANCE:
+            got = outputs[signature][output]
+            scaled = scaled_differences(got, value, scale[signature][output])
+            if not scaled.size:
+                continue
+            worst = np.unravel_index(np.argmax(scaled), scaled.shape)
+            if not scaled[worst] <= FLOAT_TOLERANCE:
                 raise ExportError(
                     f"{what} signature {signature!r} output {output!r} differs from the "
                     f"Keras model by {scaled[worst]:.3g} at index {tuple(map(int, worst))} "
-                    f"({got[worst]:.7g}, Keras {value[worst]:.7g}; |difference| / "
-                    f"scale, the scale being max(1, |value|), or for the anomaly score its "
-                    f"views'; tolerance {FLOAT_TOLERANCE})"
+                    f"({float(np.asarray(got)[worst]):.7g}, Keras "
+                    f"{float(np.asarray(value)[worst]):.7g}; |difference| / scale, the scale "
+                    f"being max(1, |value|), or for the anomaly score its views'; "
+                    f"tolerance {FLOAT_TOLERANCE})"
                 )
 
 
