@@ -213,6 +213,7 @@ def restoration_run(blobs_dir, tmp_path_factory):
     return model_dir, metrics, export.export_run(str(model_dir), exports)
 
 
+@pytest.mark.slow  # exports: a fresh SavedModel process and TFLite conversions
 def test_the_export_serves_every_view_of_the_restoration_detector_as_keras(restoration_run):
     model_dir, metrics, report = restoration_run
     detector = json.load(open(model_dir / model_dir_lib.ANOMALY_FILE))
