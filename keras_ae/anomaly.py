@@ -25,6 +25,7 @@ training's evaluation and in every exported signature alike.
 import dataclasses
 import math
 import os
+import weakref
 
 from absl import logging
 
@@ -54,6 +55,38 @@ def combine(views, constants):
     """float32 `[batch]` anomaly scores from `[batch, views]` errors (a model's
     `anomaly_views`): the mean over views of each divided by its constant."""
     return tf.reduce_mean(tf.convert_to_tensor(views) / constants, axis=1)
+
+
+def combine_maps(views, maps, constants):
+    """float32 `[batch, height, width]` anomaly maps: each pixel scored as
+    `combine` scores the image, the mean over views of each divided by its
+    constant, where `maps` (`[batch, k, height, width]`, a model's
+    `anomaly_views(..., maps=True)`) gives the first k views per pixel and the
+    other views (the restoration detector's head: of the whole image) count
+    alike at every pixel. With the "mse" score a map's mean is the image's
+    score; with "top_k", the score averages the worst of each view's errors
+    instead of all of them."""
+    views, maps = tf.convert_to_tensor(views), tf.convert_to_tensor(maps)
+    constants = tf.convert_to_tensor(constants, tf.float32)
+    pixel_views = maps.shape[1]
+    pixels = tf.reduce_sum(maps / constants[None, :pixel_views, None, None], axis=1)
+    whole = tf.reduce_sum(views[:, pixel_views:] / constants[pixel_views:], axis=1)
+    return (pixels + whole[:, None, None]) / views.shape[1]
+
+
+def smooth(maps, sigma):
+    """`[batch, height, width]` maps blurred by a Gaussian of `sigma` pixels
+    (reflected at the borders); as they are for `sigma` 0. A defect lights up
+    a region, where a reconstruction's error is speckled."""
+    if not sigma:
+        return maps
+    radius = min(math.ceil(3 * sigma), maps.shape[1] - 1, maps.shape[2] - 1)
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps = tf.constant(taps / taps.sum(), tf.float32)
+    padded = tf.pad(maps[..., None], [[0, 0], [radius, radius], [radius, radius], [0, 0]],
+                    mode="REFLECT")
+    rows = tf.nn.conv2d(padded, tf.reshape(taps, [-1, 1, 1, 1]), 1, "VALID")
+    return tf.nn.conv2d(rows, tf.reshape(taps, [1, -1, 1, 1]), 1, "VALID")[..., 0]
 
 
 def view_constants(validation_views):
@@ -142,6 +175,73 @@ def at_threshold(scores, anomalous, threshold):
     return rates
 
 
+def regions(masks):
+    """int64 `[n, height, width]`: each 8-connected region of the boolean
+    `masks` numbered (1, 2, ... in no particular order; 0 where False).
+
+    Labels spread to the smallest among neighbours and then jump along the
+    labels they point to, so a region of any shape takes a few passes."""
+    masks = np.asarray(masks, bool)
+    size = masks.size
+    labels = np.where(masks.ravel(), np.arange(size), size)  # size: background
+    offsets = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+    while True:
+        grid = np.pad(labels.reshape(masks.shape), ((0, 0), (1, 1), (1, 1)),
+                      constant_values=size)
+        height, width = masks.shape[1:]
+        least = labels.reshape(masks.shape).copy()
+        for dy, dx in offsets:
+            np.minimum(least, grid[:, 1 + dy:1 + dy + height, 1 + dx:1 + dx + width], out=least)
+        least = np.where(masks, least, size).ravel()
+        pointed = np.append(least, size)
+        while True:  # jump: each label becomes the label of the pixel it names
+            jumped = pointed[pointed[:-1]]
+            if np.array_equal(jumped, pointed[:-1]):
+                break
+            pointed[:-1] = jumped
+        if np.array_equal(pointed[:-1], labels):
+            break
+        labels = pointed[:-1]
+    _, numbered = np.unique(labels, return_inverse=True)
+    numbered = numbered.reshape(masks.shape) + 1
+    return np.where(masks, numbered, 0) if masks.any() else np.zeros(masks.shape, np.int64)
+
+
+def pixel_auroc(maps, masks):
+    """AUROC over every pixel of `maps` (`[n, height, width]`) against the
+    ground-truth `masks` (True = defect); None without both kinds of pixel."""
+    return auroc(np.ravel(maps), np.ravel(masks))
+
+
+def pro(maps, masks, max_fpr=0.3):
+    """The per-region overlap (Bergmann et al., MVTec AD, IJCV 2021): the mean
+    over defect regions of the share of each region flagged, integrated over
+    the false-positive rate of defect-free pixels up to `max_fpr` and divided
+    by it (1 is perfect). Every region weighs alike, however small: a
+    detector cannot earn it by finding the largest defect only. None without
+    regions or defect-free pixels.
+
+    Exact at every distinct score: flagging the pixels in descending order,
+    a region's pixel adds 1 / (regions × its size) to the overlap and a
+    defect-free pixel 1 / (their count) to the false-positive rate."""
+    numbered = regions(masks).ravel()
+    count = numbered.max()
+    background = numbered == 0
+    if not count or not background.any():
+        return None
+    sizes = np.bincount(numbered)
+    weights = np.where(background, 0.0, 1.0 / (count * sizes[numbered]))
+    scores = np.ravel(maps)
+    order = np.argsort(-scores, kind="stable")
+    last_of_tie = np.r_[scores[order][1:] != scores[order][:-1], True]
+    overlap = np.r_[0.0, np.cumsum(weights[order])[last_of_tie]]
+    fpr = np.r_[0.0, np.cumsum(background[order])[last_of_tie] / background.sum()]
+    kept = fpr <= max_fpr
+    end = np.interp(max_fpr, fpr, overlap)  # fpr rises: the curve at max_fpr
+    fpr, overlap = np.r_[fpr[kept], max_fpr], np.r_[overlap[kept], end]
+    return float(np.sum(np.diff(fpr) * (overlap[1:] + overlap[:-1]) / 2) / max_fpr)
+
+
 def _average_ranks(values):
     """1-based ranks of `values`, ties given the mean of their ranks."""
     order = np.argsort(values, kind="stable")
@@ -208,11 +308,28 @@ def normal_split(data, ids, validation_fraction, fpr, seed):
 
 def views_of(model, images, kind, batch_size):
     """`[n, views]` numpy: the model's `anomaly_views` of `images` (an
-    `Images`, or an array), read chunk by chunk."""
-    views = [model.anomaly_views(chunk[i:i + batch_size], kind).numpy()
+    `Images`, or an array), read chunk by chunk through one traced graph."""
+    views_function = _traced_views(model, kind)
+    views = [views_function(chunk[i:i + batch_size]).numpy()
              for chunk in data_lib.as_images(images).float_chunks(batch_size)
              for i in range(0, len(chunk), batch_size)]
     return np.concatenate(views) if views else np.zeros((0, 1), np.float32)
+
+
+_TRACED = weakref.WeakKeyDictionary()  # model → {kind: tf.function}
+
+
+def _traced_views(model, kind):
+    """`model.anomaly_views(images, kind)` as a tf.function of any batch,
+    traced once per model and kind: called eagerly, layer by layer, it took
+    8 s of a conv detector's 20 s evaluation on 10,000 test images."""
+    functions = _TRACED.setdefault(model, {})
+    if kind not in functions:
+        this = weakref.ref(model)  # the function must not keep its model alive
+        spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+        functions[kind] = tf.function(lambda images: this().anomaly_views(images, kind),
+                                      input_signature=[spec])
+    return functions[kind]
 
 
 def check_separates(validation_scores):

@@ -223,9 +223,18 @@ def test_the_export_serves_every_view_of_the_restoration_detector_as_keras(resto
         assert differences["serving_default/anomaly_views"] < 1e-4, entry
         assert differences["serving_default/anomaly_score"] < 1e-5, entry
         assert differences["serving_default/is_anomaly"] == 0, entry
+        assert differences["serving_default/anomaly_map"] < 1e-4, entry
     # The int8 file runs every view in LiteRT too (its differences reported, not bounded).
-    assert "anomaly_views" in report["files"]["tflite/reconstruct_int8.tflite"]["outputs"]
+    assert "anomaly_map" in report["files"]["tflite/reconstruct_int8.tflite"]["outputs"]
     loaded = tf.saved_model.load(report["path"])
+    served = loaded.signatures[signatures.RECONSTRUCT](
+        images=tf.constant(make_images(16, seed=3)[..., None] / 255.0, tf.float32))
+    # The map spreads the views over the pixels; the "top_k" score (the
+    # detector's default) averages each view's worst pixels, so it is above
+    # the map's mean ("mse" would equal it: test_restoration.py).
+    assert detector["score"] == "top_k" and served["anomaly_map"].shape == (16, 28, 28)
+    mean = np.mean(served["anomaly_map"], axis=(1, 2))
+    assert np.all(mean < served["anomaly_score"]) and np.all(mean > 0)
     (constants,) = loaded.anomaly_view_constants
     np.testing.assert_allclose(constants.numpy(), detector["view_constants"], rtol=1e-6)
     # Blobs of class 1 are fresh normal images: about 1% flagged, as calibrated.

@@ -151,3 +151,76 @@ def test_the_detector_separates_a_class_better_than_plain_reconstruction(tmp_pat
     print(areas)  # measured 0.767 and 0.933
     assert areas["conv"] > 0.6  # chance is 0.5
     assert areas["restoration"] > max(0.9, areas["conv"] + 0.02)
+
+
+def test_a_map_is_its_image_score_spread_over_pixels():
+    """The mean of a pixel map is the image's "mse" score, for the plain and
+    the multi-view detector, the head's views counting alike at each pixel."""
+    images = tf.random.stateless_uniform((3, 8, 8, 1), seed=(4, 2))
+    for model in (models.build("conv", (8, 8, 1), latent_dim=2, filters=(4, 8)),
+                  models.build("restoration", (8, 8, 1), latent_dim=2, filters=(4, 8),
+                               decoder_filters=(4,))):
+        views, maps = model.anomaly_views(images, "mse", maps=True)
+        assert np.allclose(np.mean(maps, axis=(2, 3)), views[:, :maps.shape[1]], rtol=1e-5)
+        constants = np.linspace(0.5, 2.0, views.shape[1]).astype(np.float32)
+        combined = anomaly.combine_maps(views, maps, constants).numpy()
+        assert combined.shape == (3, 8, 8)
+        assert np.allclose(combined.mean(axis=(1, 2)), anomaly.combine(views, constants),
+                           rtol=1e-5)
+
+
+def test_smoothing_keeps_a_flat_map_flat_and_spreads_a_point_evenly():
+    flat = tf.fill((1, 9, 9), 2.0)
+    assert np.allclose(anomaly.smooth(flat, 1.5), 2.0)
+    point = np.zeros((1, 9, 9), np.float32)
+    point[0, 4, 4] = 1.0
+    spread = anomaly.smooth(tf.constant(point), 1.0).numpy()[0]
+    assert np.isclose(spread.sum(), 1.0, atol=1e-5) and spread.argmax() == 4 * 9 + 4
+    assert np.allclose(spread, spread.T) and np.allclose(spread, spread[::-1])
+    assert anomaly.smooth(point, 0) is point
+
+
+def test_regions_join_diagonal_neighbours_and_keep_apart_the_rest():
+    masks = np.zeros((2, 6, 6), bool)
+    masks[0, 0, 0] = masks[0, 1, 1] = masks[0, 2, 2] = True  # one diagonal line
+    masks[0, 4:, 4:] = True
+    masks[1, 0, :] = masks[1, :, 0] = masks[1, 5, 3:] = True  # an L and a bar
+    numbered = anomaly.regions(masks)
+    assert len(np.unique(numbered[masks])) == 4 and (numbered[~masks] == 0).all()
+    assert len(np.unique(numbered[0][[0, 1, 2], [0, 1, 2]])) == 1
+    assert numbered[1, 0, 5] == numbered[1, 5, 0] != numbered[1, 5, 5]
+
+
+def test_pro_weighs_every_region_alike_and_integrates_to_the_fpr_limit():
+    rng = np.random.default_rng(0)
+    masks = np.zeros((20, 16, 16), bool)
+    masks[:10, 2:4, 2:4] = True  # small regions
+    masks[:10, 8:16, 8:16] = True  # large ones
+    assert abs(anomaly.pro(masks.astype(np.float32), masks) - 1.0) < 1e-9
+    scores = rng.random(masks.shape)
+    assert np.isclose(anomaly.pro(scores, masks), _pro_threshold_by_threshold(scores, masks))
+    # Random scores flag each region as much as the defect-free pixels: 0.15.
+    assert abs(anomaly.pro(rng.random((400, 16, 16)), np.tile(masks, (20, 1, 1))) - 0.15) < 0.01
+    # Finding only the large regions is worth half, though they hold 94% of
+    # the defect pixels (pixel AUROC counts pixels instead), and the rest tie
+    # at 0: the curve goes straight on from (0, 0.5) to (1, 1), 0.575 on average to 0.3.
+    large = np.zeros(masks.shape, np.float32)
+    large[:10, 8:16, 8:16] = 1.0
+    assert abs(anomaly.pro(large, masks) - 0.575) < 1e-9
+    assert np.isclose(anomaly.pro(large, masks), _pro_threshold_by_threshold(large, masks))
+    assert anomaly.pixel_auroc(large, masks) > 0.95
+    assert anomaly.pro(large, np.zeros(masks.shape, bool)) is None
+
+
+def _pro_threshold_by_threshold(scores, masks, max_fpr=0.3):
+    """PRO as the MVTec AD paper defines it, one threshold at a time."""
+    numbered = anomaly.regions(masks)
+    points = [(0.0, 0.0)]
+    for threshold in np.unique(scores)[::-1]:
+        flagged = scores >= threshold
+        overlap = np.mean([flagged[numbered == r].mean() for r in range(1, numbered.max() + 1)])
+        points.append((flagged[~masks].mean(), overlap))
+    fpr, overlap = np.array(points).T
+    limit = np.interp(max_fpr, fpr, overlap)
+    kept = fpr <= max_fpr
+    return np.trapezoid(np.r_[overlap[kept], limit], np.r_[fpr[kept], max_fpr]) / max_fpr

@@ -51,6 +51,9 @@ def scales(expected, scoring=None):
             score = np.mean(views / np.asarray(constants, np.float64), axis=1)
             result[signature]["anomaly_score"] = score
             result[signature]["normalized_score"] = 0.5 * score / threshold
+            if "anomaly_map" in outputs:  # each pixel combined as the score is
+                result[signature]["anomaly_map"] = np.maximum(
+                    result[signature]["anomaly_map"], score[:, None, None])
     return result
 
 

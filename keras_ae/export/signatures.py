@@ -8,7 +8,9 @@
 A run with an anomaly detector (`anomaly.json`, `--normal_classes`) adds to
 serving_default and serving_bytes `anomaly_views` (the model's
 `anomaly_views`, every view computed in the graph), `anomaly_score` (their
-`keras_ae.anomaly.combine`), `normalized_score` (the threshold at 0.5) and
+`keras_ae.anomaly.combine`), `anomaly_map` (`[batch, height, width]`, each
+pixel's score, `keras_ae.anomaly.combine_maps`: with the "mse" score its mean
+is `anomaly_score`), `normalized_score` (the threshold at 0.5) and
 `is_anomaly` (score above the threshold). The SavedModel holds the threshold
 and the views' constants as variables, the collections THRESHOLD
 (`loaded.anomaly_threshold[0]`, which can be assigned) and CONSTANTS.
@@ -72,10 +74,12 @@ def functions(model, crop_to_aspect_ratio=False, detector=None):
         outputs = {"reconstruction": reconstruction, "reconstruction_error": error}
         if detector is not None:
             kind, threshold, constants = detector
-            views = model.anomaly_views(images, kind)
-            score = anomaly.combine(views, tf.convert_to_tensor(constants))
+            views, maps = model.anomaly_views(images, kind, maps=True)
+            constants = tf.convert_to_tensor(constants)
+            score = anomaly.combine(views, constants)
             threshold = tf.convert_to_tensor(threshold)
             outputs.update(anomaly_views=views, anomaly_score=score,
+                           anomaly_map=anomaly.combine_maps(views, maps, constants),
                            normalized_score=0.5 * score / threshold, is_anomaly=score > threshold)
         return outputs
 
@@ -162,7 +166,19 @@ def _numpy_outputs(model, reconstruction, images, detector, batch_size):
     if detector is not None:
         kind, threshold, constants = detector
         views = anomaly.views_of(model, images, kind, batch_size)
-        score = np.mean(views / np.asarray(constants, np.float32), axis=1)
+        constants = np.asarray(constants, np.float32)
+        score = np.mean(views / constants, axis=1)
         outputs.update(anomaly_views=views, anomaly_score=score,
+                       anomaly_map=_numpy_maps(model, images, views, constants, batch_size),
                        normalized_score=0.5 * score / threshold, is_anomaly=score > threshold)
     return outputs
+
+
+def _numpy_maps(model, images, views, constants, batch_size):
+    """`anomaly_map` in numpy from the Keras model's per-view maps."""
+    maps = np.concatenate([model.anomaly_views(images[i:i + batch_size], maps=True)[1].numpy()
+                           for i in range(0, len(images), batch_size)])
+    pixel_views = maps.shape[1]
+    pixels = np.sum(maps / constants[None, :pixel_views, None, None], axis=1)
+    whole = np.sum(views[:, pixel_views:] / constants[pixel_views:], axis=1)
+    return (pixels + whole[:, None, None]) / views.shape[1]

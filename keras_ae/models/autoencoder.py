@@ -30,6 +30,12 @@ def image_error(images, reconstructions, kind="mse"):
     return tf.reduce_mean(tf.math.top_k(errors, k=count, sorted=False).values, axis=1)
 
 
+def pixel_errors(images, reconstructions):
+    """float32 `[batch, height, width]`: each pixel's squared error, the mean
+    over its channels; an image's "mse" `image_error` is this map's mean."""
+    return tf.reduce_mean(tf.square(reconstructions - images), axis=-1)
+
+
 class Autoencoder(keras.Model):
     """A functional autoencoder with named `encoder` and `decoder` sub-models.
 
@@ -106,11 +112,18 @@ class Autoencoder(keras.Model):
         """What each of `anomaly_views`' columns is."""
         return ["reconstruct"]
 
-    def anomaly_views(self, images, kind="mse"):
+    def anomaly_views(self, images, kind="mse", maps=False):
         """float32 `[batch, views]`, what `keras_ae.anomaly` scores an image
         by: here one view, the reconstruction error (`image_error` of `kind`).
-        The restoration detector has more."""
-        return image_error(images, self(images, training=False), kind)[:, None]
+        The restoration detector has more.
+
+        With `maps`, `(views, [batch, k, height, width] maps)`: the first k
+        views' `pixel_errors`, whose means are those views with "mse"; the
+        other views (the restoration detector's head) are of the whole image.
+        """
+        reconstruction = self(images, training=False)
+        views = image_error(images, reconstruction, kind)[:, None]
+        return (views, pixel_errors(images, reconstruction)[:, None]) if maps else views
 
     def encode(self, images, batch_size=32):
         """The deterministic code of `images` (numpy), e.g. for plots."""

@@ -22,6 +22,7 @@ import tensorflow as tf
 from keras_ae.models import backbone
 from keras_ae.models.autoencoder import Autoencoder
 from keras_ae.models.autoencoder import image_error
+from keras_ae.models.autoencoder import pixel_errors
 
 
 def views(images):
@@ -97,22 +98,28 @@ class RestorationAutoencoder(Autoencoder):
         names = VIEW_NAMES[self.input_shape[1] == self.input_shape[2]]
         return [f"restore {n}" for n in names] + [f"recognise {n}" for n in names]
 
-    def _views(self, images, targets, training, kind="mse"):
+    def _views(self, images, targets, training, kind="mse", maps=False):
         """`([batch, VIEWS] restoration errors, [batch, VIEWS] the view head's
         negative log-likelihood of each view's true label)`; with `training`,
-        view 0's restoration is left out (VIEWS - 1 columns)."""
+        view 0's restoration is left out (VIEWS - 1 columns). With `maps`, a
+        third: `[batch, VIEWS, height, width]`, each restoration's `pixel_errors`."""
         shown = views(images)
         count = tf.shape(images)[0]
         latent, logits = self.encoder(tf.concat(shown, 0), training=training)
         restore = latent[count:] if training else latent
         restored = self.decoder(restore, training=training)
         copies = len(shown) - 1 if training else len(shown)
-        errors = image_error(tf.tile(targets, [copies, 1, 1, 1]), restored, kind)
+        tiled = tf.tile(targets, [copies, 1, 1, 1])
+        errors = image_error(tiled, restored, kind)
         # Log-softmax and a slice, not sparse_softmax_cross_entropy_with_logits,
         # which TFLite's built-in ops lack.
         log_likelihood = tf.reshape(tf.nn.log_softmax(logits), [VIEWS, count, VIEWS])
         nll = -tf.stack([log_likelihood[v, :, v] for v in range(VIEWS)], axis=1)
-        return tf.transpose(tf.reshape(errors, [copies, count])), nll
+        errors = tf.transpose(tf.reshape(errors, [copies, count]))
+        if not maps:
+            return errors, nll
+        pixels = tf.reshape(pixel_errors(tiled, restored), [copies, count, *images.shape[1:3]])
+        return errors, nll, tf.transpose(pixels, [1, 0, 2, 3])
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         # View 0 is the image itself: its restoration is y_pred, scored by the
@@ -125,8 +132,13 @@ class RestorationAutoencoder(Autoencoder):
         rest = tf.reduce_mean(tf.reduce_sum(errors, axis=1))
         return (first + rest / replicas) / VIEWS + self.arguments["view_weight"] * entropy / replicas
 
-    def anomaly_views(self, images, kind="mse"):
+    def anomaly_views(self, images, kind="mse", maps=False):
         """float32 `[batch, 2 * VIEWS]`: each view's restoration error
         (`kind`: "mse" or "top_k", see `image_error`), then the view head's
-        negative log-likelihood of each view's true label."""
-        return tf.concat(self._views(images, images, training=False, kind=kind), axis=1)
+        negative log-likelihood of each view's true label. With `maps`,
+        `(views, [batch, VIEWS, height, width])`: each restoration's
+        `pixel_errors`, in the image's own orientation (every view is restored
+        to the image itself), whose means are the first VIEWS views with "mse"."""
+        errors, nll, *pixels = self._views(images, images, training=False, kind=kind, maps=maps)
+        views = tf.concat([errors, nll], axis=1)
+        return (views, pixels[0]) if maps else views
