@@ -63,8 +63,8 @@ def _require_choice(field, value, choices):
 
 
 # DataConfig fields that only one kind of source reads.
-_SOURCE_FIELDS = {"test_dir": "folder", "test_fraction": "folder", "skip_bad_images": "folder",
-                  "cache_dir": "folder",
+_SOURCE_FIELDS = {"test_dir": "folder", "test_mask_dir": "folder", "test_fraction": "folder",
+                  "skip_bad_images": "folder", "cache_dir": "folder",
                   "image_key": "tfds", "train_split": "tfds", "test_split": "tfds"}
 _SOURCE_NAMES = {"folder": "--dataset=folder", "tfds": "TensorFlow Datasets names other than "
                  + ", ".join(choices.BUILT_IN_DATASETS)}
@@ -101,6 +101,10 @@ class DataConfig:
             `data_dir`'s images, `test_fraction`, chosen by a hash of each
             file's path (stable as files are added).
         test_fraction: "folder" without `test_dir`. Default 0.1.
+        test_mask_dir: "folder": ground-truth masks of the test images, as
+            MVTec AD's `ground_truth/<defect>/<name>_mask.png`
+            (`keras_ae.data.masks`); with them a detector reports pixel AUROC
+            and PRO. Default None: `ground_truth/` beside `test_dir`, if there.
         skip_bad_images: "folder": leave out files that do not decode (listed
             in metrics.json) instead of failing. Default False.
         image_key: TFDS: the image feature, where there are several.
@@ -134,6 +138,7 @@ class DataConfig:
     channels: int | None = None
     crop_to_aspect_ratio: bool = False
     test_dir: str | None = None
+    test_mask_dir: str | None = None
     test_fraction: float = 0.1
     skip_bad_images: bool = False
     image_key: str | None = None

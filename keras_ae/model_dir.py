@@ -39,6 +39,7 @@ SAMPLES_FIGURE_FILE, MANIFOLD_FIGURE_FILE, SCATTER_FIGURE_FILE = (
     "samples.png", "latent_manifold.png", "latent_scatter.png")  # vae
 SCORES_FIGURE_FILE, ROC_FIGURE_FILE, HIGHEST_SCORES_FIGURE_FILE = (
     "anomaly_scores.png", "roc.png", "highest_scores.png")  # with --normal_classes
+MAPS_FIGURE_FILE = "anomaly_maps.png"  # with --normal_classes and test masks
 # What a run writes, deleted by `check(..., overwrite=True)`; nothing else in
 # the directory is touched. (Figures: every .png.)
 RUN_FILES = (CONFIG_FILE, MODEL_FILE, METRICS_FILE, BACKUP_DIR, LOG_DIR, "*.png",

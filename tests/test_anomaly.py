@@ -257,7 +257,7 @@ def test_a_new_threshold_changes_the_served_decisions(exported_detector):
     assert after["is_anomaly"].numpy().sum() == 32 != before["is_anomaly"].numpy().sum()
 
 
-def test_the_client_prints_each_files_score_and_decision(exported_detector, tmp_path):
+def test_the_client_prints_each_files_score_and_decision_and_writes_its_map(exported_detector, tmp_path):
     # Two blobs, and an image of noise that looks like no blob.
     blobs = make_images(2, seed=7)
     noise = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
@@ -271,12 +271,21 @@ def test_the_client_prints_each_files_score_and_decision(exported_detector, tmp_
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         result = run_module("export.client", *paths, "--model_name=m",
-                            f"--server=http://127.0.0.1:{server.server_port}")
+                            f"--server=http://127.0.0.1:{server.server_port}",
+                            f"--anomaly_maps={tmp_path / 'maps'}")
     finally:
         server.shutdown()
     assert result.returncode == 0, result.stderr[-2000:]
     served = loaded.signatures[signatures.BYTES](
         image_bytes=tf.constant([open(p, "rb").read() for p in paths]))
+    for path, anomaly_map, score in zip(paths, served["anomaly_map"].numpy(),
+                                        served["anomaly_score"].numpy()):
+        name = os.path.splitext(os.path.basename(path))[0] + "_map.png"
+        written = np.asarray(Image.open(tmp_path / "maps" / name), np.float32)
+        threshold = loaded.anomaly_threshold[0].numpy()  # grey 128 at the threshold
+        np.testing.assert_allclose(
+            written, 255 * np.clip(0.5 * anomaly_map / threshold, 0, 1), atol=1)
+        assert np.isclose(anomaly_map.mean(), score, rtol=1e-5)  # "mse": its mean
     lines = result.stdout.strip().splitlines()
     for line, score, decision in zip(lines, served["anomaly_score"].numpy(),
                                      served["is_anomaly"].numpy()):

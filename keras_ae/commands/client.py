@@ -11,13 +11,15 @@ training did:
 
 to SERVER/v1/models/MODEL_NAME:predict and prints each image's
 reconstruction_error, and for an anomaly detector (`--normal_classes`) its
-anomaly_score, normalized_score and decision. --request_only prints the request
+anomaly_score, normalized_score and decision; `--anomaly_maps=DIR` writes each
+file's anomaly map there as DIR/<name>_map.png, grey 128 at the threshold. --request_only prints the request
 body instead of sending it. It needs only numpy and Pillow: TensorFlow is
 not loaded.
 """
 
 import base64
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -34,6 +36,11 @@ flags.DEFINE_string("model_name", None, "The served model's name.")
 flags.DEFINE_integer("version", None, "Model version. Default: the server's latest.")
 flags.DEFINE_string(
     "reconstruction", None, "Write the (first) image's reconstruction to this PNG file."
+)
+flags.DEFINE_string(
+    "anomaly_maps", None,
+    "A detector: write each file's anomaly map to this folder as <name>_map.png, scaled as "
+    "normalized_score is (grey 128: the threshold; white: twice it).",
 )
 flags.DEFINE_bool("request_only", False, "Print the request body; send nothing.")
 flags.DEFINE_float("timeout", 30, "Seconds to wait for the server.")
@@ -94,11 +101,27 @@ def main(argv):
                      f"{prediction['normalized_score']:.3f}): "
                      + ("anomaly" if prediction["is_anomaly"] else "normal"))
         print(line)
+    if FLAGS.anomaly_maps:
+        os.makedirs(FLAGS.anomaly_maps, exist_ok=True)
+        for path, prediction in zip(paths, answer["predictions"]):
+            if "anomaly_map" not in prediction:
+                sys.exit("export.client: error: --anomaly_maps: the model serves no anomaly_map "
+                         "(train it with --normal_classes)")
+            name = os.path.splitext(os.path.basename(path))[0] + "_map.png"
+            Image.fromarray(map_pixels(prediction)).save(os.path.join(FLAGS.anomaly_maps, name))
     if FLAGS.reconstruction:
         pixels = np.clip(answer["predictions"][0]["reconstruction"], 0, 1)
         pixels = (255 * np.asarray(pixels)).round().astype(np.uint8)
         Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(
             FLAGS.reconstruction)
+
+
+def map_pixels(prediction):
+    """uint8 `[height, width]`: a prediction's anomaly_map as normalized_score
+    scales the score (0.5 at the threshold), times 255, clipped."""
+    threshold = 0.5 * prediction["anomaly_score"] / prediction["normalized_score"]
+    normalized = 0.5 * np.asarray(prediction["anomaly_map"]) / threshold
+    return np.round(255 * np.clip(normalized, 0, 1)).astype(np.uint8)
 
 
 def run():

@@ -72,6 +72,12 @@ flags.DEFINE_string(
     "test_dir", None,
     "--dataset=folder: the test images' folder. Default: --test_fraction of --data_dir.",
 )
+flags.DEFINE_string(
+    "test_mask_dir", None,
+    "--dataset=folder: ground-truth masks of the test images, <defect>/<name>_mask.png as in "
+    "MVTec AD; a detector then reports pixel AUROC and PRO. Default: ground_truth/ beside "
+    "--test_dir, if there.",
+)
 flags.DEFINE_float(
     "test_fraction", Data.test_fraction,
     "--dataset=folder without --test_dir: the share of images held out for testing, "
@@ -317,6 +323,10 @@ def summary(metrics, model_dir):
         detector = (f"; detector: test AUROC {'undefined' if area is None else f'{area:.4f}'}, "
                     f"threshold {metrics['anomaly_threshold']:.4g}"
                     + (f" (test {', '.join(rates)})" if rates else ""))
+        if "test_pixel_auroc" in metrics:
+            detector += "; " + ", ".join(
+                f"{name} {'undefined' if metrics[key] is None else f'{metrics[key]:.4f}'}"
+                for name, key in (("pixel AUROC", "test_pixel_auroc"), ("PRO", "test_pro")))
     return (
         f"{metrics['variant']} on {metrics['dataset']}: test_mse {metrics['test_mse']:.5f} "
         f"after {metrics['epochs_trained']} epoch(s) in {metrics['train_seconds']:.1f} s "

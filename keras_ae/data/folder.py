@@ -21,6 +21,7 @@ import tensorflow as tf
 from keras_ae import images
 from keras_ae.data import decoding
 from keras_ae.data import image_files
+from keras_ae.data import masks
 from keras_ae.data.split import DataError
 from keras_ae.data.split import ImageData
 from keras_ae.data.split import error_reason
@@ -47,7 +48,24 @@ def read(config, memory_limit):
             return stream(splits, shape, config, **fields)
     arrays, skipped = _decoded(splits, config.image_size, config.channels,
                                config.crop_to_aspect_ratio, config.skip_bad_images)
-    return ImageData(*arrays[0], *arrays[1], skipped=tuple(skipped), **fields)
+    test_paths = [path for path in splits[1][0] if path not in set(skipped)]
+    return ImageData(*arrays[0], *arrays[1], skipped=tuple(skipped),
+                     test_masks=_masks(config, test_paths, arrays[1][0].shape[1:3]), **fields)
+
+
+def _masks(config, test_paths, image_size):
+    """The test images' `masks.Masks` (`config.test_mask_dir`, else
+    `ground_truth/` beside `test_dir`), or None without a mask folder."""
+    mask_dir = config.test_mask_dir or masks.default_dir(config.test_dir)
+    if not mask_dir:
+        return None
+    if not config.test_dir:
+        raise DataError(f"--test_mask_dir={mask_dir} holds the masks of the test images under "
+                        "--test_dir, which is not set; pass it")
+    if not tf.io.gfile.isdir(mask_dir):
+        raise DataError(f"--test_mask_dir={mask_dir}: no such folder")
+    return masks.read(mask_dir, config.test_dir, test_paths, tuple(image_size),
+                      config.crop_to_aspect_ratio)
 
 
 def _splits(config):
@@ -110,7 +128,8 @@ def stream(splits, shape, config, source, **fields):
     source += " (streamed" + (f", decoded once into {config.cache_dir})"
                               if config.cache_dir else ")")
     return ImageData(train, train_labels, test, test_labels, source=source,
-                     skipped=tuple(skipped), **fields)
+                     skipped=tuple(skipped), test_masks=_masks(config, test.paths, shape[:2]),
+                     **fields)
 
 
 def _readable(files, labels, config):

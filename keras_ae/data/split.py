@@ -140,6 +140,7 @@ class ImageData:
     skipped: tuple = ()  # unreadable files left out (--skip_bad_images)
     ignored: int = 0  # files in an image folder that are not images
     validation_images: Images | None = None  # normal images held out to calibrate
+    test_masks: object = None  # a folder's `masks.Masks` of its test images, or None
 
     def __post_init__(self):
         for field in ("train_images", "test_images", "validation_images"):

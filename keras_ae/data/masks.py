@@ -1,0 +1,79 @@
+"""Ground-truth defect masks of a folder's test images, laid out as MVTec AD's.
+
+    <test_dir>/<defect>/<name>.png             a test image
+    <mask_dir>/<defect>/<name>_mask.png        its mask (MVTec AD's name),
+    <mask_dir>/<defect>/<name>.png             or its image's (anomalib's Folder)
+
+`mask_dir` defaults to `ground_truth/` beside the test folder (`default_dir`),
+as MVTec AD lays out `train/good/`, `test/<defect>/`, `ground_truth/<defect>/`.
+A mask is read as its image is (`keras_ae.images`: decoded, resized bilinear
+to the model's size, cropped alike), its nonzero pixels the defect; a resized
+pixel is a defect when at least half of what it covers was. Images without a
+mask have none (normal images need none).
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from keras_ae import images
+from keras_ae.data.split import DataError
+from keras_ae.data.split import error_reason
+
+MASK_DIR = "ground_truth"
+
+
+def default_dir(test_dir):
+    """`ground_truth/` beside `test_dir` if it exists, else None."""
+    if not test_dir:
+        return None
+    candidate = os.path.join(os.path.dirname(os.path.normpath(test_dir)), MASK_DIR)
+    return candidate if tf.io.gfile.isdir(candidate) else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Masks:
+    """The masks found for a test split."""
+
+    indices: np.ndarray  # int64: the test images that have a mask
+    pixels: np.ndarray  # bool [len(indices), height, width]: True = defect
+    directory: str
+
+
+def read(mask_dir, test_dir, test_paths, image_size, crop_to_aspect_ratio=False):
+    """The `Masks` in `mask_dir` of the test images at `test_paths` (under
+    `test_dir`), each shaped to `image_size` as its image is. A DataError
+    names a mask that does not decode or whose size is not its image's."""
+    indices, pixels = [], []
+    for i, path in enumerate(test_paths):
+        mask_path = _mask_path(mask_dir, os.path.relpath(path, test_dir))
+        if mask_path is None:
+            continue
+        try:
+            mask = images.decode(tf.io.read_file(mask_path))
+        except tf.errors.OpError as e:
+            raise DataError(f"{mask_path}: not a readable mask ({error_reason(e)}); replace it "
+                            "with a PNG whose nonzero pixels mark the defect") from e
+        own = tuple(images.decode(tf.io.read_file(path)).shape[:2])
+        if tuple(mask.shape[:2]) != own:
+            raise DataError(
+                f"{mask_path}: the mask is {mask.shape[1]}x{mask.shape[0]} pixels but its image "
+                f"{path} is {own[1]}x{own[0]}; a mask must have its image's size")
+        defect = tf.cast(tf.reduce_max(mask, axis=-1, keepdims=True) > 0, tf.uint8) * 255
+        shaped = images.resize(defect, image_size, crop_to_aspect_ratio)
+        indices.append(i)
+        pixels.append(shaped.numpy()[..., 0] >= 128)
+    return Masks(np.array(indices, np.int64),
+                 np.array(pixels, bool).reshape(len(pixels), *image_size), mask_dir)
+
+
+def _mask_path(mask_dir, relative):
+    folder, name = os.path.split(relative)
+    stem = os.path.splitext(name)[0]
+    for candidate in (os.path.join(mask_dir, folder, f"{stem}_mask.png"),
+                      os.path.join(mask_dir, relative)):
+        if tf.io.gfile.exists(candidate):
+            return candidate
+    return None

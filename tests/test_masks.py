@@ -1,0 +1,97 @@
+"""Ground-truth masks in MVTec AD's layout, and the pixel metrics they give a detector."""
+
+import os
+
+import numpy as np
+from PIL import Image
+import pytest
+
+from keras_ae import config as config_lib
+from keras_ae import distribute
+from keras_ae import model_dir as model_dir_lib
+from keras_ae import training
+from keras_ae.commands import train as train_command
+from keras_ae.data import DataError
+from keras_ae.data import masks as masks_lib
+
+
+def _save(path, pixels):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(pixels).save(path)
+
+
+def _part(rng, size):
+    """A good part: a smooth gradient with a little noise."""
+    ramp = np.linspace(60, 180, size)[None, :] + rng.normal(0, 4, (size, size))
+    return np.clip(ramp, 0, 255).astype(np.uint8)
+
+
+def make_layout(root, size=32, train=300, test=30, seed=0):
+    """MVTec AD's layout: train/good, test/good, test/scratch and
+    ground_truth/scratch/<name>_mask.png; each scratch a bright bar somewhere.
+    One scratched image has no mask."""
+    rng = np.random.default_rng(seed)
+    for i in range(train):
+        _save(f"{root}/train/good/{i:03d}.png", _part(rng, size))
+    for i in range(test):
+        _save(f"{root}/test/good/{i:03d}.png", _part(rng, size))
+        image, mask = _part(rng, size), np.zeros((size, size), np.uint8)
+        row, column = rng.integers(2, size - 10, 2)
+        image[row:row + 3, column:column + 8] = 255
+        mask[row:row + 3, column:column + 8] = 255
+        _save(f"{root}/test/scratch/{i:03d}.png", image)
+        if i:
+            _save(f"{root}/ground_truth/scratch/{i:03d}_mask.png", mask)
+    return root
+
+
+def test_masks_are_found_beside_the_test_folder_and_shaped_as_their_images(tmp_path):
+    root = make_layout(str(tmp_path), train=1, test=3)
+    test_dir = f"{root}/test"
+    assert masks_lib.default_dir(test_dir) == f"{root}/ground_truth"
+    paths = sorted(f"{test_dir}/{kind}/{name}" for kind in ("good", "scratch")
+                   for name in os.listdir(f"{test_dir}/{kind}"))
+    found = masks_lib.read(f"{root}/ground_truth", test_dir, paths, (16, 16))
+    assert [paths[i] for i in found.indices] == [f"{test_dir}/scratch/001.png",
+                                                 f"{test_dir}/scratch/002.png"]
+    full = np.array(Image.open(f"{root}/ground_truth/scratch/001_mask.png")) > 0
+    halved = full.reshape(16, 2, 16, 2).mean(axis=(1, 3)) >= 0.5
+    assert found.pixels.shape == (2, 16, 16) and (found.pixels[0] == halved).all()
+
+
+def test_a_mask_of_another_size_or_unreadable_is_an_error_naming_it(tmp_path):
+    root = make_layout(str(tmp_path), train=1, test=2)
+    paths = [f"{root}/test/scratch/001.png"]
+    mask = f"{root}/ground_truth/scratch/001_mask.png"
+    _save(mask, np.zeros((20, 32), np.uint8))
+    with pytest.raises(DataError, match=f"{mask}: the mask is 32x20 pixels but its image"):
+        masks_lib.read(f"{root}/ground_truth", f"{root}/test", paths, (16, 16))
+    with open(mask, "wb") as f:
+        f.write(b"not a png")
+    with pytest.raises(DataError, match=f"{mask}: not a readable mask"):
+        masks_lib.read(f"{root}/ground_truth", f"{root}/test", paths, (16, 16))
+
+
+@pytest.fixture(scope="module")
+def scratches_run(tmp_path_factory):
+    root = make_layout(str(tmp_path_factory.mktemp("parts")))
+    config = config_lib.RunConfig(
+        config_lib.DataConfig("folder", data_dir=f"{root}/train", test_dir=f"{root}/test",
+                              batch_size=32),
+        config_lib.ModelConfig("conv", latent_dim=16, filters=(8, 16)),
+        config_lib.TrainConfig(str(tmp_path_factory.mktemp("run")), epochs=8),
+        config_lib.AnomalyConfig(normal_classes=("good",), validation_fraction=0.34),
+    )
+    return config, training.train(config, distribute.get_strategy("default"), verbose=0)
+
+
+def test_a_detector_with_masks_reports_where_the_defects_are(scratches_run):
+    config, metrics = scratches_run
+    assert metrics["test_masked_images"] == 29
+    assert metrics["test_anomalous_images_without_mask"] == 1
+    print({k: metrics[k] for k in ("test_auroc", "test_pixel_auroc", "test_pro")})
+    # The scratches' pixels score above the rest of the parts'; chance is 0.5.
+    assert metrics["test_pixel_auroc"] > 0.9 and metrics["test_pro"] > 0.5
+    assert os.path.isfile(os.path.join(config.train.model_dir, model_dir_lib.MAPS_FIGURE_FILE))
+    line = train_command.summary(metrics, config.train.model_dir)  # train.py's last line
+    assert f"pixel AUROC {metrics['test_pixel_auroc']:.4f}, PRO " in line
