@@ -74,21 +74,6 @@ def combine_maps(views, maps, constants):
     return (pixels + whole[:, None, None]) / views.shape[1]
 
 
-def smooth(maps, sigma):
-    """`[batch, height, width]` maps blurred by a Gaussian of `sigma` pixels
-    (reflected at the borders); as they are for `sigma` 0. A defect lights up
-    a region, where a reconstruction's error is speckled."""
-    if not sigma:
-        return maps
-    radius = min(math.ceil(3 * sigma), maps.shape[1] - 1, maps.shape[2] - 1)
-    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    taps = tf.constant(taps / taps.sum(), tf.float32)
-    padded = tf.pad(maps[..., None], [[0, 0], [radius, radius], [radius, radius], [0, 0]],
-                    mode="REFLECT")
-    rows = tf.nn.conv2d(padded, tf.reshape(taps, [-1, 1, 1, 1]), 1, "VALID")
-    return tf.nn.conv2d(rows, tf.reshape(taps, [1, -1, 1, 1]), 1, "VALID")[..., 0]
-
-
 def view_constants(validation_views):
     """Each view's normalising constant: its mean on the normal validation
     images, so that every view weighs alike in `combine`; 1 for a model with

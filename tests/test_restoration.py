@@ -169,17 +169,6 @@ def test_a_map_is_its_image_score_spread_over_pixels():
                            rtol=1e-5)
 
 
-def test_smoothing_keeps_a_flat_map_flat_and_spreads_a_point_evenly():
-    flat = tf.fill((1, 9, 9), 2.0)
-    assert np.allclose(anomaly.smooth(flat, 1.5), 2.0)
-    point = np.zeros((1, 9, 9), np.float32)
-    point[0, 4, 4] = 1.0
-    spread = anomaly.smooth(tf.constant(point), 1.0).numpy()[0]
-    assert np.isclose(spread.sum(), 1.0, atol=1e-5) and spread.argmax() == 4 * 9 + 4
-    assert np.allclose(spread, spread.T) and np.allclose(spread, spread[::-1])
-    assert anomaly.smooth(point, 0) is point
-
-
 def test_regions_join_diagonal_neighbours_and_keep_apart_the_rest():
     masks = np.zeros((2, 6, 6), bool)
     masks[0, 0, 0] = masks[0, 1, 1] = masks[0, 2, 2] = True  # one diagonal line
