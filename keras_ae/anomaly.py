@@ -34,7 +34,6 @@ import tensorflow as tf
 
 from keras_ae import choices
 from keras_ae import data as data_lib
-from keras_ae import distribute
 from keras_ae import files
 from keras_ae import model_dir
 from keras_ae import plots
