@@ -48,7 +48,8 @@ def read(config, memory_limit):
             return stream(splits, shape, config, **fields)
     arrays, skipped = _decoded(splits, config.image_size, config.channels,
                                config.crop_to_aspect_ratio, config.skip_bad_images)
-    test_paths = [path for path in splits[1][0] if path not in set(skipped)]
+    left_out = set(skipped)
+    test_paths = [path for path in splits[1][0] if path not in left_out]
     return ImageData(*arrays[0], *arrays[1], skipped=tuple(skipped),
                      test_masks=_masks(config, test_paths, arrays[1][0].shape[1:3]), **fields)
 

@@ -29,7 +29,8 @@ def default_dir(test_dir):
     """`ground_truth/` beside `test_dir` if it exists, else None."""
     if not test_dir:
         return None
-    candidate = os.path.join(os.path.dirname(os.path.normpath(test_dir)), MASK_DIR)
+    candidate = test_dir.rstrip("/").rpartition("/")[0] or "."  # gs:// paths too
+    candidate = f"{candidate}/{MASK_DIR}"
     return candidate if tf.io.gfile.isdir(candidate) else None
 
 
@@ -48,7 +49,7 @@ def read(mask_dir, test_dir, test_paths, image_size, crop_to_aspect_ratio=False)
     names a mask that does not decode or whose size is not its image's."""
     indices, pixels = [], []
     for i, path in enumerate(test_paths):
-        mask_path = _mask_path(mask_dir, os.path.relpath(path, test_dir))
+        mask_path = _mask_path(mask_dir, path[len(test_dir.rstrip("/")) + 1:])
         if mask_path is None:
             continue
         try:
@@ -70,10 +71,10 @@ def read(mask_dir, test_dir, test_paths, image_size, crop_to_aspect_ratio=False)
 
 
 def _mask_path(mask_dir, relative):
-    folder, name = os.path.split(relative)
+    folder, _, name = relative.replace(os.sep, "/").rpartition("/")
     stem = os.path.splitext(name)[0]
-    for candidate in (os.path.join(mask_dir, folder, f"{stem}_mask.png"),
-                      os.path.join(mask_dir, relative)):
+    base = mask_dir.rstrip("/") + (f"/{folder}" if folder else "")
+    for candidate in (f"{base}/{stem}_mask.png", f"{base}/{name}"):
         if tf.io.gfile.exists(candidate):
             return candidate
     return None
