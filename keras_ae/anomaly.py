@@ -169,10 +169,10 @@ def regions(masks):
     size = masks.size
     labels = np.where(masks.ravel(), np.arange(size), size)  # size: background
     offsets = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+    height, width = masks.shape[1:]
     while True:
         grid = np.pad(labels.reshape(masks.shape), ((0, 0), (1, 1), (1, 1)),
                       constant_values=size)
-        height, width = masks.shape[1:]
         least = labels.reshape(masks.shape).copy()
         for dy, dx in offsets:
             np.minimum(least, grid[:, 1 + dy:1 + dy + height, 1 + dx:1 + dx + width], out=least)
@@ -187,8 +187,7 @@ def regions(masks):
             break
         labels = pointed[:-1]
     _, numbered = np.unique(labels, return_inverse=True)
-    numbered = numbered.reshape(masks.shape) + 1
-    return np.where(masks, numbered, 0) if masks.any() else np.zeros(masks.shape, np.int64)
+    return np.where(masks, numbered.reshape(masks.shape) + 1, 0)
 
 
 def pixel_auroc(maps, masks):
@@ -217,7 +216,8 @@ def pro(maps, masks, max_fpr=0.3):
     weights = np.where(background, 0.0, 1.0 / (count * sizes[numbered]))
     scores = np.ravel(maps)
     order = np.argsort(-scores, kind="stable")
-    last_of_tie = np.r_[scores[order][1:] != scores[order][:-1], True]
+    descending = scores[order]
+    last_of_tie = np.r_[descending[1:] != descending[:-1], True]
     overlap = np.r_[0.0, np.cumsum(weights[order])[last_of_tie]]
     fpr = np.r_[0.0, np.cumsum(background[order])[last_of_tie] / background.sum()]
     kept = fpr <= max_fpr
@@ -290,14 +290,17 @@ def normal_split(data, ids, validation_fraction, fpr, seed):
         validation_images=images.subset(validation))
 
 
-def views_of(model, images, kind, batch_size):
+def views_of(model, images, kind, batch_size, maps=False):
     """`[n, views]` numpy: the model's `anomaly_views` of `images` (an
-    `Images`, or an array), read chunk by chunk through one traced graph."""
-    views_function = _traced_views(model, kind)
-    views = [views_function(chunk[i:i + batch_size]).numpy()
-             for chunk in data_lib.as_images(images).float_chunks(batch_size)
-             for i in range(0, len(chunk), batch_size)]
-    return np.concatenate(views) if views else np.zeros((0, 1), np.float32)
+    `Images`, or an array), read chunk by chunk through one traced graph;
+    with `maps`, `(views, [n, k, height, width] per-view maps)` from the same pass."""
+    views_function = _traced_views(model, kind, maps)
+    outputs = [tf.nest.map_structure(lambda t: t.numpy(), views_function(chunk[i:i + batch_size]))
+               for chunk in data_lib.as_images(images).float_chunks(batch_size)
+               for i in range(0, len(chunk), batch_size)]
+    if maps:
+        return tuple(np.concatenate(parts) for parts in zip(*outputs))
+    return np.concatenate(outputs) if outputs else np.zeros((0, 1), np.float32)
 
 
 _TRACED = weakref.WeakKeyDictionary()  # model → {kind: tf.function}

@@ -165,19 +165,17 @@ def _numpy_outputs(model, reconstruction, images, detector, batch_size):
     outputs = {"reconstruction": reconstruction, "reconstruction_error": squared.mean(axis=1)}
     if detector is not None:
         kind, threshold, constants = detector
-        views = anomaly.views_of(model, images, kind, batch_size)
+        views, maps = anomaly.views_of(model, images, kind, batch_size, maps=True)
         constants = np.asarray(constants, np.float32)
         score = np.mean(views / constants, axis=1)
         outputs.update(anomaly_views=views, anomaly_score=score,
-                       anomaly_map=_numpy_maps(model, images, views, constants, batch_size),
+                       anomaly_map=_numpy_map(views, maps, constants),
                        normalized_score=0.5 * score / threshold, is_anomaly=score > threshold)
     return outputs
 
 
-def _numpy_maps(model, images, views, constants, batch_size):
-    """`anomaly_map` in numpy from the Keras model's per-view maps."""
-    maps = np.concatenate([model.anomaly_views(images[i:i + batch_size], maps=True)[1].numpy()
-                           for i in range(0, len(images), batch_size)])
+def _numpy_map(views, maps, constants):
+    """`anomaly_map` in numpy from the Keras model's views and per-view maps."""
     pixel_views = maps.shape[1]
     pixels = np.sum(maps / constants[None, :pixel_views, None, None], axis=1)
     whole = np.sum(views[:, pixel_views:] / constants[pixel_views:], axis=1)
