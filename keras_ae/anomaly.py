@@ -25,6 +25,7 @@ training's evaluation and in every exported signature alike.
 import dataclasses
 import math
 import os
+import typing
 import weakref
 
 from absl import logging
@@ -56,21 +57,52 @@ def combine(views, constants):
     return tf.reduce_mean(tf.convert_to_tensor(views) / constants, axis=1)
 
 
-def combine_maps(views, maps, constants):
+def combine_maps(views, maps, constants, sigma=0.0):
     """float32 `[batch, height, width]` anomaly maps: each pixel scored as
     `combine` scores the image, the mean over views of each divided by its
     constant, where `maps` (`[batch, k, height, width]`, a model's
     `anomaly_views(..., maps=True)`) gives the first k views per pixel and the
     other views (the restoration detector's head: of the whole image) count
-    alike at every pixel. With the "mse" score a map's mean is the image's
-    score; with "top_k", the score averages the worst of each view's errors
-    instead of all of them."""
+    alike at every pixel; then `smooth`ed by a Gaussian of `sigma` pixels.
+    Unsmoothed, with the "mse" score, a map's mean is the image's score;
+    with "top_k", the score averages the worst of each view's errors instead
+    of all of them."""
     views, maps = tf.convert_to_tensor(views), tf.convert_to_tensor(maps)
     constants = tf.convert_to_tensor(constants, tf.float32)
     pixel_views = maps.shape[1]
     pixels = tf.reduce_sum(maps / constants[None, :pixel_views, None, None], axis=1)
     whole = tf.reduce_sum(views[:, pixel_views:] / constants[pixel_views:], axis=1)
-    return (pixels + whole[:, None, None]) / views.shape[1]
+    return smooth((pixels + whole[:, None, None]) / views.shape[1], sigma)
+
+
+def gaussian(sigma, size):
+    """The normalised 1-D Gaussian of `sigma` pixels, cut at 3 sigma and to
+    fit a side of `size` pixels with its reflection (a radius below `size`)."""
+    radius = min(max(1, math.ceil(3 * sigma)), size - 1)
+    offsets = np.arange(-radius, radius + 1)
+    weights = np.exp(-offsets ** 2 / (2 * sigma ** 2))
+    return (weights / weights.sum()).astype(np.float32)
+
+
+def smooth(maps, sigma):
+    """`maps` (`[batch, height, width]`) blurred by a Gaussian of `sigma`
+    pixels (0: as they are), rows then columns, the edges reflected: a
+    reconstruction's error is scattered over a defect's pixels and speckled
+    elsewhere, and the blur gathers it. Convolutions and a mirror pad, so
+    TFLite runs it."""
+    if not sigma:
+        return maps
+    maps = tf.convert_to_tensor(maps)[..., None]
+    height, width = maps.shape[1], maps.shape[2]
+    for axis, size in ((0, height), (1, width)):
+        kernel = gaussian(sigma, size)
+        radius = len(kernel) // 2
+        padding = [[0, 0], [radius, radius], [0, 0], [0, 0]] if axis == 0 else \
+            [[0, 0], [0, 0], [radius, radius], [0, 0]]
+        shape = (-1, 1, 1, 1) if axis == 0 else (1, -1, 1, 1)
+        maps = tf.nn.conv2d(tf.pad(maps, padding, mode="REFLECT"), kernel.reshape(shape),
+                            strides=1, padding="VALID")
+    return maps[..., 0]
 
 
 def view_constants(validation_views):
@@ -249,6 +281,22 @@ class Detector:
     validation_quantiles: dict  # "50", "90", "99", "max": validation scores
     views: tuple = ("reconstruct",)  # the model's `anomaly_views`, named
     view_constants: tuple = (1.0,)  # what `combine` divides each view by
+    map_sigma: float = 0.0  # pixels: how `combine_maps` smooths the map
+
+
+class Scoring(typing.NamedTuple):
+    """What an exported detector computes with (`Detector`'s served part)."""
+
+    kind: str
+    threshold: float
+    constants: tuple
+    map_sigma: float = 0.0
+
+    @classmethod
+    def of(cls, detector):
+        """From `anomaly.json`'s dict; older ones have one view and no smoothing."""
+        return cls(detector["score"], detector["threshold"],
+                   tuple(detector.get("view_constants", (1.0,))), detector.get("map_sigma", 0.0))
 
 
 def normal_ids(data, normal_classes, dataset):
@@ -347,6 +395,7 @@ def evaluate(model, data, config, directory, test_views):
         validation_quantiles={q: float(np.quantile(validation, float(q) / 100))
                               for q in ("50", "90", "99")} | {"max": float(validation.max())},
         views=tuple(model.view_names()), view_constants=tuple(constants),
+        map_sigma=options.anomaly_map_sigma or 0.0,
     )
     files.write_json(os.path.join(directory, model_dir.ANOMALY_FILE),
                      dataclasses.asdict(detector))
@@ -361,8 +410,8 @@ def evaluate(model, data, config, directory, test_views):
     _save_figures(directory, data, test_scores, anomalous, threshold, area)
     pixel_metrics = {}
     if data.test_masks is not None:
-        pixel_metrics = _pixel_metrics(model, data, anomalous, constants, options.anomaly_score,
-                                       batch_size, directory, test_scores)
+        pixel_metrics = _pixel_metrics(model, data, anomalous, detector, batch_size, directory,
+                                       test_scores)
     return {
         "anomaly_threshold": threshold,
         "test_normal_images": int((~anomalous).sum()),
@@ -374,16 +423,17 @@ def evaluate(model, data, config, directory, test_views):
     }
 
 
-def maps_of(model, images, kind, constants, batch_size):
+def maps_of(model, images, detector, batch_size):
     """float32 `[n, height, width]` numpy: the anomaly maps of `images` (an
-    array), as exports serve them (`combine_maps`)."""
-    maps_function = _traced_views(model, kind, maps=True)
+    array) by `detector` (a `Detector`), as exports serve them (`combine_maps`)."""
+    maps_function = _traced_views(model, detector.score, maps=True)
     return np.concatenate([
-        combine_maps(*maps_function(images[i:i + batch_size]), constants).numpy()
+        combine_maps(*maps_function(images[i:i + batch_size]), detector.view_constants,
+                     detector.map_sigma).numpy()
         for i in range(0, len(images), batch_size)])
 
 
-def _pixel_metrics(model, data, anomalous, constants, kind, batch_size, directory, scores):
+def _pixel_metrics(model, data, anomalous, detector, batch_size, directory, scores):
     """Pixel AUROC and PRO over the test images with a ground truth: the
     normal ones (no defect) and those with a mask; anomalous images without
     a mask are counted and left out. Draws `anomaly_maps.png`."""
@@ -396,16 +446,17 @@ def _pixel_metrics(model, data, anomalous, constants, kind, batch_size, director
                         "them out", missing, masks.directory)
     chosen = np.flatnonzero(~anomalous | has_mask)
     pixels = data_lib.to_float(data.test_images.subset(chosen).in_memory()).numpy()
-    maps = maps_of(model, pixels, kind, constants, batch_size)
+    maps = maps_of(model, pixels, detector, batch_size)
     truth = np.zeros(maps.shape, bool)
     truth[np.searchsorted(chosen, masks.indices)] = masks.pixels
     shown = np.argsort(-scores[chosen], kind="stable")[:10]
     plots.save_image_rows(
         os.path.join(directory, model_dir.MAPS_FIGURE_FILE),
-        [pixels[shown], (maps[shown] / max(maps.max(), 1e-12))[..., None],
+        [pixels[shown], plots.heat_overlay(pixels[shown], maps[shown], maps.max()),
          truth[shown][..., None].astype(np.float32)],
-        ["the highest-scoring test images", "their anomaly maps (white: highest)",
-         "their ground-truth masks"])
+        ["the highest-scoring test images",
+         "their anomaly maps over them (brightest: the highest pixel score of the test set)",
+         "their ground-truth masks (white: defect)"])
     return {"test_pixel_auroc": pixel_auroc(maps, truth), "test_pro": pro(maps, truth),
             "test_masked_images": len(masks.indices),
             "test_anomalous_images_without_mask": missing}

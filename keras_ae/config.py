@@ -25,6 +25,7 @@ Example:
 
 import dataclasses
 import json
+import math
 import os
 
 from keras_ae import choices
@@ -198,12 +199,17 @@ class AnomalyConfig:
             on them. Default 0.01.
         anomaly_score: "mse" or "top_k" (see `keras_ae.anomaly`). Default
             None: the recipe's ("mse"; the restoration detector's "top_k").
+        anomaly_map_sigma: the Gaussian (sigma in pixels of the model's input)
+            that smooths the served `anomaly_map`; 0 leaves it as computed.
+            Default None: the recipe's share of the image's shorter side
+            (1/16; the restoration detector's 0), written in before the run.
     """
 
     normal_classes: tuple | None = None
     validation_fraction: float = 0.1
     anomaly_fpr: float = 0.01
     anomaly_score: str | None = None
+    anomaly_map_sigma: float | None = None
 
     def __post_init__(self):
         if self.normal_classes is not None:
@@ -215,8 +221,12 @@ class AnomalyConfig:
                 raise ConfigError(field, f"must be in (0, 1), got {getattr(self, field)!r}")
         if self.anomaly_score is not None:
             _require_choice("anomaly_score", self.anomaly_score, choices.ANOMALY_SCORES)
+        if self.anomaly_map_sigma is not None and not 0 <= self.anomaly_map_sigma < math.inf:
+            raise ConfigError("anomaly_map_sigma", "must be a number of pixels, 0 or more, got "
+                              f"{self.anomaly_map_sigma!r}")
         if self.normal_classes is None:
-            for field in ("validation_fraction", "anomaly_fpr", "anomaly_score"):
+            for field in ("validation_fraction", "anomaly_fpr", "anomaly_score",
+                          "anomaly_map_sigma"):
                 if getattr(self, field) != _ANOMALY_DEFAULTS[field]:
                     raise ConfigError(field, "applies to anomaly detection only: name the "
                                       "normal classes with --normal_classes")

@@ -32,6 +32,18 @@ def save_image_rows(path, rows, titles, columns=10):
     _save(fig, path)
 
 
+def heat_overlay(images, maps, top):
+    """RGB images (N, H, W, 3 in [0, 1]): each of `images` (N, H, W, C in
+    [0, 1]) in grey under its map (N, H, W) coloured by the "inferno" colour
+    map from 0 to `top`, the map the more opaque the higher it is, so low
+    scores leave the image to be seen."""
+    grey = np.clip(np.asarray(images, np.float32), 0, 1).mean(axis=-1, keepdims=True)
+    heat = np.clip(np.asarray(maps, np.float32) / max(top, 1e-12), 0, 1)
+    colours = matplotlib.colormaps["inferno"](heat)[..., :3]
+    opacity = heat[..., None]
+    return (1 - opacity) * 0.6 * grey + opacity * colours
+
+
 def save_image_grid(path, images, columns):
     """Saves images (N, H, W, C in [0, 1]) as one mosaic, `columns` per row."""
     images = np.clip(np.asarray(images, np.float32), 0, 1)

@@ -44,6 +44,11 @@ class Recipe:
     epochs = 10
     # With --normal_classes: each image's (each view's) error, "mse" or "top_k".
     anomaly_score = "mse"
+    # With --normal_classes: the anomaly map's Gaussian smoothing, its sigma
+    # a share of the image's shorter side (1.75 px at 28). On bench/defects.py's
+    # shirts, conv's pixel AUROC went 89.7 -> 93.8 and PRO 77.4 -> 82.0 from
+    # sigma 0 to 1.5 px (94.0 and 81.7 at 2, 93.4 and 79.1 at 3).
+    anomaly_map_smoothing = 1 / 16
 
     # The names of the variant's own figures of merit (`image_metrics`).
     metrics = ()
@@ -182,6 +187,10 @@ class RestorationRecipe(Recipe):
     learning_rate_schedule = "warmup_cosine"
     epochs = 12
     anomaly_score = "top_k"
+    # Its map already averages four restorations: on bench/defects.py's
+    # shirts a sigma of 0.5 px raised pixel AUROC 87.5 -> 88.1, 1 px lowered
+    # PRO 63.5 -> 62.0, 2 px to 57.2.
+    anomaly_map_smoothing = 0.0
 
 
 RECIPES = {

@@ -12,6 +12,7 @@ from keras_ae import distribute
 from keras_ae import models
 from keras_ae import training
 from keras_ae.export import checks
+from keras_ae.export import signatures
 from keras_ae.models import restoration
 from keras_ae.training import callbacks
 from tests.test_case import AutoencoderTestCase
@@ -63,7 +64,7 @@ def test_an_export_check_measures_the_score_by_what_its_views_may_err():
     expected = {"serving_default": {"anomaly_views": np.array([[0.001, 0.0005]]),
                                     "anomaly_score": np.array([0.251]),
                                     "reconstruction_error": np.array([0.5])}}
-    scale = checks.scales(expected, ("top_k", 4.0, [0.5, 1e-3]))["serving_default"]
+    scale = checks.scales(expected, anomaly.Scoring("top_k", 4.0, (0.5, 1e-3)))["serving_default"]
     np.testing.assert_allclose(scale["anomaly_views"], [[1.0, 1.0]])
     np.testing.assert_allclose(scale["anomaly_score"], [(1 / 0.5 + 1 / 1e-3) / 2])
     np.testing.assert_allclose(scale["normalized_score"], [0.5 * 501 / 4.0])
@@ -167,6 +168,34 @@ def test_a_map_is_its_image_score_spread_over_pixels():
         assert combined.shape == (3, 8, 8)
         assert np.allclose(combined.mean(axis=(1, 2)), anomaly.combine(views, constants),
                            rtol=1e-5)
+
+
+def test_smoothing_spreads_a_point_as_a_gaussian_and_keeps_a_flat_map_flat():
+    sigma = 1.5
+    point = np.zeros((1, 15, 15), np.float32)
+    point[0, 7, 7] = 1.0
+    blurred = anomaly.smooth(point, sigma).numpy()[0]
+    assert np.isclose(blurred.sum(), 1.0) and blurred.argmax() == 7 * 15 + 7
+    for dy, dx in ((0, 1), (2, 3), (-4, 0)):
+        assert np.isclose(blurred[7 + dy, 7 + dx] / blurred[7, 7],
+                          np.exp(-(dy ** 2 + dx ** 2) / (2 * sigma ** 2)), rtol=1e-4)
+    flat = np.full((2, 6, 9), 0.3, np.float32)  # the edges reflected, not padded with 0
+    np.testing.assert_allclose(anomaly.smooth(flat, 4.0), flat, rtol=1e-6)
+    assert anomaly.smooth(point, 0.0) is point
+
+
+def test_the_exports_numpy_map_smooths_as_the_served_one():
+    """`signatures._numpy_map` (blur matrices, what the export checks
+    against) and `combine_maps` (convolutions, what is served) agree, on a
+    side shorter than the Gaussian's reach too."""
+    rng = np.random.default_rng(1)
+    views = rng.random((4, 3)).astype(np.float32)
+    maps = rng.random((4, 2, 7, 12)).astype(np.float32)
+    constants = np.array([0.5, 2.0, 0.1], np.float32)
+    for sigma in (0.0, 0.8, 3.0):
+        np.testing.assert_allclose(
+            anomaly.combine_maps(views, maps, constants, sigma).numpy(),
+            signatures._numpy_map(views, maps, constants, sigma), rtol=1e-5, atol=1e-6)
 
 
 def test_regions_join_diagonal_neighbours_and_keep_apart_the_rest():

@@ -124,6 +124,12 @@ flags.DEFINE_enum(
     "With --normal_classes: mse (each image's mean squared error) or top_k (the mean of "
     "its worst 10% of squared pixel errors, for small defects)" + RECIPE + ".",
 )
+flags.DEFINE_float(
+    "anomaly_map_sigma", Anomaly.anomaly_map_sigma,
+    "With --normal_classes: the Gaussian (sigma in pixels) that smooths the served "
+    "anomaly_map; 0 leaves it unsmoothed. Default: the recipe's share of the image's "
+    "shorter side (1/16; the restoration detector's 0).",
+)
 flags.DEFINE_string(
     "image_key", None, "TensorFlow Datasets: the image feature, where there are several."
 )

@@ -30,6 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_ae import anomaly
 from keras_ae import choices
 from keras_ae import data as data_lib
 from keras_ae import files
@@ -86,9 +87,7 @@ def export_run(model_dir, config, data=None):
         data = data_lib.load(run.data)
     images = data_lib.to_float(data.test_images[:config.eval_examples].in_memory()).numpy()
     inputs = signatures.inputs(model, images)
-    # A detector written before views existed has one view, its constant 1.
-    scoring = detector and (detector["score"], detector["threshold"],
-                            detector.get("view_constants", [1.0]))
+    scoring = detector and anomaly.Scoring.of(detector)
     expected = signatures.keras_outputs(model, inputs, detector=scoring)
     scale = checks.scales(expected, scoring)
     report = _report(model_dir, config, model, run, detector, images, expected)

@@ -24,20 +24,19 @@ _BATCH = 1000
 
 def write(model, path, crop_to_aspect_ratio=False, detector=None):
     """Writes `model`'s serving signatures as a SavedModel to `path`
-    (`crop_to_aspect_ratio`: the run's; `detector`: `(score kind, threshold,
-    view constants)` of an anomaly detector, the threshold and the constants
-    then variables; see `signatures.functions`)."""
+    (`crop_to_aspect_ratio`: the run's; `detector`: an anomaly detector's
+    `anomaly.Scoring`, its threshold and constants then variables; see
+    `signatures.functions`)."""
     archive = keras.export.ExportArchive()
     archive.track(model)
     if detector is not None:
-        kind, threshold, constants = detector
-        threshold = keras.Variable(threshold, dtype="float32", trainable=False,
+        threshold = keras.Variable(detector.threshold, dtype="float32", trainable=False,
                                    name=signatures.THRESHOLD)
-        constants = keras.Variable(np.asarray(constants, np.float32), trainable=False,
+        constants = keras.Variable(np.asarray(detector.constants, np.float32), trainable=False,
                                    name=signatures.CONSTANTS)
         archive.add_variable_collection(signatures.THRESHOLD, [threshold])
         archive.add_variable_collection(signatures.CONSTANTS, [constants])
-        detector = (kind, threshold, constants)
+        detector = detector._replace(threshold=threshold, constants=constants)
     endpoints = signatures.functions(model, crop_to_aspect_ratio, detector)
     for name, (function, spec) in endpoints.items():
         archive.add_endpoint(name, function, input_signature=[spec])

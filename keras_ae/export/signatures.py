@@ -9,8 +9,8 @@ A run with an anomaly detector (`anomaly.json`, `--normal_classes`) adds to
 serving_default and serving_bytes `anomaly_views` (the model's
 `anomaly_views`, every view computed in the graph), `anomaly_score` (their
 `keras_ae.anomaly.combine`), `anomaly_map` (`[batch, height, width]`, each
-pixel's score, `keras_ae.anomaly.combine_maps`: with the "mse" score its mean
-is `anomaly_score`), `normalized_score` (the threshold at 0.5) and
+pixel's score, `keras_ae.anomaly.combine_maps`, smoothed by the detector's
+`map_sigma`: unsmoothed, with the "mse" score, its mean is `anomaly_score`), `normalized_score` (the threshold at 0.5) and
 `is_anomaly` (score above the threshold). The SavedModel holds the threshold
 and the views' constants as variables, the collections THRESHOLD
 (`loaded.anomaly_threshold[0]`, which can be assigned) and CONSTANTS.
@@ -58,8 +58,9 @@ def functions(model, crop_to_aspect_ratio=False, detector=None):
 
     Each function takes its named input and returns a dict of named outputs,
     so exported signatures carry these names. `crop_to_aspect_ratio` is the
-    run's, for the bytes signature's resizing; `detector`, `(score kind,
-    threshold, view constants)` (values or variables), adds the anomaly outputs.
+    run's, for the bytes signature's resizing; `detector`, an
+    `anomaly.Scoring` (threshold and constants values or variables), adds
+    the anomaly outputs.
     """
     images_spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="images")
     latent_spec = tf.TensorSpec(
@@ -73,13 +74,12 @@ def functions(model, crop_to_aspect_ratio=False, detector=None):
         error = tf.reduce_mean(tf.square(reconstruction - images), axis=[1, 2, 3])
         outputs = {"reconstruction": reconstruction, "reconstruction_error": error}
         if detector is not None:
-            kind, threshold, constants = detector
-            views, maps = model.anomaly_views(images, kind, maps=True)
-            constants = tf.convert_to_tensor(constants)
+            views, maps = model.anomaly_views(images, detector.kind, maps=True)
+            constants = tf.convert_to_tensor(detector.constants)
             score = anomaly.combine(views, constants)
-            threshold = tf.convert_to_tensor(threshold)
-            outputs.update(anomaly_views=views, anomaly_score=score,
-                           anomaly_map=anomaly.combine_maps(views, maps, constants),
+            threshold = tf.convert_to_tensor(detector.threshold)
+            anomaly_map = anomaly.combine_maps(views, maps, constants, detector.map_sigma)
+            outputs.update(anomaly_views=views, anomaly_score=score, anomaly_map=anomaly_map,
                            normalized_score=0.5 * score / threshold, is_anomaly=score > threshold)
         return outputs
 
@@ -139,8 +139,8 @@ def keras_outputs(model, signature_inputs, batch_size=256, detector=None):
 
     Independent of `functions`: `predict` on the model and its sub-models,
     the views by the Keras model's `anomaly_views`, the reconstruction error
-    and the rest of the anomaly outputs (`detector`: `(score kind, threshold,
-    view constants)`) in numpy, so a mistake there shows as a mismatch.
+    and the rest of the anomaly outputs (`detector`: an `anomaly.Scoring`)
+    in numpy, so a mistake there shows as a mismatch.
     """
     images = signature_inputs[RECONSTRUCT]["images"]
     reconstruction = distribute.predict(model, images, batch_size)
@@ -164,19 +164,37 @@ def _numpy_outputs(model, reconstruction, images, detector, batch_size):
     squared = np.square(reconstruction - images).reshape(len(images), -1)
     outputs = {"reconstruction": reconstruction, "reconstruction_error": squared.mean(axis=1)}
     if detector is not None:
-        kind, threshold, constants = detector
-        views, maps = anomaly.views_of(model, images, kind, batch_size, maps=True)
-        constants = np.asarray(constants, np.float32)
+        views, maps = anomaly.views_of(model, images, detector.kind, batch_size, maps=True)
+        constants = np.asarray(detector.constants, np.float32)
         score = np.mean(views / constants, axis=1)
+        threshold = detector.threshold
         outputs.update(anomaly_views=views, anomaly_score=score,
-                       anomaly_map=_numpy_map(views, maps, constants),
+                       anomaly_map=_numpy_map(views, maps, constants, detector.map_sigma),
                        normalized_score=0.5 * score / threshold, is_anomaly=score > threshold)
     return outputs
 
 
-def _numpy_map(views, maps, constants):
-    """`anomaly_map` in numpy from the Keras model's views and per-view maps."""
+def _numpy_map(views, maps, constants, sigma):
+    """`anomaly_map` in numpy from the Keras model's views and per-view maps,
+    smoothed as a product of blur matrices, their edges reflected index by index."""
     pixel_views = maps.shape[1]
     pixels = np.sum(maps / constants[None, :pixel_views, None, None], axis=1)
     whole = np.sum(views[:, pixel_views:] / constants[pixel_views:], axis=1)
-    return (pixels + whole[:, None, None]) / views.shape[1]
+    combined = (pixels + whole[:, None, None]) / views.shape[1]
+    if not sigma:
+        return combined
+    rows, columns = (_blur_matrix(sigma, size) for size in combined.shape[1:])
+    return np.einsum("ij,bjk,lk->bil", rows, combined, columns)
+
+
+def _blur_matrix(sigma, size):
+    """The `[size, size]` matrix of `anomaly.smooth` along one side: row i
+    the Gaussian centred at i, its taps past an edge folded back inside."""
+    kernel = anomaly.gaussian(sigma, size)
+    radius = len(kernel) // 2
+    matrix = np.zeros((size, size))
+    for i in range(size):
+        for offset, weight in zip(range(-radius, radius + 1), kernel):
+            j = abs(i + offset)
+            matrix[i, j if j < size else 2 * (size - 1) - j] += weight
+    return matrix

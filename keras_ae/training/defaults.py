@@ -45,11 +45,20 @@ def resolve(config):
     return dataclasses.replace(config, data=data, model=model, train=train, anomaly=anomaly)
 
 
-def with_image_shape(config, data):
-    """`config` with the image size and channels of `data` (what ran) written in."""
+def with_data(config, data):
+    """`config` with what `data` decides written in: the image size and
+    channels, the masks' folder found, and the anomaly map's sigma, the
+    recipe's share of the shorter side unless given."""
     height, width, channels = data.image_shape()
-    return dataclasses.replace(config, data=dataclasses.replace(
-        config.data, image_size=(height, width), channels=channels))
+    masks = data.test_masks and data.test_masks.directory
+    anomaly = config.anomaly
+    if anomaly.normal_classes:
+        share = recipes.RECIPES[config.model.variant].anomaly_map_smoothing
+        anomaly = dataclasses.replace(anomaly, anomaly_map_sigma=_or(
+            anomaly.anomaly_map_sigma, round(share * min(height, width), 4)))
+    return dataclasses.replace(config, anomaly=anomaly, data=dataclasses.replace(
+        config.data, image_size=(height, width), channels=channels,
+        test_mask_dir=masks or config.data.test_mask_dir))
 
 
 def _or(value, default):

@@ -81,7 +81,7 @@ def train(config, strategy, data=None, verbose=1, callbacks=(), overwrite=False)
     _check_batch_size(config, strategy)
     _reset_peak_memory()
     data = _normal_only(data or load_data(config), config)
-    config = defaults.with_image_shape(config, data)
+    config = defaults.with_data(config, data)
     logging.info("data: %s, %d training and %d test images of %s", data.source,
                  len(data.train_images), len(data.test_images), data.image_shape())
     if data.ignored:
