@@ -219,7 +219,8 @@ def served(model_dir, kinds, encoded, masks):
     """The run's SavedModel (`python -m export`'s library) on every test
     file, sent as its PNG bytes to `serving_bytes`: the image AUROC of the
     served `anomaly_score` (all defects, and each kind against the good
-    images) and the pixel AUROC of the served `anomaly_map`."""
+    images), and of the served `anomaly_map` the pixel AUROC and the image
+    AUROC of its highest pixel (a score the detector does not serve)."""
     with tempfile.TemporaryDirectory() as base:
         report = export.export_run(model_dir, config_lib.ExportConfig(
             base, formats=("saved_model",)))
@@ -233,7 +234,8 @@ def served(model_dir, kinds, encoded, masks):
                                                       kinds[good | (kinds == kind)] == kind)
                 for kind in DEFECTS}
     return {"served_auroc": anomaly.auroc(scores, ~good), **per_kind,
-            "served_pixel_auroc": anomaly.pixel_auroc(maps, masks)}
+            "served_pixel_auroc": anomaly.pixel_auroc(maps, masks),
+            "served_map_max_auroc": anomaly.auroc(maps.max(axis=(1, 2)), ~good)}
 
 
 def by_sigma(model_dir, pixels, masks):
