@@ -66,17 +66,21 @@ DEFECT_IMAGES = 200  # of each kind
 MASK_CHANGE = 0.1
 MIN_DEFECT_PIXELS = 4
 
-_VARIANTS = flags.DEFINE_list("variants", ["restoration"], "Variants to run.")
-_CLASSES = flags.DEFINE_list("classes", [str(c) for c in range(10)], "Normal classes.")
-_EPOCHS = flags.DEFINE_integer("epochs", None, "Epochs of each run. Default: the recipe's.")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of the defects and of every run.")
-_ROOT = flags.DEFINE_string("root", os.path.join(tempfile.gettempdir(), "defects-bench"),
-                            "Where each class's folder (ROOT/class-C) and runs go.")
-_OUT = flags.DEFINE_string("out", "bench/defects.json", "Where to write the runs.")
-_MAP_SIGMAS = flags.DEFINE_list("map_sigmas", ["0", "0.5", "1", "1.75", "2.5", "3.5"],
-                                "Also score each run's maps smoothed by these sigmas (pixels).")
-_LAYOUT_ONLY = flags.DEFINE_bool("layout_only", False,
-                                 "Write the folders and print train.py's command; train nothing.")
+FLAGS = flags.FLAGS
+
+
+def define_flags():  # only when run: tests import write_layout
+    flags.DEFINE_list("variants", ["restoration"], "Variants to run.")
+    flags.DEFINE_list("classes", [str(c) for c in range(10)], "Normal classes.")
+    flags.DEFINE_integer("epochs", None, "Epochs of each run. Default: the recipe's.")
+    flags.DEFINE_integer("seed", 0, "Seed of the defects and of every run.")
+    flags.DEFINE_string("root", os.path.join(tempfile.gettempdir(), "defects-bench"),
+                        "Where each class's folder (ROOT/class-C) and runs go.")
+    flags.DEFINE_string("out", "bench/defects.json", "Where to write the runs.")
+    flags.DEFINE_list("map_sigmas", ["0", "0.5", "1", "1.75", "2.5", "3.5"],
+                      "Also score each run's maps smoothed by these sigmas (pixels).")
+    flags.DEFINE_bool("layout_only", False,
+                      "Write the folders and print train.py's command; train nothing.")
 
 
 def _garment_centre(image, rng):
@@ -142,9 +146,11 @@ def _save(path, pixels):
     Image.fromarray(pixels).save(path)
 
 
-def write_layout(fashion, normal_class, directory, seed):
-    """Writes class `normal_class`'s MVTec-layout folder (module docstring)
-    into `directory`, unless a previous call finished it."""
+def write_layout(fashion, normal_class, directory, seed, good=GOOD_TEST_IMAGES,
+                 per_defect=DEFECT_IMAGES):
+    """Writes class `normal_class`'s MVTec-layout folder (module docstring:
+    `good` test images left good, `per_defect` of each kind) into
+    `directory`, unless a previous call finished it."""
     done = os.path.join(directory, "complete")
     if os.path.exists(done):
         return
@@ -154,10 +160,10 @@ def write_layout(fashion, normal_class, directory, seed):
     test = fashion.test_images[fashion.test_labels == normal_class][..., 0]
     others = fashion.test_images[fashion.test_labels != normal_class][..., 0] / 255
     order = rng.permutation(len(test))
-    for i in order[:GOOD_TEST_IMAGES]:
+    for i in order[:good]:
         _save(os.path.join(directory, "test", "good", f"{i:04d}.png"), test[i])
     for k, kind in enumerate(DEFECTS):
-        chosen = order[GOOD_TEST_IMAGES + k * DEFECT_IMAGES:][:DEFECT_IMAGES]
+        chosen = order[good + k * per_defect:][:per_defect]
         for i in chosen:
             image, mask = defective(test[i] / 255, kind, rng, others)
             _save(os.path.join(directory, "test", kind, f"{i:04d}.png"),
@@ -174,16 +180,16 @@ def data_config(directory, seed):
 
 def run(variant, normal_class, directory):
     config = config_lib.RunConfig(
-        data_config(directory, _SEED.value),
+        data_config(directory, FLAGS.seed),
         config_lib.ModelConfig(variant),
-        config_lib.TrainConfig(os.path.join(directory, "runs", variant), epochs=_EPOCHS.value),
+        config_lib.TrainConfig(os.path.join(directory, "runs", variant), epochs=FLAGS.epochs),
         config_lib.AnomalyConfig(normal_classes=("good",)),
     )
     start = time.perf_counter()
     loaded = data.load(config.data)
     metrics = training.train(config, distribute.get_strategy("default"), loaded, verbose=0,
                              overwrite=True)
-    keys = ("test_auroc", "test_pixel_auroc", "test_pro", "test_masked_images",
+    keys = ("test_auroc", "test_pixel_auroc", "test_pro", "test_normal_images", "test_masked_images",
             "test_anomalous_images_without_mask", "test_fpr_at_threshold",
             "test_tpr_at_threshold", "train_seconds", "epochs_trained")
     result = {"variant": variant, "normal_class": normal_class,
@@ -244,7 +250,7 @@ def by_sigma(model_dir, pixels, masks):
     _, model_file, detector = model_dir_lib.read_run(model_dir)
     model = models.load(model_file)
     results = {}
-    for sigma in _MAP_SIGMAS.value:
+    for sigma in FLAGS.map_sigmas:
         smoothed = anomaly.Detector(**detector | {"map_sigma": float(sigma)})
         maps = anomaly.maps_of(model, pixels, smoothed, 256)
         results[sigma] = {"pixel_auroc": anomaly.pixel_auroc(maps, masks),
@@ -256,24 +262,24 @@ def main(argv):
     del argv  # environment.command() records the flags
     fashion = data.load("fashion_mnist", download=False)
     directories = {}
-    for normal_class in _CLASSES.value:
-        directories[normal_class] = os.path.join(_ROOT.value, f"class-{normal_class}")
-        write_layout(fashion, int(normal_class), directories[normal_class], _SEED.value)
-        if _LAYOUT_ONLY.value:
+    for normal_class in FLAGS.classes:
+        directories[normal_class] = os.path.join(FLAGS.root, f"class-{normal_class}")
+        write_layout(fashion, int(normal_class), directories[normal_class], FLAGS.seed)
+        if FLAGS.layout_only:
             folder = directories[normal_class]
             print(f"python train.py --dataset=folder --data_dir={folder}/train "
                   f"--test_dir={folder}/test --normal_classes=good --model_dir={folder}/run")
-    if _LAYOUT_ONLY.value:
+    if FLAGS.layout_only:
         return
     results = {"command": environment.command(), "machine": environment.machine(),
-               "epochs": _EPOCHS.value, "defects": list(DEFECTS), "runs": []}
-    for variant in _VARIANTS.value:
-        for normal_class in _CLASSES.value:
+               "epochs": FLAGS.epochs, "defects": list(DEFECTS), "runs": []}
+    for variant in FLAGS.variants:
+        for normal_class in FLAGS.classes:
             results["runs"].append(run(variant, int(normal_class), directories[normal_class]))
             print(json.dumps(results["runs"][-1]), flush=True)
-            with open(_OUT.value, "w") as f:
+            with open(FLAGS.out, "w") as f:
                 json.dump(results, f, indent=1)
-    for variant in _VARIANTS.value:
+    for variant in FLAGS.variants:
         runs = [r for r in results["runs"] if r["variant"] == variant]
         print(f"{variant}: mean image AUROC "
               f"{100 * statistics.mean(r['test_auroc'] for r in runs):.1f}, pixel AUROC "
@@ -283,4 +289,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

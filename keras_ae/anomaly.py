@@ -452,10 +452,10 @@ def _pixel_metrics(model, data, anomalous, detector, batch_size, directory, scor
     shown = np.argsort(-scores[chosen], kind="stable")[:10]
     plots.save_image_rows(
         os.path.join(directory, model_dir.MAPS_FIGURE_FILE),
-        [pixels[shown], plots.heat_overlay(pixels[shown], maps[shown], maps.max()),
+        [pixels[shown], plots.heat_overlay(pixels[shown], maps[shown], np.quantile(maps, 0.995)),
          truth[shown][..., None].astype(np.float32)],
         ["the highest-scoring test images",
-         "their anomaly maps over them (brightest: the highest pixel score of the test set)",
+         "their anomaly maps over them (brightest: the test images' top 0.5% of pixel scores)",
          "their ground-truth masks (white: defect)"])
     return {"test_pixel_auroc": pixel_auroc(maps, truth), "test_pro": pro(maps, truth),
             "test_masked_images": len(masks.indices),

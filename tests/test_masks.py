@@ -1,12 +1,15 @@
 """Ground-truth masks in MVTec AD's layout, and the pixel metrics they give a detector."""
 
 import os
+import sys
+import types
 
 import numpy as np
 from PIL import Image
 import pytest
 
 from keras_ae import config as config_lib
+from keras_ae import data
 from keras_ae import distribute
 from keras_ae import model_dir as model_dir_lib
 from keras_ae import training
@@ -95,3 +98,35 @@ def test_a_detector_with_masks_reports_where_the_defects_are(scratches_run):
     assert os.path.isfile(os.path.join(config.train.model_dir, model_dir_lib.MAPS_FIGURE_FILE))
     line = train_command.summary(metrics, config.train.model_dir)  # train.py's last line
     assert f"pixel AUROC {metrics['test_pixel_auroc']:.4f}, PRO " in line
+
+
+def test_the_defects_benchmark_writes_mvtec_layout_with_masks_of_what_it_changed(tmp_path):
+    """bench/defects.py's folders: each defect's mask is exactly the pixels
+    it changed by more than MASK_CHANGE, and the folder source finds every mask."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "bench"))
+    import defects  # pylint: disable=import-outside-toplevel
+    rng = np.random.default_rng(0)
+
+    def garments(count):  # bright blocks on black, as Fashion-MNIST's are
+        images = np.zeros((count, 28, 28, 1), np.uint8)
+        images[:, 4:24, 6:22] = rng.integers(80, 220, (count, 1, 1, 1))
+        return images
+
+    fashion = types.SimpleNamespace(train_images=garments(8), train_labels=np.arange(8) % 2,
+                                    test_images=garments(20), test_labels=np.arange(20) % 2)
+    defects.write_layout(fashion, 0, str(tmp_path), seed=0, good=4, per_defect=2)
+    originals = fashion.test_images[fashion.test_labels == 0][..., 0]
+    assert len(os.listdir(tmp_path / "train" / "good")) == 4
+    assert len(os.listdir(tmp_path / "test" / "good")) == 4
+    for kind in defects.DEFECTS:
+        names = sorted(os.listdir(tmp_path / "test" / kind))
+        assert len(names) == 2
+        for name in names:
+            image = np.asarray(Image.open(tmp_path / "test" / kind / name), np.float32)
+            mask = np.asarray(Image.open(tmp_path / "ground_truth" / kind /
+                                         name.replace(".png", "_mask.png"))) > 0
+            changed = np.abs(image - originals[int(name[:4])]) > 255 * defects.MASK_CHANGE
+            assert (mask == changed).all() and mask.sum() >= defects.MIN_DEFECT_PIXELS
+    loaded = data.load(config_lib.DataConfig("folder", data_dir=str(tmp_path / "train"),
+                                             test_dir=str(tmp_path / "test")))
+    assert len(loaded.test_masks.indices) == 6 and loaded.test_masks.pixels.sum() > 6 * 4
