@@ -96,6 +96,9 @@ def test_a_detector_with_masks_reports_where_the_defects_are(scratches_run):
     # The scratches' pixels score above the rest of the parts'; chance is 0.5.
     assert metrics["test_pixel_auroc"] > 0.9 and metrics["test_pro"] > 0.5
     assert os.path.isfile(os.path.join(config.train.model_dir, model_dir_lib.MAPS_FIGURE_FILE))
+    ran, _, detector = model_dir_lib.read_run(config.train.model_dir)  # what ran, written in
+    assert ran.data.test_mask_dir == os.path.dirname(config.data.test_dir) + "/ground_truth"
+    assert ran.anomaly.anomaly_map_sigma == detector["map_sigma"] == 32 / 16
     line = train_command.summary(metrics, config.train.model_dir)  # train.py's last line
     assert f"pixel AUROC {metrics['test_pixel_auroc']:.4f}, PRO " in line
 

@@ -36,10 +36,10 @@ def scales(expected, scoring=None):
     `{signature: {output: array}}`, max(1, |value|) elementwise.
 
     The anomaly score is the mean over views of view / constant (`scoring`,
-    an `anomaly.Scoring`), so views that each err by the
-    tolerance move it by up to the mean of max(1, |view|) / constant: its
-    scale. A near-certain head's view has a constant of 3e-4 on sneakers, and
-    float32 round-off of 1e-7 there moves the score by 4e-5.
+    an `anomaly.Scoring`), so views that each err by the tolerance move it by
+    up to the mean of max(1, |view|) / constant: its scale. A near-certain
+    head's view has a constant of 3e-4 on sneakers, and float32 round-off of
+    1e-7 there moves the score by 4e-5.
     """
     result = {}
     for signature, outputs in expected.items():

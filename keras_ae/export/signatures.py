@@ -10,8 +10,9 @@ serving_default and serving_bytes `anomaly_views` (the model's
 `anomaly_views`, every view computed in the graph), `anomaly_score` (their
 `keras_ae.anomaly.combine`), `anomaly_map` (`[batch, height, width]`, each
 pixel's score, `keras_ae.anomaly.combine_maps`, smoothed by the detector's
-`map_sigma`: unsmoothed, with the "mse" score, its mean is `anomaly_score`), `normalized_score` (the threshold at 0.5) and
-`is_anomaly` (score above the threshold). The SavedModel holds the threshold
+`map_sigma`; unsmoothed, with the "mse" score, its mean is `anomaly_score`),
+`normalized_score` (the threshold at 0.5) and `is_anomaly` (score above the
+threshold). The SavedModel holds the threshold
 and the views' constants as variables, the collections THRESHOLD
 (`loaded.anomaly_threshold[0]`, which can be assigned) and CONSTANTS.
 
