@@ -449,12 +449,16 @@ def _pixel_metrics(model, data, anomalous, detector, batch_size, directory, scor
     maps = maps_of(model, pixels, detector, batch_size)
     truth = np.zeros(maps.shape, bool)
     truth[np.searchsorted(chosen, masks.indices)] = masks.pixels
-    shown = np.argsort(-scores[chosen], kind="stable")[:10]
+    # Where the defects are, and what lights up where there are none.
+    order = np.argsort(-scores[chosen], kind="stable")
+    masked = anomalous[chosen[order]]
+    shown = np.concatenate([order[masked][:5], order[~masked][:10 - min(5, masked.sum())]])
     plots.save_image_rows(
         os.path.join(directory, model_dir.MAPS_FIGURE_FILE),
         [pixels[shown], plots.heat_overlay(pixels[shown], maps[shown], np.quantile(maps, 0.995)),
          truth[shown][..., None].astype(np.float32)],
-        ["the highest-scoring test images",
+        [f"the {min(5, masked.sum())} highest-scoring test images with a defect mask, then "
+         "the highest-scoring normal ones",
          "their anomaly maps over them (brightest: the test images' top 0.5% of pixel scores)",
          "their ground-truth masks (white: defect)"])
     return {"test_pixel_auroc": pixel_auroc(maps, truth), "test_pro": pro(maps, truth),
