@@ -257,7 +257,7 @@ def defects(results, name="defects.json", command="python bench/defects.py"):
         for v in variants for k in keys.values()) + " |")
 
     means = {"image AUROC": "test_auroc",
-             **{f"{k}s only": f"served_auroc_{k}" for k in kinds},
+             **{f"{k} images only": f"served_auroc_{k}" for k in kinds},
              "image AUROC of the map's highest pixel": "served_map_max_auroc",
              "TPR at the threshold": "test_tpr_at_threshold"}
     lines += ["", "| mean over classes | " + " | ".join(means) + " | training s |",

@@ -19,8 +19,7 @@ def save_image_rows(path, rows, titles, columns=10):
         nrows=len(rows), ncols=columns, figsize=(columns * 1.2, len(rows) * 1.35),
         squeeze=False,
     )
-    for images, title, axes_row in zip(rows, titles, axes):
-        axes_row[0].set_title(title, loc="left", fontsize=9)
+    for images, axes_row in zip(rows, axes):
         for image, ax in zip(images[:columns], axes_row):
             image = np.clip(np.asarray(image, np.float32), 0, 1)
             if image.shape[-1] == 1:
@@ -28,7 +27,11 @@ def save_image_rows(path, rows, titles, columns=10):
             else:
                 ax.imshow(image)
             ax.set_axis_off()
-    fig.tight_layout()
+    # Laid out with room above each row, then titled: a title wider than its
+    # first image would otherwise squeeze that column (or defeat the layout).
+    fig.tight_layout(h_pad=3, rect=(0, 0, 1, 0.94))
+    for title, axes_row in zip(titles, axes):
+        axes_row[0].set_title(title, loc="left", fontsize=9)
     _save(fig, path)
 
 
