@@ -173,14 +173,10 @@ def write_layout(fashion, normal_class, directory, seed, good=GOOD_TEST_IMAGES,
     open(done, "w").close()
 
 
-def data_config(directory, seed):
-    return config_lib.DataConfig("folder", data_dir=os.path.join(directory, "train"),
-                                 test_dir=os.path.join(directory, "test"), seed=seed)
-
-
 def run(variant, normal_class, directory):
     config = config_lib.RunConfig(
-        data_config(directory, FLAGS.seed),
+        config_lib.DataConfig("folder", data_dir=os.path.join(directory, "train"),
+                              test_dir=os.path.join(directory, "test"), seed=FLAGS.seed),
         config_lib.ModelConfig(variant),
         config_lib.TrainConfig(os.path.join(directory, "runs", variant), epochs=FLAGS.epochs),
         config_lib.AnomalyConfig(normal_classes=("good",)),
@@ -189,8 +185,8 @@ def run(variant, normal_class, directory):
     loaded = data.load(config.data)
     metrics = training.train(config, distribute.get_strategy("default"), loaded, verbose=0,
                              overwrite=True)
-    keys = ("test_auroc", "test_pixel_auroc", "test_pro", "test_normal_images", "test_masked_images",
-            "test_anomalous_images_without_mask", "test_fpr_at_threshold",
+    keys = ("test_auroc", "test_pixel_auroc", "test_pro", "test_normal_images",
+            "test_masked_images", "test_anomalous_images_without_mask", "test_fpr_at_threshold",
             "test_tpr_at_threshold", "train_seconds", "epochs_trained")
     result = {"variant": variant, "normal_class": normal_class,
               "seconds": time.perf_counter() - start, **{k: metrics[k] for k in keys}}
@@ -198,8 +194,8 @@ def run(variant, normal_class, directory):
     result.update(served(config.train.model_dir, kinds, encoded, masks))
     result["served_pixel_auroc_difference"] = abs(result["served_pixel_auroc"]
                                                   - result["test_pixel_auroc"])
-    result["map_sigma"] = config_lib.RunConfig.from_json(open(os.path.join(
-        config.train.model_dir, model_dir_lib.CONFIG_FILE)).read()).anomaly.anomaly_map_sigma
+    ran, _, _ = model_dir_lib.read_run(config.train.model_dir)  # the sigma written in
+    result["map_sigma"] = ran.anomaly.anomaly_map_sigma
     result["by_map_sigma"] = by_sigma(config.train.model_dir, pixels, masks)
     return result
 
