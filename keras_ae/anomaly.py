@@ -92,14 +92,11 @@ def smooth(maps, sigma):
     TFLite runs it."""
     if not sigma:
         return maps
-    maps = tf.convert_to_tensor(maps)[..., None]
-    height, width = maps.shape[1], maps.shape[2]
-    for axis, size in ((0, height), (1, width)):
-        kernel = gaussian(sigma, size)
-        radius = len(kernel) // 2
-        padding = [[0, 0], [radius, radius], [0, 0], [0, 0]] if axis == 0 else \
-            [[0, 0], [0, 0], [radius, radius], [0, 0]]
-        shape = (-1, 1, 1, 1) if axis == 0 else (1, -1, 1, 1)
+    maps = tf.convert_to_tensor(maps)[..., None]  # [batch, height, width, 1]
+    for axis in (1, 2):
+        kernel = gaussian(sigma, maps.shape[axis])
+        padding, shape = [[0, 0]] * 4, [1, 1, 1, 1]
+        padding[axis], shape[axis - 1] = [len(kernel) // 2] * 2, -1
         maps = tf.nn.conv2d(tf.pad(maps, padding, mode="REFLECT"), kernel.reshape(shape),
                             strides=1, padding="VALID")
     return maps[..., 0]

@@ -13,8 +13,8 @@ to SERVER/v1/models/MODEL_NAME:predict and prints each image's
 reconstruction_error, and for an anomaly detector (`--normal_classes`) its
 anomaly_score, normalized_score and decision; `--anomaly_maps=DIR` writes each
 file's anomaly map there as DIR/<name>_map.png, grey 128 at the threshold.
---request_only prints the request body instead of sending it. It needs only numpy and Pillow: TensorFlow is
-not loaded.
+--request_only prints the request body instead of sending it. It needs only
+numpy and Pillow: TensorFlow is not loaded.
 """
 
 import base64
