@@ -289,7 +289,9 @@ def test_the_client_prints_each_files_score_and_decision_and_writes_its_map(expo
         threshold = loaded.anomaly_threshold[0].numpy()  # grey 128 at the threshold
         np.testing.assert_allclose(
             written, 255 * np.clip(0.5 * anomaly_map / threshold, 0, 1), atol=1)
-        assert anomaly_map.argmax() != 0 and anomaly_map.min() > 0
+        # "mse": unsmoothed, the map's mean is the score; the blur's reflected
+        # edges move it a little (measured 0.3-1.5%).
+        assert np.isclose(anomaly_map.mean(), score, rtol=0.03)
     lines = result.stdout.strip().splitlines()
     for line, score, decision in zip(lines, served["anomaly_score"].numpy(),
                                      served["is_anomaly"].numpy()):
