@@ -1,9 +1,9 @@
 """Real distributed runs and real kills: train.py as worker processes on
 127.0.0.1, SIGKILL, restart, and the weights compared with one process.
 
-Runs on a slice of the real Fashion-MNIST (Debian's dataset-fashion-mnist), in
-memory from its IDX files, or streamed from the same images written as PNG
-files: the two feed identical batches, so every run here has one reference.
+Runs on a slice of the real Fashion-MNIST (Debian's dataset-fashion-mnist)
+written as PNG files, read into memory or streamed: the two feed identical
+batches, so every run here has one reference.
 """
 
 import json
@@ -28,24 +28,34 @@ pytestmark = pytest.mark.slow
 # Conv on 1,024 real images: a few seconds an epoch on two workers.
 # One step per execution everywhere: multi-worker runs take no other (see
 # training.with_steps_per_execution), and the same graph gives the same bits.
-FLAGS = ["--variant=conv", "--dataset=fashion_mnist", "--nodownload", "--train_examples=1024",
-         "--batch_size=64", "--latent_dim=8", "--seed=3", "--deterministic",
+FLAGS = ["--variant=conv", "--batch_size=64", "--latent_dim=8", "--seed=3", "--deterministic",
          "--steps_per_execution=1"]
 TIMEOUT = 300  # seconds any one process may take
 
 
 @pytest.fixture(scope="module")
-def streamed(tmp_path_factory):
-    """FLAGS' images as PNG files, streamed: training and test folders holding
-    the IDX files' first 1,024 training and all test images, in their order."""
+def folders(tmp_path_factory):
+    """Training and test folders holding Fashion-MNIST's first 1,024 training
+    and 512 test images as PNG files, in their order: the flags that read them."""
+    if not os.path.isdir("/usr/share/datasets/fashion-mnist"):
+        pytest.fail("needs Debian's dataset-fashion-mnist: apt-get install dataset-fashion-mnist")
     fashion = data.load("fashion_mnist", download=False, train_examples=1024)
     root = tmp_path_factory.mktemp("fashion-png")
-    for split, pixels in (("train", fashion.train_images), ("test", fashion.test_images)):
+    for split, pixels in (("train", fashion.train_images), ("test", fashion.test_images[:512])):
         os.makedirs(root / split)
         for i, image in enumerate(pixels[..., 0]):
             Image.fromarray(image).save(root / split / f"{i:05d}.png")
-    return ["--dataset=folder", f"--data_dir={root / 'train'}", f"--test_dir={root / 'test'}",
-            "--input=stream"]
+    return ["--dataset=folder", f"--data_dir={root / 'train'}", f"--test_dir={root / 'test'}"]
+
+
+@pytest.fixture(scope="module")
+def in_memory(folders):
+    return [*folders, "--input=memory"]
+
+
+@pytest.fixture(scope="module")
+def streamed(folders):
+    return [*folders, "--input=stream"]
 
 
 def free_ports(count):
@@ -117,8 +127,6 @@ def max_difference(a, b):
 
 
 def train_in_one_process(directory, *flags):
-    if not os.path.isdir("/usr/share/datasets/fashion-mnist"):
-        pytest.fail("needs Debian's dataset-fashion-mnist: apt-get install dataset-fashion-mnist")
     model_dir = str(directory / "run")
     result = run_train(*FLAGS, "--epochs=2", f"--model_dir={model_dir}", *flags, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -130,7 +138,7 @@ TWO_REPLICAS = ["--strategy=mirrored", "--cpu_devices=2"]
 
 
 @pytest.fixture(scope="module")
-def two_replicas(tmp_path_factory):
+def two_replicas(in_memory, tmp_path_factory):
     """The same training, uninterrupted, in one process with two replicas.
 
     Two workers compute exactly this: each replica's half of the global batch,
@@ -139,7 +147,8 @@ def two_replicas(tmp_path_factory):
     in the weights after 96 steps, 3 epochs of 2,048 images), so it is no
     exact reference.
     """
-    return train_in_one_process(tmp_path_factory.mktemp("two_replicas"), *TWO_REPLICAS)
+    return train_in_one_process(tmp_path_factory.mktemp("two_replicas"), *in_memory,
+                                *TWO_REPLICAS)
 
 
 def test_two_workers_streaming_train_like_one_process_and_only_the_chief_writes(
@@ -193,9 +202,9 @@ def test_a_killed_streamed_run_resumes_where_its_backup_left_off(
     assert difference < 1e-6
 
 
-def test_two_workers_survive_losing_one(two_replicas, tmp_path):
+def test_two_workers_survive_losing_one(two_replicas, in_memory, tmp_path):
     model_dir = str(tmp_path / "run")
-    flags = [*FLAGS, "--epochs=2"]
+    flags = [*FLAGS, *in_memory, "--epochs=2"]
     workers = start_workers(model_dir, flags, tmp_path / "scratch")
     try:
         wait_for_backup(model_dir, 1, workers)

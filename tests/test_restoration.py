@@ -132,26 +132,25 @@ def test_without_a_variant_normal_classes_train_the_detector_at_its_recipe():
 @pytest.mark.slow
 def test_the_detector_separates_a_class_better_than_plain_reconstruction(tmp_path):
     """Bags (class 8) normal, trained on bags alone and calibrated on held-out
-    bags: the 1,000 test bags told from the other 9,000 clothes, by a conv
-    autoencoder's reconstruction error and, better, by the restoration
-    detector's multi-view score, trained alike (flags → config is
-    test_train.py's, a detector's export test_anomaly.py's)."""
+    bags: the 1,000 test bags told from the other 9,000 clothes by the
+    restoration detector's multi-view score, above 0.9 on a third of the data
+    in 3 epochs, where no plain reconstruction error reaches it with all of it
+    in 5 (`bench/anomaly-baselines.json`, bags: linear 0.896, conv 0.823, vae
+    0.817, denoising 0.733; this test ran conv alike too until it measured
+    0.767 against 0.933 here). Flags → config is test_train.py's, a
+    detector's export test_anomaly.py's."""
     if not os.path.isdir(FASHION):
         pytest.fail("needs Debian's dataset-fashion-mnist: apt-get install dataset-fashion-mnist")
-    areas = {}
-    for variant in ("conv", "restoration"):
-        config = config_lib.RunConfig(
-            config_lib.DataConfig("fashion_mnist", download=False, train_examples=20000),
-            config_lib.ModelConfig(variant),
-            config_lib.TrainConfig(str(tmp_path / variant), epochs=3),
-            config_lib.AnomalyConfig(normal_classes=("8",)),
-        )
-        metrics = training.train(config, distribute.get_strategy("default"), verbose=0)
-        assert metrics["test_normal_images"] == 1000 and metrics["test_anomalous_images"] == 9000
-        areas[variant] = metrics["test_auroc"]
-    print(areas)  # measured 0.767 and 0.933
-    assert areas["conv"] > 0.6  # chance is 0.5
-    assert areas["restoration"] > max(0.9, areas["conv"] + 0.02)
+    config = config_lib.RunConfig(
+        config_lib.DataConfig("fashion_mnist", download=False, train_examples=20000),
+        config_lib.ModelConfig("restoration"),
+        config_lib.TrainConfig(str(tmp_path / "restoration"), epochs=3),
+        config_lib.AnomalyConfig(normal_classes=("8",)),
+    )
+    metrics = training.train(config, distribute.get_strategy("default"), verbose=0)
+    assert metrics["test_normal_images"] == 1000 and metrics["test_anomalous_images"] == 9000
+    print(metrics["test_auroc"])  # measured 0.933
+    assert metrics["test_auroc"] > 0.9
 
 
 def test_a_map_is_its_image_score_spread_over_pixels():

@@ -21,7 +21,6 @@ from keras_ae import models
 from keras_ae import recipes
 from keras_ae import training
 from keras_ae.commands import train as train_command
-from tests.conftest import write_idx_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -133,38 +132,39 @@ def test_mixed_precision_and_deterministic_runs(tiny_mnist_dir, tmp_path):
 
 @pytest.mark.slow
 def test_conv_on_fashion_mnist_beats_the_optimal_linear_code_and_exports(tmp_path):
-    """The README's main job (two epochs, in process) on a third of the
+    """The README's main job (two epochs, in process) on a quarter of the
     training images: conv on real Fashion-MNIST under the mirrored strategy
     (two replicas here), then exported to float32 and full-int8 TFLite. The
     command line (train.py, and with --export_base) is tested above, and the
     SavedModel in every variant's battery.
 
     PCA with 32 components, fitted on the same images, is the best any linear
-    32-dim code can do; computed here from the data, not typed in.
+    32-dim code can do; computed here from the data, not typed in (measured
+    conv 0.0123, PCA 0.0152; 0.0109 with a third of the images).
     """
     if not os.path.isdir("/usr/share/datasets/fashion-mnist"):
         pytest.fail("needs Debian's dataset-fashion-mnist: apt-get install dataset-fashion-mnist")
     model_dir = str(tmp_path / "conv")
     config = config_lib.RunConfig(
-        config_lib.DataConfig(dataset="fashion_mnist", download=False, train_examples=20000),
+        config_lib.DataConfig(dataset="fashion_mnist", download=False, train_examples=15000),
         config_lib.ModelConfig(variant="conv"),
         config_lib.TrainConfig(model_dir=model_dir, epochs=2),
     )
     metrics = training.train(config, distribute.get_strategy("mirrored"), verbose=0)
     assert metrics["replicas"] == 2
 
-    # Its exports, checked on 2,000 test images: float files within tolerance
+    # Its exports, checked on 1,000 test images: float files within tolerance
     # or nothing is published; full int8 small and nearly as good.
     report = export.export_run(model_dir, config_lib.ExportConfig(
         str(tmp_path / "exports"), formats="tflite", quantize=("float32", "int8"),
-        eval_examples=2000))
-    assert report["eval_examples"] == 2000
+        eval_examples=1000))
+    assert report["eval_examples"] == 1000
     int8 = report["files"]["tflite/reconstruct_int8.tflite"]
     assert int8["size_vs_float32"] <= 0.30, int8["size_vs_float32"]
     assert int8["test_mse_increase"] <= 0.10, int8["test_mse_increase"]
 
-    fashion = data.load("fashion_mnist", download=False, train_examples=20000)
-    train = fashion.train_images.reshape(20000, -1) / 255.0
+    fashion = data.load("fashion_mnist", download=False, train_examples=15000)
+    train = fashion.train_images.reshape(15000, -1) / 255.0
     test = fashion.test_images.reshape(10000, -1) / 255.0
     mean = train.mean(axis=0)
     components = np.linalg.svd(train - mean, full_matrices=False)[2][:32]
@@ -271,37 +271,12 @@ VARIANT_OUTPUTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def odd_mnist_dir(tmp_path_factory):
-    """65 training and 33 test images: at batch 32 each split's last batch holds
-    one image, which leaves one of two replicas empty."""
-    directory = str(tmp_path_factory.mktemp("odd-mnist"))
-    write_idx_dataset(directory, train=65, test=33)
-    return directory
-
-
 def assert_writes_the_variants_outputs(variant, metrics, model_dir):
     keys, figures = VARIANT_OUTPUTS[variant]
     for key in ["test_mse", *keys]:
         assert np.isfinite(metrics[key]), key
     for figure in ["reconstructions.png", *figures]:
         assert os.path.getsize(os.path.join(model_dir, figure)) > 0, figure
-
-
-# mirrored, on two logical CPUs, is the strategy that differs from default here
-# (one_device is the one CPU, multi_worker_mirrored without TF_CONFIG one
-# replica; tests/test_multi_worker.py runs two real workers; every variant trains
-# under default in tests/test_images.py, on a folder of colour images). Under
-# mirrored the last batches leave a replica empty, which oneDNN's convolutions
-# (on by default on Intel CPUs) rejected in fit() and predict();
-# tests/test_distribute.py checks the mechanism on any CPU.
-@pytest.mark.parametrize("variant", list(VARIANT_OUTPUTS))
-def test_every_variant_trains_under_two_replicas(variant, odd_mnist_dir, tmp_path):
-    config = tiny_run_config(tmp_path, odd_mnist_dir, variant, strategy="mirrored")
-    metrics = training.train(config, distribute.get_strategy("mirrored"), verbose=0)
-    assert metrics["replicas"] == 2
-    assert_writes_the_variants_outputs(variant, metrics, str(tmp_path))
-    assert_test_mse_recomputes(metrics, tmp_path, odd_mnist_dir)
 
 
 @pytest.mark.parametrize("variant", list(VARIANT_OUTPUTS))
