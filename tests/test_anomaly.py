@@ -227,8 +227,10 @@ def test_the_export_serves_every_view_of_the_restoration_detector_as_keras(resto
         assert differences["serving_default/anomaly_score"] < 1e-5, entry
         assert differences["serving_default/anomaly_map"] < 1e-5, entry  # smoothed: 1.75 px
         assert differences["serving_default/is_anomaly"] == 0, entry
-        assert differences["serving_default/anomaly_map"] < 1e-4, entry
-    # The int8 file runs every view in LiteRT too (its differences reported, not bounded).
+    # The int8 file runs every view in LiteRT too (its differences reported, not
+    # bounded). The restoration detector scores "top_k" (its recipe's default),
+    # so this also serves that score as Keras does, in every file: a plain
+    # model's "top_k" is the same `image_error` of its one view.
     assert "anomaly_map" in report["files"]["tflite/reconstruct_int8.tflite"]["outputs"]
     loaded = tf.saved_model.load(report["path"])
     served = loaded.signatures[signatures.RECONSTRUCT](
@@ -319,15 +321,3 @@ def test_a_folder_of_good_parts_and_a_test_folder_of_good_and_defective_ones(tmp
     assert metrics["train_images"] == 90  # 30 of the 120 held out to calibrate
     assert metrics["test_normal_images"] == metrics["test_anomalous_images"] == 30
     assert metrics["test_auroc"] > 0.95  # noise is far from any blob
-
-
-@pytest.mark.slow
-def test_a_top_k_detector_exports_and_decides_as_keras(blobs_dir, tmp_path):
-    config = detector_config(blobs_dir, tmp_path / "run", anomaly_score="top_k")
-    training.train(config, distribute.get_strategy("default"), verbose=0)
-    report = export.export_run(str(tmp_path / "run"), config_lib.ExportConfig(
-        str(tmp_path / "exports"), model_name="m", quantize=("float32", "int8")))
-    assert report["anomaly"]["score"] == "top_k"
-    for entry in ("saved_model", "tflite/reconstruct_float32.tflite"):
-        assert report["files"][entry]["max_abs_diff"]["serving_default/is_anomaly"] == 0, entry
-    assert "anomaly_score" in report["files"]["tflite/reconstruct_int8.tflite"]["outputs"]
