@@ -1,7 +1,5 @@
 """The sparse variant: L1 or KL penalties that push code units towards zero."""
 
-import os
-
 import keras
 import numpy as np
 import pytest
