@@ -247,8 +247,8 @@ def by_sigma(model_dir, pixels, masks):
     model = models.load(model_file)
     results = {}
     for sigma in FLAGS.map_sigmas:
-        smoothed = anomaly.Detector(**detector | {"map_sigma": float(sigma)})
-        maps = anomaly.maps_of(model, pixels, smoothed, 256)
+        smoothed = anomaly.Detector.from_dict(detector | {"map_sigma": float(sigma)})
+        maps = anomaly.outputs_of(model, pixels, 256, detector=smoothed)["anomaly_map"]
         results[sigma] = {"pixel_auroc": anomaly.pixel_auroc(maps, masks),
                           "pro": anomaly.pro(maps, masks)}
     return results

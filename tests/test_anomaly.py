@@ -65,6 +65,32 @@ def test_known_cases():
     assert rates == {"fpr": 0.5, "tpr": 0.5, "precision": 0.5, "f1": 0.5}
 
 
+def test_pixel_metrics_accumulated_chunk_by_chunk_are_exact_within_their_bound():
+    """Binned and exact pixel AUROC and PRO on maps where defects score
+    higher but overlap the rest: apart by at most the stated bound, itself
+    small; values on few levels fall in distinct bins and come out exact."""
+    rng = np.random.default_rng(3)
+    masks = np.zeros((12, 24, 24), bool)
+    for image, (row, column) in zip(masks[::2], rng.integers(0, 18, (6, 2))):
+        image[row:row + rng.integers(1, 6), column:column + rng.integers(2, 7)] = True
+    maps = rng.gamma(2.0, 0.01, masks.shape) * np.where(masks, 2.5, 1.0)
+    for values, bounded in ((maps, True), (np.round(maps, 2), False)):
+        accumulated = anomaly.PixelMetrics()
+        for start in range(0, len(values), 5):
+            accumulated.update(values[start:start + 5], masks[start:start + 5])
+        exact_auroc, exact_pro = anomaly.pixel_auroc(values, masks), anomaly.pro(values, masks)
+        assert 0.6 < exact_auroc < 0.95 and 0.1 < exact_pro < 0.9
+        if bounded:
+            assert 0 < accumulated.auroc_bound() < 1e-3 and 0 < accumulated.pro_bound() < 1e-2
+            assert abs(accumulated.auroc() - exact_auroc) <= accumulated.auroc_bound()
+            assert abs(accumulated.pro() - exact_pro) <= accumulated.pro_bound()
+        else:
+            assert accumulated.auroc() == pytest.approx(exact_auroc, abs=1e-12)
+            assert accumulated.pro() == pytest.approx(exact_pro, abs=1e-12)
+    assert anomaly.PixelMetrics().auroc() is None and anomaly.PixelMetrics().pro() is None
+
+
+
 @pytest.mark.parametrize("fpr", [0.01, 0.05])
 def test_the_calibrated_threshold_flags_fpr_of_fresh_normal_images(fpr):
     # The threshold is an order statistic of n validation scores: on fresh

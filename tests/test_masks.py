@@ -8,10 +8,12 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from keras_ae import anomaly
 from keras_ae import config as config_lib
 from keras_ae import data
 from keras_ae import distribute
 from keras_ae import model_dir as model_dir_lib
+from keras_ae import models
 from keras_ae import training
 from keras_ae.commands import train as train_command
 from keras_ae.data import DataError
@@ -59,7 +61,11 @@ def test_masks_are_found_beside_the_test_folder_and_shaped_as_their_images(tmp_p
                                                  f"{test_dir}/scratch/002.png"]
     full = np.array(Image.open(f"{root}/ground_truth/scratch/001_mask.png")) > 0
     halved = full.reshape(16, 2, 16, 2).mean(axis=(1, 3)) >= 0.5
-    assert found.pixels.shape == (2, 16, 16) and (found.pixels[0] == halved).all()
+    pixels, has_mask = found.chunk(0, len(paths))
+    assert has_mask.tolist() == [False] * 4 + [True] * 2  # scratch/001 and 002
+    assert pixels.shape == (6, 16, 16) and not pixels[:4].any() and (pixels[4] == halved).all()
+    later, has_mask = found.chunk(3, 5)  # a chunk that ends before the last mask
+    assert has_mask.tolist() == [False, True] and (later == pixels[3:5]).all()
 
 
 def test_a_mask_of_another_size_or_unreadable_is_an_error_naming_it(tmp_path):
@@ -103,6 +109,23 @@ def test_a_detector_with_masks_reports_where_the_defects_are(scratches_run):
     assert f"pixel AUROC {metrics['test_pixel_auroc']:.4f}, PRO " in line
 
 
+def test_one_pass_pixel_metrics_are_the_exact_ones_within_their_bound(scratches_run):
+    """The run's accumulated pixel AUROC and PRO against `anomaly.pixel_auroc`
+    and `anomaly.pro` of every test map held at once."""
+    config, metrics = scratches_run
+    loaded = data.load(config.data)
+    _, model_file, detector = model_dir_lib.read_run(config.train.model_dir)
+    detector = anomaly.Detector.from_dict(detector)
+    maps = anomaly.outputs_of(models.load(model_file), loaded.test_images,
+                              config.data.batch_size, detector=detector)["anomaly_map"]
+    masks, has_mask = loaded.test_masks.chunk(0, len(maps))
+    known = (loaded.test_labels == loaded.class_names.index("good")) | has_mask
+    for name, exact in (("pixel_auroc", anomaly.pixel_auroc), ("pro", anomaly.pro)):
+        bound = metrics[f"test_{name}_bound"]
+        assert bound < 2e-3
+        assert abs(metrics[f"test_{name}"] - exact(maps[known], masks[known])) <= bound + 1e-6
+
+
 def test_the_defects_benchmark_writes_mvtec_layout_with_masks_of_what_it_changed(tmp_path):
     """bench/defects.py's folders: each defect's mask is exactly the pixels
     it changed by more than MASK_CHANGE, and the folder source finds every mask."""
@@ -132,4 +155,23 @@ def test_the_defects_benchmark_writes_mvtec_layout_with_masks_of_what_it_changed
             assert (mask == changed).all() and mask.sum() >= defects.MIN_DEFECT_PIXELS
     loaded = data.load(config_lib.DataConfig("folder", data_dir=str(tmp_path / "train"),
                                              test_dir=str(tmp_path / "test")))
-    assert len(loaded.test_masks.indices) == 6 and loaded.test_masks.pixels.sum() > 6 * 4
+    masks, _ = loaded.test_masks.chunk(0, len(loaded.test_images))
+    assert len(loaded.test_masks.indices) == 6 and masks.sum() > 6 * 4
+
+
+def test_a_detector_run_with_a_wide_map_blur_completes(tmp_path):
+    """A blur of 241 taps (sigma 40 at 128x128; 145 at 384x384 by default)
+    aborted the process in evaluation, once it had trained: oneDNN's eager
+    convolution "Check failed: dtype() == expected_dtype" (exit 134). The
+    smallest run found to do so; the map is now two matrix products."""
+    root = make_layout(str(tmp_path), size=128, train=16, test=4)
+    config = config_lib.RunConfig(
+        config_lib.DataConfig("folder", data_dir=f"{root}/train", test_dir=f"{root}/test",
+                              batch_size=8),
+        config_lib.ModelConfig("conv", latent_dim=8, filters=(8, 16)),
+        config_lib.TrainConfig(str(tmp_path / "run"), epochs=1),
+        config_lib.AnomalyConfig(normal_classes=("good",), validation_fraction=0.5,
+                                 anomaly_fpr=0.2, anomaly_map_sigma=40.0),
+    )
+    metrics = training.train(config, distribute.get_strategy("default"), verbose=0)
+    assert metrics["test_masked_images"] == 3 and 0 <= metrics["test_pixel_auroc"] <= 1

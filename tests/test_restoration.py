@@ -12,7 +12,6 @@ from keras_ae import distribute
 from keras_ae import models
 from keras_ae import training
 from keras_ae.export import checks
-from keras_ae.export import signatures
 from keras_ae.models import restoration
 from keras_ae.training import callbacks
 from tests.test_case import AutoencoderTestCase
@@ -64,7 +63,7 @@ def test_an_export_check_measures_the_score_by_what_its_views_may_err():
     expected = {"serving_default": {"anomaly_views": np.array([[0.001, 0.0005]]),
                                     "anomaly_score": np.array([0.251]),
                                     "reconstruction_error": np.array([0.5])}}
-    scale = checks.scales(expected, anomaly.Scoring("top_k", 4.0, (0.5, 1e-3)))["serving_default"]
+    scale = checks.scales(expected, _detector(threshold=4.0, view_constants=(0.5, 1e-3)))["serving_default"]
     np.testing.assert_allclose(scale["anomaly_views"], [[1.0, 1.0]])
     np.testing.assert_allclose(scale["anomaly_score"], [(1 / 0.5 + 1 / 1e-3) / 2])
     np.testing.assert_allclose(scale["normalized_score"], [0.5 * 501 / 4.0])
@@ -183,10 +182,35 @@ def test_smoothing_spreads_a_point_as_a_gaussian_and_keeps_a_flat_map_flat():
     assert anomaly.smooth(point, 0.0) is point
 
 
-def test_the_exports_numpy_map_smooths_as_the_served_one():
-    """`signatures._numpy_map` (blur matrices, what the export checks
-    against) and `combine_maps` (convolutions, what is served) agree, on a
-    side shorter than the Gaussian's reach too."""
+def _detector(**fields):
+    return anomaly.Detector(**{"score": "top_k", "threshold": 1.0, "fpr": 0.01,
+                               "normal_classes": ("0",), "validation_images": 100,
+                               "validation_quantiles": {}} | fields)
+
+
+def numpy_map(views, maps, constants, sigma):
+    """`anomaly.combine_maps` in numpy: the views combined per pixel, then a
+    Gaussian of `sigma` (cut at 3 sigma, or at the side less one) convolved
+    along each side of the edge-reflected map."""
+    pixel_views = maps.shape[1]
+    pixels = np.sum(maps / constants[None, :pixel_views, None, None], axis=1)
+    whole = np.sum(views[:, pixel_views:] / constants[pixel_views:], axis=1)
+    combined = (pixels + whole[:, None, None]) / views.shape[1]
+    for axis in (1, 2) if sigma else ():
+        radius = min(int(np.ceil(3 * sigma)), combined.shape[axis] - 1)
+        weights = np.exp(-np.arange(-radius, radius + 1) ** 2 / (2 * sigma ** 2))
+        padding = [(0, 0)] * 3
+        padding[axis] = (radius, radius)
+        padded = np.pad(combined, padding, mode="reflect")
+        combined = np.apply_along_axis(
+            lambda line: np.convolve(line, weights / weights.sum(), mode="valid"), axis, padded)
+    return combined
+
+
+def test_the_served_map_is_the_views_combined_per_pixel_and_smoothed():
+    """`combine_maps` (blur matrices, what evaluation and exports serve)
+    against a numpy convolution of the reflected map, on a side shorter than
+    the Gaussian's reach too; and a detector's outputs against numpy."""
     rng = np.random.default_rng(1)
     views = rng.random((4, 3)).astype(np.float32)
     maps = rng.random((4, 2, 7, 12)).astype(np.float32)
@@ -194,7 +218,15 @@ def test_the_exports_numpy_map_smooths_as_the_served_one():
     for sigma in (0.0, 0.8, 3.0):
         np.testing.assert_allclose(
             anomaly.combine_maps(views, maps, constants, sigma).numpy(),
-            signatures._numpy_map(views, maps, constants, sigma), rtol=1e-5, atol=1e-6)
+            numpy_map(views, maps, constants, sigma), rtol=1e-5, atol=1e-6)
+    detector = _detector(threshold=2.5, view_constants=tuple(constants), map_sigma=0.8)
+    served = detector.outputs(views, maps)
+    score = np.mean(views / constants, axis=1)
+    np.testing.assert_allclose(served["anomaly_score"], score, rtol=1e-6)
+    np.testing.assert_allclose(served["normalized_score"], 0.5 * score / 2.5, rtol=1e-6)
+    np.testing.assert_array_equal(served["is_anomaly"], score > 2.5)
+    np.testing.assert_allclose(served["anomaly_map"], numpy_map(views, maps, constants, 0.8),
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_regions_join_diagonal_neighbours_and_keep_apart_the_rest():

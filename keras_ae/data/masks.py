@@ -36,38 +36,64 @@ def default_dir(test_dir):
 
 @dataclasses.dataclass(frozen=True)
 class Masks:
-    """The masks found for a test split."""
+    """The masks found for a test split, read as evaluation needs them
+    (`chunk`), so that what is held does not grow with their number or size."""
 
-    indices: np.ndarray  # int64: the test images that have a mask
-    pixels: np.ndarray  # bool [len(indices), height, width]: True = defect
+    indices: np.ndarray  # int64: the test images that have a mask, ascending
+    paths: tuple  # the mask file of each
     directory: str
+    image_size: tuple  # (height, width): each shaped as its image
+    crop_to_aspect_ratio: bool = False
+
+    def chunk(self, start, stop):
+        """`(masks, has_mask)` of test images `start .. stop - 1`: bool
+        `[n, height, width]` (True = defect; none where an image has no
+        mask) and bool `[n]`."""
+        masks = np.zeros((stop - start, *self.image_size), bool)
+        first, last = np.searchsorted(self.indices, [start, stop])
+        for index, path in zip(self.indices[first:last], self.paths[first:last]):
+            masks[index - start] = _shaped(_decode(path), self.image_size,
+                                           self.crop_to_aspect_ratio)
+        has_mask = np.zeros(stop - start, bool)
+        has_mask[self.indices[first:last] - start] = True
+        return masks, has_mask
 
 
 def read(mask_dir, test_dir, test_paths, image_size, crop_to_aspect_ratio=False):
     """The `Masks` in `mask_dir` of the test images at `test_paths` (under
-    `test_dir`), each shaped to `image_size` as its image is. A DataError
-    names a mask that does not decode or whose size is not its image's."""
-    indices, pixels = [], []
+    `test_dir`), each to be shaped to `image_size` as its image is. A
+    DataError names a mask that does not decode or whose size is not its
+    image's: each is read once here, and again when evaluated."""
+    indices, paths = [], []
     for i, path in enumerate(test_paths):
         mask_path = _mask_path(mask_dir, path[len(test_dir.rstrip("/")) + 1:])
         if mask_path is None:
             continue
-        try:
-            mask = images.decode(tf.io.read_file(mask_path))
-        except tf.errors.OpError as e:
-            raise DataError(f"{mask_path}: not a readable mask ({error_reason(e)}); replace it "
-                            "with a PNG whose nonzero pixels mark the defect") from e
+        mask = _decode(mask_path)
         own = tuple(images.decode(tf.io.read_file(path)).shape[:2])
         if tuple(mask.shape[:2]) != own:
             raise DataError(
                 f"{mask_path}: the mask is {mask.shape[1]}x{mask.shape[0]} pixels but its image "
                 f"{path} is {own[1]}x{own[0]}; a mask must have its image's size")
-        defect = tf.cast(tf.reduce_max(mask, axis=-1, keepdims=True) > 0, tf.uint8) * 255
-        shaped = images.resize(defect, image_size, crop_to_aspect_ratio)
         indices.append(i)
-        pixels.append(shaped.numpy()[..., 0] >= 128)
-    return Masks(np.array(indices, np.int64),
-                 np.array(pixels, bool).reshape(len(pixels), *image_size), mask_dir)
+        paths.append(mask_path)
+    return Masks(np.array(indices, np.int64), tuple(paths), mask_dir, tuple(image_size),
+                 crop_to_aspect_ratio)
+
+
+def _decode(mask_path):
+    try:
+        return images.decode(tf.io.read_file(mask_path))
+    except tf.errors.OpError as e:
+        raise DataError(f"{mask_path}: not a readable mask ({error_reason(e)}); replace it "
+                        "with a PNG whose nonzero pixels mark the defect") from e
+
+
+def _shaped(mask, image_size, crop_to_aspect_ratio):
+    """bool `[height, width]`: a resized pixel is a defect when at least half
+    of what it covers was."""
+    defect = tf.cast(tf.reduce_max(mask, axis=-1, keepdims=True) > 0, tf.uint8) * 255
+    return images.resize(defect, image_size, crop_to_aspect_ratio).numpy()[..., 0] >= 128
 
 
 def _mask_path(mask_dir, relative):

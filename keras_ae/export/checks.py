@@ -31,12 +31,12 @@ class ExportError(Exception):
 
 
 
-def scales(expected, scoring=None):
+def scales(expected, detector=None):
     """What each expected output's difference is measured against:
     `{signature: {output: array}}`, max(1, |value|) elementwise.
 
-    The anomaly score is the mean over views of view / constant (`scoring`,
-    an `anomaly.Scoring`), so views that each err by the tolerance move it by
+    The anomaly score is the mean over views of view / constant (`detector`,
+    an `anomaly.Detector`), so views that each err by the tolerance move it by
     up to the mean of max(1, |view|) / constant: its scale. A near-certain
     head's view has a constant of 3e-4 on sneakers, and float32 round-off of
     1e-7 there moves the score by 4e-5.
@@ -45,11 +45,11 @@ def scales(expected, scoring=None):
     for signature, outputs in expected.items():
         result[signature] = {k: np.maximum(1.0, np.abs(np.asarray(v, np.float64)))
                              for k, v in outputs.items()}
-        if scoring and "anomaly_views" in outputs:
+        if detector and "anomaly_views" in outputs:
             views = result[signature]["anomaly_views"]
-            score = np.mean(views / np.asarray(scoring.constants, np.float64), axis=1)
+            score = np.mean(views / np.asarray(detector.view_constants, np.float64), axis=1)
             result[signature]["anomaly_score"] = score
-            result[signature]["normalized_score"] = 0.5 * score / scoring.threshold
+            result[signature]["normalized_score"] = 0.5 * score / detector.threshold
             if "anomaly_map" in outputs:  # each pixel combined as the score is
                 result[signature]["anomaly_map"] = np.maximum(
                     result[signature]["anomaly_map"], score[:, None, None])

@@ -87,9 +87,8 @@ def export_run(model_dir, config, data=None):
         data = data_lib.load(run.data)
     images = data_lib.to_float(data.test_images[:config.eval_examples].in_memory()).numpy()
     inputs = signatures.inputs(model, images)
-    scoring = detector and anomaly.Scoring.of(detector)
-    expected = signatures.keras_outputs(model, inputs, detector=scoring)
-    scale = checks.scales(expected, scoring)
+    expected = signatures.keras_outputs(model, inputs, detector=detector)
+    scale = checks.scales(expected, detector)
     report = _report(model_dir, config, model, run, detector, images, expected)
     staging = versions.staging_dir(path)
     scratch = tempfile.mkdtemp()
@@ -99,7 +98,7 @@ def export_run(model_dir, config, data=None):
         wanted = "saved_model" in config.formats
         saved_model_dir = staging if wanted else os.path.join(scratch, "saved_model")
         logging.info("export: SavedModel to %s", saved_model_dir)
-        saved_model.write(model, saved_model_dir, run.data.crop_to_aspect_ratio, scoring)
+        saved_model.write(model, saved_model_dir, run.data.crop_to_aspect_ratio, detector)
         if wanted:
             report["files"]["saved_model"] = checks.check_saved_model(
                 saved_model_dir, inputs, expected, scale
@@ -129,7 +128,10 @@ def _report(model_dir, config, model, run, detector, images, expected):
         "eval_examples": len(images),
         "keras_test_mse": checks.mse(expected[signatures.RECONSTRUCT]["reconstruction"], images),
         "input": _input_description(model, run),
-        "anomaly": detector,
+        # What the export serves; the threshold calibrated in training, if
+        # --anomaly_threshold replaced it.
+        "anomaly": detector and {**dataclasses.asdict(detector),
+                                 **_calibrated_threshold(model_dir, detector)},
         "float_tolerance": FLOAT_TOLERANCE,
         "config": dataclasses.asdict(config),
         "versions": {
@@ -170,6 +172,13 @@ def _input_description(model, run):
     }
 
 
+def _calibrated_threshold(model_dir, detector):
+    _, _, calibrated = model_dir_lib.read_run(model_dir)
+    if calibrated["threshold"] == detector.threshold:
+        return {}
+    return {"calibrated_threshold": calibrated["threshold"]}
+
+
 def _load_run(model_dir, config):
     """`(model, RunConfig, detector)` of a run (`keras_ae.model_dir.read_run`);
     the detector's threshold `config.anomaly_threshold` if set."""
@@ -187,9 +196,8 @@ def _load_run(model_dir, config):
         if detector is None:
             raise ExportError(f"--anomaly_threshold: {model_dir} has no anomaly detector "
                               f"({model_dir_lib.ANOMALY_FILE}); train with --normal_classes")
-        detector["calibrated_threshold"] = detector["threshold"]
-        detector["threshold"] = config.anomaly_threshold
-    return model, run, detector
+        detector = detector | {"threshold": config.anomaly_threshold}
+    return model, run, detector and anomaly.Detector.from_dict(detector)
 
 
 def _export_tflite(saved_model_dir, directory, flavours, calibration, inputs, expected, scale):

@@ -6,6 +6,7 @@
 is in memory, lists its signatures and runs them: what TF Serving sees.
 """
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -25,18 +26,19 @@ _BATCH = 1000
 def write(model, path, crop_to_aspect_ratio=False, detector=None):
     """Writes `model`'s serving signatures as a SavedModel to `path`
     (`crop_to_aspect_ratio`: the run's; `detector`: an anomaly detector's
-    `anomaly.Scoring`, its threshold and constants then variables; see
+    `anomaly.Detector`, its threshold and constants then variables; see
     `signatures.functions`)."""
     archive = keras.export.ExportArchive()
     archive.track(model)
     if detector is not None:
         threshold = keras.Variable(detector.threshold, dtype="float32", trainable=False,
                                    name=signatures.THRESHOLD)
-        constants = keras.Variable(np.asarray(detector.constants, np.float32), trainable=False,
+        constants = keras.Variable(np.asarray(detector.view_constants, np.float32),
+                                   trainable=False,
                                    name=signatures.CONSTANTS)
         archive.add_variable_collection(signatures.THRESHOLD, [threshold])
         archive.add_variable_collection(signatures.CONSTANTS, [constants])
-        detector = detector._replace(threshold=threshold, constants=constants)
+        detector = dataclasses.replace(detector, threshold=threshold, view_constants=constants)
     endpoints = signatures.functions(model, crop_to_aspect_ratio, detector)
     for name, (function, spec) in endpoints.items():
         archive.add_endpoint(name, function, input_signature=[spec])

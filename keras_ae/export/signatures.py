@@ -12,7 +12,7 @@ serving_default and serving_bytes `anomaly_views` (the model's
 pixel's score, `keras_ae.anomaly.combine_maps`, smoothed by the detector's
 `map_sigma`; unsmoothed, with the "mse" score, its mean is `anomaly_score`),
 `normalized_score` (the threshold at 0.5) and `is_anomaly` (score above the
-threshold). The SavedModel holds the threshold
+threshold): `keras_ae.anomaly.Detector.outputs`. The SavedModel holds the threshold
 and the views' constants as variables, the collections THRESHOLD
 (`loaded.anomaly_threshold[0]`, which can be assigned) and CONSTANTS.
 
@@ -60,8 +60,8 @@ def functions(model, crop_to_aspect_ratio=False, detector=None):
     Each function takes its named input and returns a dict of named outputs,
     so exported signatures carry these names. `crop_to_aspect_ratio` is the
     run's, for the bytes signature's resizing; `detector`, an
-    `anomaly.Scoring` (threshold and constants values or variables), adds
-    the anomaly outputs.
+    `anomaly.Detector` (threshold and constants values or variables), adds
+    its outputs.
     """
     images_spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="images")
     latent_spec = tf.TensorSpec(
@@ -75,13 +75,8 @@ def functions(model, crop_to_aspect_ratio=False, detector=None):
         error = tf.reduce_mean(tf.square(reconstruction - images), axis=[1, 2, 3])
         outputs = {"reconstruction": reconstruction, "reconstruction_error": error}
         if detector is not None:
-            views, maps = model.anomaly_views(images, detector.kind, maps=True)
-            constants = tf.convert_to_tensor(detector.constants)
-            score = anomaly.combine(views, constants)
-            threshold = tf.convert_to_tensor(detector.threshold)
-            anomaly_map = anomaly.combine_maps(views, maps, constants, detector.map_sigma)
-            outputs.update(anomaly_views=views, anomaly_score=score, anomaly_map=anomaly_map,
-                           normalized_score=0.5 * score / threshold, is_anomaly=score > threshold)
+            views, maps = model.anomaly_views(images, detector.score, maps=True)
+            outputs.update(anomaly_views=views, **detector.outputs(views, maps))
         return outputs
 
     def encode(images):
@@ -138,10 +133,10 @@ def inputs(model, images):
 def keras_outputs(model, signature_inputs, batch_size=256, detector=None):
     """What each signature should return, computed by the Keras model itself.
 
-    Independent of `functions`: `predict` on the model and its sub-models,
-    the views by the Keras model's `anomaly_views`, the reconstruction error
-    and the rest of the anomaly outputs (`detector`: an `anomaly.Scoring`)
-    in numpy, so a mistake there shows as a mismatch.
+    Apart from `functions`: `predict` on the model and its sub-models, the
+    reconstruction error in numpy, and the anomaly outputs (`detector`: an
+    `anomaly.Detector`) by the Keras model's views through the detector's
+    own ops (`anomaly.outputs_of`), which tests check against numpy.
     """
     images = signature_inputs[RECONSTRUCT]["images"]
     reconstruction = distribute.predict(model, images, batch_size)
@@ -150,8 +145,8 @@ def keras_outputs(model, signature_inputs, batch_size=256, detector=None):
     decoded = np.round(images * 255).astype(np.uint8) / np.float32(255)
     decoded_reconstruction = distribute.predict(model, decoded, batch_size)
     return {
-        RECONSTRUCT: _numpy_outputs(model, reconstruction, images, detector, batch_size),
-        BYTES: _numpy_outputs(model, decoded_reconstruction, decoded, detector, batch_size),
+        RECONSTRUCT: _outputs(model, reconstruction, images, detector, batch_size),
+        BYTES: _outputs(model, decoded_reconstruction, decoded, detector, batch_size),
         ENCODE: dict(zip(encoder_output_names(model), tf.nest.flatten(codes))),
         DECODE: {
             "images": distribute.predict(
@@ -161,41 +156,15 @@ def keras_outputs(model, signature_inputs, batch_size=256, detector=None):
     }
 
 
-def _numpy_outputs(model, reconstruction, images, detector, batch_size):
+def _outputs(model, reconstruction, images, detector, batch_size):
     squared = np.square(reconstruction - images).reshape(len(images), -1)
     outputs = {"reconstruction": reconstruction, "reconstruction_error": squared.mean(axis=1)}
     if detector is not None:
-        views, maps = anomaly.views_of(model, images, detector.kind, batch_size, maps=True)
-        constants = np.asarray(detector.constants, np.float32)
-        score = np.mean(views / constants, axis=1)
-        threshold = detector.threshold
-        outputs.update(anomaly_views=views, anomaly_score=score,
-                       anomaly_map=_numpy_map(views, maps, constants, detector.map_sigma),
-                       normalized_score=0.5 * score / threshold, is_anomaly=score > threshold)
+        served = anomaly.outputs_of(model, images, batch_size, detector=detector)
+        outputs.update(anomaly_views=served["views"],
+                       **{name: served[name] for name in ANOMALY_OUTPUTS})
     return outputs
 
 
-def _numpy_map(views, maps, constants, sigma):
-    """`anomaly_map` in numpy from the Keras model's views and per-view maps,
-    smoothed as a product of blur matrices, their edges reflected index by index."""
-    pixel_views = maps.shape[1]
-    pixels = np.sum(maps / constants[None, :pixel_views, None, None], axis=1)
-    whole = np.sum(views[:, pixel_views:] / constants[pixel_views:], axis=1)
-    combined = (pixels + whole[:, None, None]) / views.shape[1]
-    if not sigma:
-        return combined
-    rows, columns = (_blur_matrix(sigma, size) for size in combined.shape[1:])
-    return np.einsum("ij,bjk,lk->bil", rows, combined, columns)
-
-
-def _blur_matrix(sigma, size):
-    """The `[size, size]` matrix of `anomaly.smooth` along one side: row i
-    the Gaussian centred at i, its taps past an edge folded back inside."""
-    kernel = anomaly.gaussian(sigma, size)
-    radius = len(kernel) // 2
-    matrix = np.zeros((size, size))
-    for i in range(size):
-        for offset, weight in zip(range(-radius, radius + 1), kernel):
-            j = abs(i + offset)
-            matrix[i, j if j < size else 2 * (size - 1) - j] += weight
-    return matrix
+# What `anomaly.Detector.outputs` serves besides the views.
+ANOMALY_OUTPUTS = ("anomaly_score", "anomaly_map", "normalized_score", "is_anomaly")

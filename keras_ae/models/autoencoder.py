@@ -112,18 +112,22 @@ class Autoencoder(keras.Model):
         """What each of `anomaly_views`' columns is."""
         return ["reconstruct"]
 
-    def anomaly_views(self, images, kind="mse", maps=False):
-        """float32 `[batch, views]`, what `keras_ae.anomaly` scores an image
-        by: here one view, the reconstruction error (`image_error` of `kind`).
-        The restoration detector has more.
-
-        With `maps`, `(views, [batch, k, height, width] maps)`: the first k
-        views' `pixel_errors`, whose means are those views with "mse"; the
-        other views (the restoration detector's head) are of the whole image.
-        """
+    def anomaly_parts(self, images, kind="mse"):
+        """`(reconstruction, views, maps)` of `images` from one run of the
+        model: the reconstruction, float32 `[batch, views]`, what
+        `keras_ae.anomaly` scores an image by (here one view, the
+        reconstruction error, `image_error` of `kind`; the restoration
+        detector has more), and `[batch, k, height, width]` maps, the first k
+        views' `pixel_errors`, whose means are those views with "mse" (the
+        other views, the restoration detector's head, are of the whole image)."""
         reconstruction = self(images, training=False)
         views = image_error(images, reconstruction, kind)[:, None]
-        return (views, pixel_errors(images, reconstruction)[:, None]) if maps else views
+        return reconstruction, views, pixel_errors(images, reconstruction)[:, None]
+
+    def anomaly_views(self, images, kind="mse", maps=False):
+        """`anomaly_parts`' views, and with `maps` `(views, maps)`."""
+        _, views, pixel_maps = self.anomaly_parts(images, kind)
+        return (views, pixel_maps) if maps else views
 
     def encode(self, images, batch_size=32):
         """The deterministic code of `images` (numpy), e.g. for plots."""

@@ -102,7 +102,8 @@ class RestorationAutoencoder(Autoencoder):
         """`([batch, VIEWS] restoration errors, [batch, VIEWS] the view head's
         negative log-likelihood of each view's true label)`; with `training`,
         view 0's restoration is left out (VIEWS - 1 columns). With `maps`, a
-        third: `[batch, VIEWS, height, width]`, each restoration's `pixel_errors`."""
+        third: `[batch, VIEWS, height, width]`, each restoration's `pixel_errors`,
+        and a fourth, the restorations."""
         shown = views(images)
         count = tf.shape(images)[0]
         latent, logits = self.encoder(tf.concat(shown, 0), training=training)
@@ -119,7 +120,7 @@ class RestorationAutoencoder(Autoencoder):
         if not maps:
             return errors, nll
         pixels = tf.reshape(pixel_errors(tiled, restored), [copies, count, *images.shape[1:3]])
-        return errors, nll, tf.transpose(pixels, [1, 0, 2, 3])
+        return errors, nll, tf.transpose(pixels, [1, 0, 2, 3]), restored
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         # View 0 is the image itself: its restoration is y_pred, scored by the
@@ -132,13 +133,14 @@ class RestorationAutoencoder(Autoencoder):
         rest = tf.reduce_mean(tf.reduce_sum(errors, axis=1))
         return (first + rest / replicas) / VIEWS + self.arguments["view_weight"] * entropy / replicas
 
-    def anomaly_views(self, images, kind="mse", maps=False):
-        """float32 `[batch, 2 * VIEWS]`: each view's restoration error
-        (`kind`: "mse" or "top_k", see `image_error`), then the view head's
-        negative log-likelihood of each view's true label. With `maps`,
-        `(views, [batch, VIEWS, height, width])`: each restoration's
+    def anomaly_parts(self, images, kind="mse"):
+        """`(reconstruction, views, maps)`: the first view's restoration (the
+        image's own), float32 `[batch, 2 * VIEWS]` views (each view's
+        restoration error, `kind` "mse" or "top_k" as `image_error`, then the
+        view head's negative log-likelihood of each view's true label), and
+        `[batch, VIEWS, height, width]` maps: each restoration's
         `pixel_errors`, in the image's own orientation (every view is restored
         to the image itself), whose means are the first VIEWS views with "mse"."""
-        errors, nll, *pixels = self._views(images, images, training=False, kind=kind, maps=maps)
-        views = tf.concat([errors, nll], axis=1)
-        return (views, pixels[0]) if maps else views
+        errors, nll, pixels, restored = self._views(images, images, training=False, kind=kind,
+                                                    maps=True)
+        return restored[:tf.shape(images)[0]], tf.concat([errors, nll], axis=1), pixels

@@ -1,18 +1,24 @@
 """What a trained run reports: its test metrics and figures, and what ran.
 
-The test images are read once, chunk by chunk (`Images.float_chunks`), so a
-streamed run's memory does not grow with its test split; the variant's own
-metrics (`keras_ae.recipes`) and an anomaly detector's validation images read
-the same way.
+Evaluation reads the test split once, chunk by chunk (`Images.float_chunks`),
+and runs the model once per image through one traced function: from that pass
+come `test_mse`, the recipe's own metrics, the figures' images, and a
+detector's scores, maps and pixel metrics (`keras_ae.anomaly.DetectorTest`).
+What it holds does not grow with the split but for a score per image, so a
+streamed run's memory does not grow with its test split. A detector is
+calibrated first, on its validation images, read the same way.
 """
 
+import dataclasses
 import os
+import time
 
 import numpy as np
+import tensorflow as tf
 
 from keras_ae import anomaly
 from keras_ae import data as data_lib
-from keras_ae import distribute
+from keras_ae import files
 from keras_ae import model_dir
 from keras_ae import plots
 from keras_ae import recipes
@@ -25,27 +31,32 @@ def evaluate(model, data, config, figure_dir):
     """Test metrics of a trained model, and its figures written to `figure_dir`.
 
     Returns `test_mse` (per pixel, clean test input → reconstruction), the
-    recipe's own metrics (`keras_ae.recipes`), an anomaly detector's
-    (`keras_ae.anomaly.evaluate`, with `normal_classes`), and with test noise
+    recipe's own metrics (`keras_ae.recipes`), with `normal_classes` the
+    detector's (calibrated on `data.validation_images` and written to
+    `anomaly.json` first; `keras_ae.anomaly.DetectorTest`), with test noise
     (`config.data.eval_noise_stddev` > 0) the mean PSNR (dB) of the noisy test
     input and of its reconstruction against the clean images, the noise of
     test batch b drawn from the run's seed and b (`data.pipeline.eval_noise`:
-    the same for every model evaluated with that seed).
+    the same for every model evaluated with that seed), and
+    `evaluation_seconds`, the wall time of all this.
     """
-    batch_size, seed = config.data.batch_size, config.data.seed
-    noise_stddev = config.data.eval_noise_stddev
-    score = config.anomaly.normal_classes and config.anomaly.anomaly_score
-    test = _test_pass(model, data.test_images, batch_size, seed, noise_stddev, score)
+    start = time.perf_counter()
+    batch_size, options = config.data.batch_size, config.anomaly
+    detector_test = None
+    if options.normal_classes:
+        detector = anomaly.calibrated_detector(model, data.validation_images, options, batch_size)
+        files.write_json(os.path.join(figure_dir, model_dir.ANOMALY_FILE),
+                         dataclasses.asdict(detector))
+        detector_test = anomaly.DetectorTest(detector, data, config.data.dataset)
+    recipe = recipes.RECIPES[config.model.variant]
+    test = _test_pass(model, data.test_images, config, recipe, detector_test)
     shown = test["shown"]
     plots.save_image_rows(os.path.join(figure_dir, model_dir.FIGURE_FILE),
                           [shown["clean"], shown["reconstruction"]],
                           ["test images", "reconstructions"])
-    recipe = recipes.RECIPES[config.model.variant]
-    metrics = {
-        "test_mse": test["squared_error"] / test["values"],
-        **recipe.test_metrics(model, data.test_images, batch_size, seed),
-    }
-    if noise_stddev:
+    metrics = {"test_mse": test["squared_error"] / test["values"],
+               **{name: float(np.mean(values)) for name, values in test["recipe"].items()}}
+    if config.data.eval_noise_stddev:
         metrics["test_psnr_noisy"] = float(np.mean(test["psnr_noisy"]))
         metrics["test_psnr_denoised"] = float(np.mean(test["psnr_denoised"]))
         plots.save_image_rows(
@@ -53,42 +64,67 @@ def evaluate(model, data, config, figure_dir):
             [shown["noisy"], shown["denoised"], shown["clean"]],
             ["noisy input", "reconstruction", "clean target"],
         )
-    recipe.save_figures(model, figure_dir, data.test_images, data.test_labels, seed)
-    if score:
-        metrics.update(anomaly.evaluate(model, data, config, figure_dir, test["views"]))
+    recipe.save_figures(model, figure_dir, data.test_images, data.test_labels, config.data.seed)
+    if detector_test is not None:
+        metrics.update(detector_test.finish(figure_dir))
+    metrics["evaluation_seconds"] = time.perf_counter() - start
     return metrics
 
 
-def _test_pass(model, images, batch_size, seed, noise_stddev, score):
+def _test_pass(model, images, config, recipe, detector_test):
     """One pass over the test `images`: the summed squared error and its count,
-    per-image PSNRs (with noise) and anomaly views (with `score`), and the
-    first FIGURE_IMAGES of each row of the figures (`shown`)."""
+    the recipe's per-image metrics, per-image PSNRs (with test noise), each
+    chunk handed to `detector_test`, and the first FIGURE_IMAGES of each row
+    of the figures (`shown`)."""
+    batch_size, seed, noise_stddev = (config.data.batch_size, config.data.seed,
+                                      config.data.eval_noise_stddev)
+    reconstruct = _reconstruct(model)
+    run = (anomaly.traced(model, detector_test.detector.score, detector_test.detector)
+           if detector_test else reconstruct)
     totals = {"squared_error": 0.0, "values": 0}
-    per_image = {"psnr_noisy": [], "psnr_denoised": [], "views": []}
-    shown, first_batch = {}, 0
+    per_image = {"psnr_noisy": [], "psnr_denoised": [],
+                 **{name: [] for name in recipe.metrics}}
+    shown, start = {}, 0
     for clean in images.float_chunks(batch_size):
-        reconstruction = distribute.predict(model, clean, batch_size)
-        squared = np.square(reconstruction - clean)
+        outputs = _in_batches(run, clean, batch_size)
+        squared = np.square(outputs["reconstruction"] - clean)
         totals["squared_error"] += float(np.sum(squared, dtype=np.float64))
         totals["values"] += clean.size
-        rows = {"clean": clean, "reconstruction": reconstruction}
+        rows = {"clean": clean, "reconstruction": outputs["reconstruction"]}
+        for name, value in recipe.image_metrics(model, clean, batch_size, seed,
+                                                (start, len(images))).items():
+            per_image[name].append(value)
         if noise_stddev:
             noisy = np.concatenate([
                 data_lib.eval_noise(clean[i:i + batch_size], noise_stddev, seed,
-                                    first_batch + i // batch_size).numpy()
+                                    (start + i) // batch_size).numpy()
                 for i in range(0, len(clean), batch_size)])
             rows["noisy"] = noisy
-            rows["denoised"] = distribute.predict(model, noisy, batch_size)
+            rows["denoised"] = _in_batches(reconstruct, noisy, batch_size)["reconstruction"]
             per_image["psnr_noisy"].append(psnr_per_image(clean, noisy))
             per_image["psnr_denoised"].append(psnr_per_image(clean, rows["denoised"]))
-        if score:
-            per_image["views"].append(anomaly.views_of(model, clean, score, batch_size))
+        if detector_test:
+            detector_test.add(start, clean, outputs)
         for name, row in rows.items():
             kept = shown.get(name, row[:0])
             shown[name] = np.concatenate([kept, row[:FIGURE_IMAGES - len(kept)]])
-        first_batch += -(-len(clean) // batch_size)
+        start += len(clean)
     return {**totals, "shown": shown,
+            "recipe": {name: np.concatenate(per_image.pop(name)) for name in recipe.metrics},
             **{name: np.concatenate(values) for name, values in per_image.items() if values}}
+
+
+def _reconstruct(model):
+    """The model's reconstruction of a batch, traced once for any batch."""
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+    return tf.function(lambda images: {"reconstruction": model(images, training=False)},
+                       input_signature=[spec])
+
+
+def _in_batches(function, images, batch_size):
+    """`function`'s numpy outputs for `images`, batch by batch, concatenated."""
+    parts = [function(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+    return {name: np.concatenate([part[name].numpy() for part in parts]) for name in parts[0]}
 
 
 def psnr(reference, images):

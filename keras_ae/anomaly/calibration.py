@@ -1,0 +1,76 @@
+"""The threshold: calibrated on held-out normal images, so that about `fpr` of
+normal images are flagged.
+
+Each view's constant is its mean on the validation images (`view_constants`),
+so that every view weighs alike in the score; the threshold is the score that
+`1 - fpr` of the validation images stay at or below (`calibrate`).
+"""
+
+import math
+
+import numpy as np
+
+from keras_ae.anomaly import scoring
+
+
+class CalibrationError(ValueError):
+    """Too few validation images for the asked false-positive rate."""
+
+
+def view_constants(validation_views):
+    """Each view's normalising constant: its mean on the normal validation
+    images, so that every view weighs alike in `combine`; 1 for a model with
+    one view, whose score is then its error as it is."""
+    validation_views = np.asarray(validation_views, np.float64)
+    if validation_views.shape[1] == 1:
+        return [1.0]
+    return [float(m) for m in np.maximum(validation_views.mean(axis=0), 1e-12)]
+
+
+def needed_images(fpr):
+    """Validation images needed to calibrate at `fpr`: with fewer, not one
+    normal image could fall above the threshold."""
+    return math.ceil(1 / fpr - 1e-9)
+
+
+def calibrate(validation_scores, fpr):
+    """The threshold: the smallest validation score that at least `1 - fpr`
+    of the validation scores are at or below."""
+    scores = np.sort(np.asarray(validation_scores, np.float64))
+    if len(scores) < needed_images(fpr):
+        raise CalibrationError(
+            f"{len(scores)} validation images cannot calibrate a false-positive rate of "
+            f"{fpr:g}: that needs at least {needed_images(fpr)}; raise "
+            "--validation_fraction, or raise --anomaly_fpr")
+    return float(scores[math.ceil((1 - fpr) * len(scores) - 1e-9) - 1])
+
+
+def check_separates(validation_scores):
+    """Raises CalibrationError if every validation score is the same: such a
+    detector separates nothing, whatever its threshold."""
+    if np.ptp(validation_scores) <= 1e-6 * np.max(np.abs(validation_scores)):
+        raise CalibrationError(
+            f"the {len(validation_scores)} validation images all score "
+            f"{validation_scores[0]:.6g}: the model cannot tell one image from another, so "
+            "its detector separates nothing; check that the normal images differ, and train "
+            "longer or at a lower --learning_rate")
+
+
+def calibrated_detector(model, validation_images, options, batch_size):
+    """The `scoring.Detector` of `model` calibrated on `validation_images`
+    (an `Images`) by `options` (the run's `AnomalyConfig`): each view's
+    constant, then the threshold."""
+    validation_views = scoring.views_of(model, validation_images, options.anomaly_score,
+                                        batch_size)
+    constants = view_constants(validation_views)
+    validation = scoring.combine(validation_views, constants).numpy()
+    check_separates(validation)
+    return scoring.Detector(
+        score=options.anomaly_score, threshold=calibrate(validation, options.anomaly_fpr),
+        fpr=options.anomaly_fpr, normal_classes=options.normal_classes,
+        validation_images=len(validation),
+        validation_quantiles={q: float(np.quantile(validation, float(q) / 100))
+                              for q in ("50", "90", "99")} | {"max": float(validation.max())},
+        views=tuple(model.view_names()), view_constants=tuple(constants),
+        map_sigma=options.anomaly_map_sigma or 0.0,
+    )

@@ -1,0 +1,48 @@
+"""One-class data: which labels are normal, and the normal training images
+split into training and the validation images the threshold is calibrated on."""
+
+import dataclasses
+
+import numpy as np
+
+from keras_ae.anomaly.calibration import CalibrationError
+from keras_ae.anomaly.calibration import needed_images
+
+
+def normal_ids(data, normal_classes, dataset):
+    """The label ids of `normal_classes` (ids, or the names in
+    `data.class_names`); ValueError naming the classes there are."""
+    names = list(data.class_names)
+    count = max(len(names), int(max(data.train_labels.max(), data.test_labels.max())) + 1)
+    listed = ", ".join(repr(n) for n in names) if names else f"0 to {count - 1}"
+    ids = []
+    for wanted in normal_classes:
+        wanted = str(wanted)
+        if wanted in names:
+            ids.append(names.index(wanted))
+        elif wanted.isdigit() and int(wanted) < count and not names:
+            ids.append(int(wanted))
+        else:
+            raise ValueError(f"class {wanted!r} is not one of {dataset}'s classes: {listed}")
+    return sorted(set(ids))
+
+
+def normal_split(data, ids, validation_fraction, fpr, seed):
+    """`data` for one-class training: training images of the classes `ids`
+    only, less a seeded `validation_fraction` of them (`validation_images`,
+    of the same kind) to calibrate on; the test split whole, labels as they are."""
+    normal = np.flatnonzero(np.isin(data.train_labels, ids))
+    rng = np.random.default_rng([seed, 1_000_003])
+    count = round(validation_fraction * len(normal))
+    if count < needed_images(fpr):
+        raise CalibrationError(
+            f"{validation_fraction:g} of the {len(normal)} normal training images is {count} "
+            f"validation images; a false-positive rate of {fpr:g} needs at least "
+            f"{needed_images(fpr)}: raise --validation_fraction, or --anomaly_fpr")
+    held_out = np.zeros(len(normal), bool)
+    held_out[rng.choice(len(normal), count, replace=False)] = True
+    train, validation = normal[~held_out], normal[held_out]
+    images = data.train_images  # streamed, both stay files
+    return dataclasses.replace(
+        data, train_images=images.subset(train), train_labels=data.train_labels[train],
+        validation_images=images.subset(validation))

@@ -1,0 +1,163 @@
+"""What a detector serves, as TensorFlow ops: evaluation and every export call these.
+
+A model scores an image in one or more views (`anomaly_views`): the plain
+variants by their reconstruction error alone, the restoration detector
+(`keras_ae.models.restoration`) by the error of restoring each rotated view and
+its head's surprise at each. The score is the mean over views of each divided
+by its constant (`combine`), the view's mean on the held-out normal validation
+images (1 for a single view). The map scores each pixel alike
+(`combine_maps`), smoothed by a Gaussian (`smooth`). `Detector` is a
+calibrated detector, the one shape it has: `anomaly.json`, what evaluation
+scores with, and what an export serves (its threshold and constants then
+variables).
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from keras_ae import data as data_lib
+from keras_ae.models import autoencoder
+
+TOP_FRACTION = autoencoder.TOP_FRACTION
+score = autoencoder.image_error  # an image's reconstruction error, "mse" or "top_k"
+
+
+def combine(views, constants):
+    """float32 `[batch]` anomaly scores from `[batch, views]` errors (a model's
+    `anomaly_views`): the mean over views of each divided by its constant."""
+    return tf.reduce_mean(tf.convert_to_tensor(views) / constants, axis=1)
+
+
+def combine_maps(views, maps, constants, sigma=0.0):
+    """float32 `[batch, height, width]` anomaly maps: each pixel scored as
+    `combine` scores the image, the mean over views of each divided by its
+    constant, where `maps` (`[batch, k, height, width]`, a model's
+    `anomaly_views(..., maps=True)`) gives the first k views per pixel and the
+    other views (the restoration detector's head: of the whole image) count
+    alike at every pixel; then `smooth`ed by a Gaussian of `sigma` pixels.
+    Unsmoothed, with the "mse" score, a map's mean is the image's score;
+    with "top_k", the score averages the worst of each view's errors instead
+    of all of them."""
+    views, maps = tf.convert_to_tensor(views), tf.convert_to_tensor(maps)
+    constants = tf.convert_to_tensor(constants, tf.float32)
+    pixel_views = maps.shape[1]
+    pixels = tf.reduce_sum(maps / constants[None, :pixel_views, None, None], axis=1)
+    whole = tf.reduce_sum(views[:, pixel_views:] / constants[pixel_views:], axis=1)
+    return smooth((pixels + whole[:, None, None]) / views.shape[1], sigma)
+
+
+def gaussian(sigma, size):
+    """The normalised 1-D Gaussian of `sigma` pixels, cut at 3 sigma and to
+    fit a side of `size` pixels with its reflection (a radius below `size`)."""
+    radius = min(max(1, math.ceil(3 * sigma)), size - 1)
+    offsets = np.arange(-radius, radius + 1)
+    weights = np.exp(-offsets ** 2 / (2 * sigma ** 2))
+    return (weights / weights.sum()).astype(np.float32)
+
+
+def blur_matrix(sigma, size):
+    """float32 `[size, size]`: `gaussian` along a side of `size` pixels, row i
+    the kernel centred at pixel i, its taps past an edge reflected back inside
+    (the edge pixel not repeated)."""
+    kernel = gaussian(sigma, size)
+    radius = len(kernel) // 2
+    rows = np.repeat(np.arange(size), len(kernel))
+    columns = np.abs(rows + np.tile(np.arange(-radius, radius + 1), size))
+    columns = np.where(columns < size, columns, 2 * (size - 1) - columns)
+    matrix = np.zeros((size, size), np.float64)
+    np.add.at(matrix, (rows, columns), np.tile(kernel, size))
+    return matrix.astype(np.float32)
+
+
+def smooth(maps, sigma):
+    """`maps` (`[batch, height, width]`) blurred by a Gaussian of `sigma`
+    pixels (0: as they are), the edges reflected: a reconstruction's error is
+    scattered over a defect's pixels and speckled elsewhere, and the blur
+    gathers it. Two matrix products with `blur_matrix`es, which TFLite runs;
+    not `tf.nn.conv2d` with the kernel, which oneDNN's eager kernel aborted
+    the process on once a run had trained (kernels of 241 taps at 128x128,
+    145 at 384x384: "Check failed: dtype() == expected_dtype")."""
+    if not sigma:
+        return maps
+    maps = tf.convert_to_tensor(maps)
+    rows = tf.constant(blur_matrix(sigma, maps.shape[1]))
+    columns = tf.constant(blur_matrix(sigma, maps.shape[2]))
+    return tf.matmul(tf.matmul(rows[None], maps), columns[None], transpose_b=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Detector:
+    """A calibrated detector: stored as `anomaly.json`, scored with in
+    evaluation, served by exports (`threshold` and `view_constants` may then
+    be variables)."""
+
+    score: str  # each view's error, "mse" or "top_k"
+    threshold: float
+    fpr: float
+    normal_classes: tuple
+    validation_images: int
+    validation_quantiles: dict  # "50", "90", "99", "max": validation scores
+    views: tuple = ("reconstruct",)  # the model's `anomaly_views`, named
+    view_constants: tuple = (1.0,)  # what `combine` divides each view by
+    map_sigma: float = 0.0  # pixels: how `combine_maps` smooths the map
+
+    @classmethod
+    def from_dict(cls, fields):
+        """From `anomaly.json`'s dict (older ones have one view and no
+        smoothing; keys it does not know, such as an export's
+        `calibrated_threshold`, are left out)."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in fields.items() if k in known})
+
+    def outputs(self, views, maps):
+        """The served anomaly outputs of a batch's `views` and per-view `maps`
+        (a model's `anomaly_views(..., maps=True)`): `anomaly_score`,
+        `anomaly_map`, `normalized_score` (the threshold at 0.5) and
+        `is_anomaly` (score above the threshold)."""
+        constants = tf.convert_to_tensor(self.view_constants, tf.float32)
+        threshold = tf.convert_to_tensor(self.threshold, tf.float32)
+        score = combine(views, constants)
+        return {"anomaly_score": score,
+                "anomaly_map": combine_maps(views, maps, constants, self.map_sigma),
+                "normalized_score": 0.5 * score / threshold,
+                "is_anomaly": score > threshold}
+
+
+def traced(model, kind, detector=None):
+    """A tf.function of a batch of float images `[None, *input shape]`, traced
+    once for any batch: `{reconstruction, views}` from one run of the model
+    (`Autoencoder.anomaly_parts`, views of `kind`), and with `detector` its
+    `outputs` too. Called eagerly, layer by layer, a conv detector's views took
+    8 s of its 20 s evaluation on 10,000 test images."""
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+
+    @tf.function(input_signature=[spec])
+    def run(images):
+        reconstruction, views, maps = model.anomaly_parts(images, kind)
+        result = {"reconstruction": reconstruction, "views": views}
+        if detector is not None:
+            result.update(detector.outputs(views, maps))
+        return result
+
+    return run
+
+
+def views_of(model, images, kind, batch_size):
+    """`[n, views]` numpy: the model's `anomaly_views` of `images` (an
+    `Images`, or an array), read chunk by chunk through one traced graph."""
+    return outputs_of(model, images, batch_size, kind=kind)["views"]
+
+
+def outputs_of(model, images, batch_size, kind=None, detector=None):
+    """`traced(model, kind or detector.score, detector)`'s outputs for
+    `images` (an `Images`, or an array), numpy, read chunk by chunk."""
+    function = traced(model, kind or detector.score, detector)
+    parts = [tf.nest.map_structure(lambda t: t.numpy(), function(chunk[i:i + batch_size]))
+             for chunk in data_lib.as_images(images).float_chunks(batch_size)
+             for i in range(0, len(chunk), batch_size)]
+    if not parts:
+        return {"views": np.zeros((0, len(model.view_names())), np.float32)}
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
