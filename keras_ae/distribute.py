@@ -108,10 +108,20 @@ def predict(model, inputs, batch_size=32):
     return tf.nest.map_structure(lambda output: output[:count], outputs)
 
 
+def is_tpu(strategy):
+    """Whether `strategy` runs on TPUs (which compile for static shapes)."""
+    return isinstance(strategy, tf.distribute.TPUStrategy)
+
+
+def is_multi_worker(strategy):
+    """Whether `strategy` spans worker processes (MultiWorkerMirroredStrategy)."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
 def mixed_precision_policy(strategy):
     """The Keras mixed-precision policy for `strategy`'s devices: float16 on
     GPUs (with loss scaling, which Keras adds), bfloat16 on TPUs and CPUs."""
-    if isinstance(strategy, tf.distribute.TPUStrategy) or not tf.config.list_logical_devices("GPU"):
+    if is_tpu(strategy) or not tf.config.list_logical_devices("GPU"):
         return "mixed_bfloat16"
     return "mixed_float16"
 
@@ -125,10 +135,10 @@ def is_chief(strategy):
 def input_pipelines(strategy):
     """The input pipelines `strategy.distribute_datasets_from_function` builds:
     one per worker process (per host on TPUs)."""
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    if is_multi_worker(strategy):
         jobs = strategy.cluster_resolver.cluster_spec().as_dict()
         return max(1, len(jobs.get("chief", [])) + len(jobs.get("worker", [])))
-    if isinstance(strategy, tf.distribute.TPUStrategy):
+    if is_tpu(strategy):
         return strategy.extended.num_hosts
     return 1
 

@@ -37,3 +37,27 @@ def test_every_measured_table_is_rendered_from_its_results_file():
     readme = open(os.path.join(ROOT, "README.md")).read()
     assert "<!-- report:" in readme and report.rendered(readme) == readme
     assert report.rendered(report.rendered(readme)) == readme
+
+
+def test_readmes_way_to_load_a_runs_model_works_in_a_fresh_process(tmp_path):
+    """README's `python -c` that loads `model.keras`, run as it stands on a
+    saved model in a new process: the variants' classes must be registered."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from keras_ae import models
+
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    command = re.search(r'^python -c "(import keras_ae.*model\.keras.*)"$', readme, re.M).group(1)
+    model = models.build("conv", (8, 8, 1), latent_dim=2, filters=(4,))
+    path = tmp_path / "runs" / "conv-fashion_mnist" / "model.keras"
+    path.parent.mkdir(parents=True)
+    model.save(path)
+    check = "; print(float(model.predict(__import__('numpy').ones((1, 8, 8, 1)), verbose=0).sum()))"
+    ran = subprocess.run([sys.executable, "-c", command + check], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    expected = model.predict(np.ones((1, 8, 8, 1)), verbose=0).sum()
+    assert abs(float(ran.stdout.strip().splitlines()[-1]) - expected) < 1e-5

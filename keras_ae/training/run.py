@@ -230,7 +230,7 @@ def _start(config, strategy, model_dir):
     keras.utils.set_random_seed(config.data.seed)  # weight initialization
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    if distribute.is_multi_worker(strategy):
         keras_fixes.fix_multi_worker_logs()
 
 

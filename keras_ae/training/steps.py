@@ -13,7 +13,7 @@ def smallest_batch(config, strategy):
     `keras_ae.data.train_dataset`)."""
     # TPUs compile for static shapes: every batch full. Elsewhere a last batch
     # is kept if it gives every replica an image.
-    if isinstance(strategy, tf.distribute.TPUStrategy):
+    if distribute.is_tpu(strategy):
         return config.data.batch_size
     return strategy.num_replicas_in_sync
 
@@ -44,7 +44,7 @@ def check_jit_compile(config, strategy):
     if (config.train.jit_compile and config.model.upsampling == "nearest"
             and config.model.architecture != "dense"  # dense decoders do not resize
             and not tf.config.list_physical_devices("GPU")
-            and not isinstance(strategy, tf.distribute.TPUStrategy)):
+            and not distribute.is_tpu(strategy)):
         raise config_lib.ConfigError(
             "jit_compile",
             "XLA on CPUs has no kernel for the gradient of nearest-neighbour resizing "
@@ -61,7 +61,7 @@ def with_steps_per_execution(config, strategy, steps):
     multi_step_on_iterator).
     """
     chosen = config.train.steps_per_execution
-    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    multi_worker = distribute.is_multi_worker(strategy)
     if chosen is None:
         chosen = 1 if multi_worker else auto_steps_per_execution(steps)
     elif multi_worker and chosen > 1:
