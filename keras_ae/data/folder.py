@@ -11,7 +11,6 @@ Folders are walked and read through TensorFlow's file systems for URLs, so
 """
 
 import hashlib
-import math
 import os
 
 from absl import logging
@@ -25,6 +24,7 @@ from keras_ae.data import masks
 from keras_ae.data.split import DataError
 from keras_ae.data.split import ImageData
 from keras_ae.data.split import error_reason
+from keras_ae.data.split import streams
 
 
 def read(config, memory_limit):
@@ -39,12 +39,7 @@ def read(config, memory_limit):
     splits, fields = _splits(config)
     if config.input != "memory":
         shape = _first_shape(splits[0][0], config)
-        decoded = len(splits[0][0]) * math.prod(shape)
-        if config.input == "stream" or decoded > memory_limit:
-            logging.info("data: streaming %d training images from their files (%s MiB "
-                         "decoded, %s)", len(splits[0][0]), f"{decoded / 2**20:,.0f}",
-                         "--input=stream" if config.input == "stream" else
-                         f"over the memory limit of {memory_limit / 2**20:,.0f} MiB")
+        if streams(config, len(splits[0][0]), shape, memory_limit, "their files"):
             return stream(splits, shape, config, **fields)
     arrays, skipped = _decoded(splits, config.image_size, config.channels,
                                config.crop_to_aspect_ratio, config.skip_bad_images)

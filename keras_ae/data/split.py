@@ -16,6 +16,7 @@ import dataclasses
 import math
 import re
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
@@ -106,6 +107,21 @@ class ImageArray(np.ndarray, Images):
     def loader(self):
         pixels = tf.constant(self.view(np.ndarray))  # held once, gathered batch by batch
         return lambda indices: tf.gather(pixels, indices)
+
+
+def streams(config, count, shape, memory_limit, source):
+    """Whether a split of `count` training images of `shape` is read from
+    `source` (its files, its records) as training goes rather than decoded
+    into memory: with `config.input` "stream", or "auto" when they would
+    decode to more than `memory_limit` bytes. Every source decides here."""
+    decoded = count * math.prod(shape)
+    if config.input == "memory" or (config.input == "auto" and decoded <= memory_limit):
+        return False
+    logging.info("data: streaming %d training images from %s (%s MiB decoded, %s)", count,
+                 source, f"{decoded / 2**20:,.0f}",
+                 "--input=stream" if config.input == "stream" else
+                 f"over the memory limit of {memory_limit / 2**20:,.0f} MiB")
+    return True
 
 
 def as_images(images):

@@ -7,9 +7,7 @@ is one, and the splits take TFDS's syntax (e.g. "train[:90%]"). `data_dir` is
 TFDS's data directory.
 """
 
-import math
 
-from absl import logging
 import numpy as np
 import tensorflow as tf
 
@@ -19,6 +17,7 @@ from keras_ae.data import decoding
 from keras_ae.data import tfds_records
 from keras_ae.data.split import DataError
 from keras_ae.data.split import ImageData
+from keras_ae.data.split import streams
 
 
 def read(config, memory_limit):
@@ -114,14 +113,7 @@ def _stream_shape(builder, config, image_key, count, memory_limit):
                 f"dataset {config.dataset!r}: its {image_key!r} images have no one size "
                 f"{own}; a stream needs it: pass --image_size=HEIGHT,WIDTH and --channels")
         return None  # auto: cannot tell the decoded size, so into memory as before
-    decoded = count * math.prod(shape)
-    if config.input != "stream" and decoded <= memory_limit:
-        return None
-    logging.info("data: streaming %d training images from TFDS's record files (%s MiB "
-                 "decoded, %s)", count, f"{decoded / 2**20:,.0f}",
-                 "--input=stream" if config.input == "stream" else
-                 f"over the memory limit of {memory_limit / 2**20:,.0f} MiB")
-    return shape
+    return shape if streams(config, count, shape, memory_limit, "TFDS's record files") else None
 
 
 def _records(builder, config, image_key, label_key, shape, sizes):
