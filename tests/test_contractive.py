@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import keras_ae
-from keras_ae import recipes
+from keras_ae import variants
 from keras_ae.models import backbone, jacobian
 from tests.conftest import make_images
 from tests.test_case import AutoencoderTestCase, assert_loss_is_mse_plus
@@ -84,7 +84,7 @@ def test_penalty_lowers_the_jacobian_norm():
                                filters=(8, 16), contractive_weight=weight)
         model.compile(optimizer=keras.optimizers.Adam(3e-3))
         model.fit(images, images, epochs=8, batch_size=32, verbose=0)
-        metrics = recipes.RECIPES["contractive"].test_metrics(model, images[:64], 64, seed=0)
+        metrics = variants.recipe("contractive").test_metrics(model, images[:64], 64, seed=0)
         return metrics["mean_jacobian_frobenius"]
 
     penalized, free = trained_norm(1.0), trained_norm(0.0)

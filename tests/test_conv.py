@@ -68,7 +68,7 @@ def test_feature_sizes_halve_rounding_up_and_refuse_too_small_images():
 
 
 def test_build_rejects_unknown_variant_and_options():
-    with pytest.raises(ValueError, match="valid variants: linear, conv, denoising"):
+    with pytest.raises(ValueError, match="valid variants: contractive, conv, denoising, linear"):
         keras_ae.build("nope", (28, 28, 1))
     with pytest.raises(ValueError, match="does not take option.*upsampling"):
         keras_ae.build("linear", (28, 28, 1), upsampling="nearest")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import keras_ae
-from keras_ae import data, recipes, training
+from keras_ae import data, training, variants
 from tests.conftest import make_images
 from tests.test_case import AutoencoderTestCase
 
@@ -21,8 +21,8 @@ class TestDenoisingDense(AutoencoderTestCase):
 
 
 def test_default_noise_is_half():
-    assert recipes.RECIPES["denoising"].noise_stddev == 0.5
-    assert recipes.RECIPES["conv"].noise_stddev == 0.0
+    assert variants.recipe("denoising").noise_stddev == 0.5
+    assert variants.recipe("conv").noise_stddev == 0.0
 
 
 @pytest.mark.slow

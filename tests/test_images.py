@@ -99,9 +99,9 @@ def test_the_test_split_is_stable_as_files_are_added(tmp_path):
     make_folder(root, count=30, seed=1)  # 30 more files, other names
     after = load_folder(root)
     key = lambda image: image.tobytes()  # noqa: E731 (the images are all distinct)
-    after_test = {key(x) for x in after.test_images}
+    after_test = {key(x) for x in after.test_images.in_memory()}  # streamed: files
     after_train = {key(x) for x in after.train_images}
-    assert all(key(x) in after_test for x in before.test_images)
+    assert all(key(x) in after_test for x in before.test_images.in_memory())
     assert all(key(x) in after_train for x in before.train_images)
     # A fair share: of 10,000 paths, test_fraction 0.1 picks about 1,000.
     picked = sum(data.in_test_split(f"class/{i}.png", 0.1) for i in range(10_000))
@@ -157,7 +157,7 @@ EXPORTED = ("conv",)
 
 @pytest.mark.slow
 def test_every_variant_trains_and_evaluates_from_a_folder(folder_runs, folder):
-    test = load_folder(folder).test_images / np.float32(255)
+    test = load_folder(folder).test_images.in_memory() / np.float32(255)
     for variant, (model_dir, metrics, report) in folder_runs.items():
         assert metrics["replicas"] == 2 and metrics["image_shape"] == [*SIZE, 3], variant
         assert (metrics["train_images"], metrics["test_images"]) == (33, 15), variant

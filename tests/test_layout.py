@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import keras_ae
-from keras_ae import choices
 from keras_ae import models
+from keras_ae import variants
 
 PACKAGE = pathlib.Path(keras_ae.__file__).parent
 # Each kind of `keras_ae.data.split.Images`, and the module that defines it.
@@ -23,14 +23,20 @@ def test_config_imports_nothing_that_imports_tensorflow():
         [sys.executable, "-c", "import sys, keras_ae.config; print(' '.join(sys.modules))"],
         capture_output=True, text=True, check=True).stdout.split()
     ours = sorted(name for name in loaded if name.startswith("keras_ae"))
-    assert ours == ["keras_ae", "keras_ae.choices", "keras_ae.config"]
+    declarations = [f"keras_ae.variants.{name}" for name in variants.NAMES]
+    configs = [f"keras_ae.config.{name}" for name in
+               ("anomaly", "checks", "data", "export", "model", "train")]
+    assert ours == sorted(["keras_ae", "keras_ae.choices", "keras_ae.config", *configs,
+                           "keras_ae.variants", "keras_ae.variants.options", *declarations])
     assert not [name for name in loaded if name.split(".")[0] in ("tensorflow", "keras", "numpy")]
 
 
 def test_declared_model_options_are_the_constructors():
-    for variant, options in choices.VARIANT_OPTIONS.items():
-        assert list(options) == [o for o in models.option_names(variant) if o != "seed"]
-    assert list(choices.VARIANT_OPTIONS) == list(models.VARIANTS)
+    for variant, options in variants.OPTIONS.items():
+        assert [o.name for o in options] == [o for o in models.option_names(variant)
+                                             if o != "seed"]
+    assert list(variants.OPTIONS) == list(models.VARIANTS) == list(variants.NAMES)
+    assert len(variants.NAMES) == 7
 
 
 def test_kinds_of_images_are_told_apart_only_where_they_are_defined():
@@ -55,6 +61,19 @@ def code_lines(function, lines):
     return [number for number in range(first, function.end_lineno + 1)
             if number not in docstrings and lines[number - 1].strip()
             and not lines[number - 1].strip().startswith("#")]
+
+
+def test_strategies_are_told_apart_only_in_distribute():
+    pattern = re.compile(r"isinstance\([^)]*Strategy\b")
+    found = [str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
+             if path.name != "distribute.py" and pattern.search(path.read_text())]
+    assert found == []
+
+
+def test_no_module_is_longer_than_three_hundred_lines():
+    long = [f"{path.relative_to(PACKAGE)}: {len(path.read_text().splitlines())}"
+            for path in PACKAGE.rglob("*.py") if len(path.read_text().splitlines()) > 300]
+    assert long == []
 
 
 def test_no_function_is_longer_than_fifty_lines_of_code():

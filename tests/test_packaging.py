@@ -20,7 +20,7 @@ def test_the_wheel_holds_only_keras_ae_and_names_the_commands(tmp_path):
     (wheel,) = tmp_path.glob("keras_ae-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {name.split("/")[0] for name in names if ".dist-info/" not in name} == {"keras_ae"}
-    assert "keras_ae/commands/train.py" in names and "keras_ae/recipes.py" in names
+    assert "keras_ae/commands/train.py" in names and "keras_ae/variants/vae/recipe.py" in names
     (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
     scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
     for line in ("keras-ae-train = keras_ae.commands.train:run",

@@ -12,7 +12,7 @@ from keras_ae import distribute
 from keras_ae import models
 from keras_ae import training
 from keras_ae.export import checks
-from keras_ae.models import restoration
+from keras_ae.variants.restoration import model as restoration
 from keras_ae.training import callbacks
 from tests.test_case import AutoencoderTestCase
 

@@ -7,7 +7,7 @@ import pytest
 import keras_ae
 from keras_ae import config as config_lib
 from keras_ae import data, distribute, training
-from keras_ae.models.sparse import sparsity_penalty
+from keras_ae.variants.sparse.model import sparsity_penalty
 from tests.test_case import AutoencoderTestCase, assert_loss_is_mse_plus
 
 

@@ -18,7 +18,7 @@ from keras_ae import data
 from keras_ae import distribute
 from keras_ae import export
 from keras_ae import models
-from keras_ae import recipes
+from keras_ae import variants
 from keras_ae import training
 from keras_ae.commands import train as train_command
 
@@ -97,7 +97,7 @@ def test_a_bad_flag_fails_in_one_line_exit_2_and_writes_nothing(tiny_mnist_dir, 
     errors = [line for line in result.stderr.splitlines() if line.startswith("train.py:")]
     assert errors == [
         "train.py: error: --variant: unknown value 'deep'; valid values: "
-        "linear, conv, denoising, vae, sparse, contractive, restoration"
+        "contractive, conv, denoising, linear, restoration, sparse, vae"
     ], result.stderr[-2000:]
     assert not model_dir.exists()
 
@@ -191,7 +191,7 @@ def parse():
 @pytest.mark.parametrize(
     "argv, field, message",
     [
-        (["--variant=deep"], "variant", "linear, conv, denoising, vae, sparse, contractive"),
+        (["--variant=deep"], "variant", "contractive, conv, denoising, linear, restoration"),
         (["--strategy=fast"], "strategy", "default, one_device, mirrored"),
         (["--dataset=my pictures"], "dataset", "mnist, fashion_mnist, kmnist, cifar10, folder"),
         (["--dataset=folder"], "data_dir", "--data_dir=DIR"),
@@ -282,7 +282,7 @@ def assert_writes_the_variants_outputs(variant, metrics, model_dir):
 @pytest.mark.parametrize("variant", list(VARIANT_OUTPUTS))
 def test_config_json_has_every_default_that_ran_written_in(variant, tmp_path):
     config = training.resolve(tiny_run_config(tmp_path, "unused", variant, seed=7))
-    recipe = recipes.RECIPES[variant]
+    recipe = variants.recipe(variant)
     assert config.data.noise_stddev == config.data.eval_noise_stddev == recipe.noise_stddev
     assert config.train.learning_rate == recipe.learning_rate
     assert config.train.learning_rate_schedule == recipe.learning_rate_schedule

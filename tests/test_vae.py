@@ -8,9 +8,9 @@ import pytest
 import tensorflow as tf
 
 import keras_ae
-from keras_ae import recipes
+from keras_ae import variants
 from keras_ae.export import saved_model
-from keras_ae.models import vae
+from keras_ae.variants.vae import model as vae
 from keras_ae.models.sampling import Sampling
 from tests.test_case import AutoencoderTestCase, saved_model_cli
 
@@ -85,7 +85,7 @@ def test_inference_is_deterministic_and_prior_sampling_separate(tmp_path):
     assert samples.shape == (12, 8, 8, 1) and samples.min() >= 0 and samples.max() <= 1
     np.testing.assert_array_equal(samples, model.sample(12, seed=4))
     assert not np.allclose(samples, model.sample(12, seed=5))
-    recipes.RECIPES["vae"].save_figures(model, str(tmp_path), x, np.arange(len(x)) % 3, seed=0)
+    variants.recipe("vae").save_figures(model, str(tmp_path), x, np.arange(len(x)) % 3, seed=0)
     assert sorted(os.listdir(tmp_path)) == [
         "latent_manifold.png", "latent_scatter.png", "samples.png"
     ]

@@ -2,7 +2,7 @@
 
 A model scores an image in one or more views (`anomaly_views`): the plain
 variants by their reconstruction error alone, the restoration detector
-(`keras_ae.models.restoration`) by the error of restoring each rotated view and
+(`keras_ae.variants.restoration`) by the error of restoring each rotated view and
 its head's surprise at each. The score is the mean over views of each divided
 by its constant (`combine`), the view's mean on the held-out normal validation
 images (1 for a single view). The map scores each pixel alike
@@ -130,8 +130,7 @@ def traced(model, kind, detector=None):
     """A tf.function of a batch of float images `[None, *input shape]`, traced
     once for any batch: `{reconstruction, views}` from one run of the model
     (`Autoencoder.anomaly_parts`, views of `kind`), and with `detector` its
-    `outputs` too. Called eagerly, layer by layer, a conv detector's views took
-    8 s of its 20 s evaluation on 10,000 test images."""
+    `outputs` too: one graph, not the model called eagerly layer by layer."""
     spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
 
     @tf.function(input_signature=[spec])

@@ -34,19 +34,29 @@ def read(config, memory_limit):
     `skip_bad_images`, is left out and listed in `skipped`.
 
     `input="stream"`, or "auto" when the decoded training images would exceed
-    `memory_limit` bytes, leaves both splits in their files (`stream`).
+    `memory_limit` bytes, leaves both splits in their files (`stream`). Else
+    "auto" decodes the training images into memory and leaves the test split
+    in its files, which evaluation reads once, chunk by chunk, so that a run's
+    memory does not grow with its test split; "memory" decodes both.
     """
     splits, fields = _splits(config)
     if config.input != "memory":
         shape = _first_shape(splits[0][0], config)
         if streams(config, len(splits[0][0]), shape, memory_limit, "their files"):
             return stream(splits, shape, config, **fields)
-    arrays, skipped = _decoded(splits, config.image_size, config.channels,
+    decoded = splits if config.input == "memory" else splits[:1]
+    arrays, skipped = _decoded(decoded, config.image_size, config.channels,
                                config.crop_to_aspect_ratio, config.skip_bad_images)
-    left_out = set(skipped)
-    test_paths = [path for path in splits[1][0] if path not in left_out]
-    return ImageData(*arrays[0], *arrays[1], skipped=tuple(skipped),
-                     test_masks=_masks(config, test_paths, arrays[1][0].shape[1:3]), **fields)
+    if config.input == "memory":
+        left_out = set(skipped)
+        test_paths = [path for path in splits[1][0] if path not in left_out]
+        return ImageData(*arrays[0], *arrays[1], skipped=tuple(skipped),
+                         test_masks=_masks(config, test_paths, arrays[1][0].shape[1:3]),
+                         **fields)
+    test, test_labels, bad = _readable(_files(splits[1][0], arrays[0][0].shape[1:], config),
+                                       splits[1][1], config)
+    return ImageData(*arrays[0], test, test_labels, skipped=tuple(skipped + bad),
+                     test_masks=_masks(config, test.paths, test.image_shape[:2]), **fields)
 
 
 def _masks(config, test_paths, image_size):
@@ -104,14 +114,9 @@ def stream(splits, shape, config, source, **fields):
     read from there (`image_files.cached`; a bad file is found then).
     """
     (train_paths, train_labels), (test_paths, test_labels) = splits
-    resize = config.image_size is not None
-
-    def files(paths):
-        return image_files.ImageFiles(tuple(paths), tuple(shape), resize,
-                                      config.crop_to_aspect_ratio)
-
-    test, test_labels, skipped = _readable(files(test_paths), test_labels, config)
-    train = files(train_paths)
+    test, test_labels, skipped = _readable(_files(test_paths, shape, config), test_labels,
+                                           config)
+    train = _files(train_paths, shape, config)
     if config.cache_dir:
         logging.info("data: decoding the training images into %s (once per file)",
                      config.cache_dir)
@@ -126,6 +131,12 @@ def stream(splits, shape, config, source, **fields):
     return ImageData(train, train_labels, test, test_labels, source=source,
                      skipped=tuple(skipped), test_masks=_masks(config, test.paths, shape[:2]),
                      **fields)
+
+
+def _files(paths, shape, config):
+    """`paths` as `image_files.ImageFiles` of `shape`, resized if the run asks."""
+    return image_files.ImageFiles(tuple(paths), tuple(shape), config.image_size is not None,
+                                  config.crop_to_aspect_ratio)
 
 
 def _readable(files, labels, config):

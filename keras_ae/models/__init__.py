@@ -4,25 +4,13 @@ import contextlib
 
 import keras
 
+from keras_ae import variants
 from keras_ae.models.autoencoder import Autoencoder
 from keras_ae.models.backbone import ARCHITECTURES, UPSAMPLING_MODES
-from keras_ae.models.contractive import ContractiveAutoencoder
-from keras_ae.models.conv import ConvAutoencoder
-from keras_ae.models.denoising import DenoisingAutoencoder
-from keras_ae.models.linear import LinearAutoencoder
-from keras_ae.models.restoration import RestorationAutoencoder
-from keras_ae.models.sparse import SparseAutoencoder
-from keras_ae.models.vae import VariationalAutoencoder
 
-VARIANTS = {
-    "linear": LinearAutoencoder,
-    "conv": ConvAutoencoder,
-    "denoising": DenoisingAutoencoder,
-    "vae": VariationalAutoencoder,
-    "sparse": SparseAutoencoder,
-    "contractive": ContractiveAutoencoder,
-    "restoration": RestorationAutoencoder,
-}
+# Every variant's model class, by name; importing them registers them with
+# Keras, which `load` needs.
+VARIANTS = {name: variants.model_class(name) for name in variants.NAMES}
 
 
 def option_names(variant):
@@ -34,8 +22,7 @@ def build(variant, input_shape, **options):
     """Builds an (uncompiled) autoencoder of the named variant.
 
     Args:
-        variant: one of `VARIANTS`: "linear", "conv", "denoising", "vae",
-            "sparse", "contractive", "restoration".
+        variant: one of `VARIANTS` (`keras_ae.variants`).
         input_shape: image shape `(height, width, channels)`.
         **options: the variant's own options, e.g. `latent_dim=16` or, for
             "conv", `upsampling="transpose"`.
@@ -87,20 +74,5 @@ def dtype_policy(name):
         keras.config.set_dtype_policy(previous)
 
 
-__all__ = [
-    "ARCHITECTURES",
-    "Autoencoder",
-    "ContractiveAutoencoder",
-    "ConvAutoencoder",
-    "DenoisingAutoencoder",
-    "LinearAutoencoder",
-    "RestorationAutoencoder",
-    "SparseAutoencoder",
-    "VariationalAutoencoder",
-    "UPSAMPLING_MODES",
-    "VARIANTS",
-    "build",
-    "dtype_policy",
-    "load",
-    "option_names",
-]
+__all__ = ["ARCHITECTURES", "Autoencoder", "UPSAMPLING_MODES", "VARIANTS", "build", "dtype_policy",
+           "load", "option_names"]

@@ -50,7 +50,7 @@ class Autoencoder(keras.Model):
     constructor arguments (besides `input_shape`), which `get_config` returns,
     and may add a term to the loss by overriding `penalty`. How a variant is
     trained by default, what it reports and draws is its recipe
-    (`keras_ae.recipes`).
+    (`keras_ae.variants.base_recipe`).
 
     `compile()` defaults to the reference tutorial's loss and optimizer: mean
     squared error, Adam with learning rate 1e-3.

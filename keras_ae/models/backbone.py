@@ -16,10 +16,10 @@ import math
 
 import keras
 
-from keras_ae import choices
+from keras_ae.variants import options
 
-ARCHITECTURES = choices.ARCHITECTURES
-UPSAMPLING_MODES = choices.UPSAMPLING_MODES
+ARCHITECTURES = options.ARCHITECTURE.choices
+UPSAMPLING_MODES = options.UPSAMPLING.choices
 
 
 def check_choice(name, value, choices):

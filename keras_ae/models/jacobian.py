@@ -11,11 +11,11 @@ contractive autoencoder's); TensorFlow's tapes do the nesting.
 
 import tensorflow as tf
 
-from keras_ae import choices
+from keras_ae.variants.contractive import JACOBIAN_METHODS
 
 from keras_ae.models.sampling import global_batch_normal
 
-METHODS = choices.JACOBIAN_METHODS
+METHODS = JACOBIAN_METHODS
 
 
 def frobenius_norm_sq(encoder, images, method="exact", samples=1, seed=(0, 0)):

@@ -3,7 +3,7 @@
 import dataclasses
 
 from keras_ae import models
-from keras_ae import recipes
+from keras_ae import variants
 
 
 def resolve(config):
@@ -11,7 +11,7 @@ def resolve(config):
 
     Noise, epochs, learning rate, schedule and anomaly score left None come
     from the variant's recipe
-    (`keras_ae.recipes.RECIPES`), the test noise from the training noise, and
+    (`keras_ae.variants.recipe`), the test noise from the training noise, and
     model options from the model's constructor (`default_options`). A model's
     own `seed` option is not a field: it is the run's `data.seed`.
 
@@ -21,7 +21,7 @@ def resolve(config):
                                      config_lib.TrainConfig("/tmp/run")))
         # ... learning_rate=0.003, learning_rate_schedule="cosine", latent_dim=32, ...
     """
-    recipe = recipes.RECIPES[config.model.variant]
+    recipe = variants.recipe(config.model.variant)
     noise = _or(config.data.noise_stddev, recipe.noise_stddev)
     data = dataclasses.replace(
         config.data, noise_stddev=noise,
@@ -53,7 +53,7 @@ def with_data(config, data):
     masks = data.test_masks and data.test_masks.directory
     anomaly = config.anomaly
     if anomaly.normal_classes:
-        share = recipes.RECIPES[config.model.variant].anomaly_map_smoothing
+        share = variants.recipe(config.model.variant).anomaly_map_smoothing
         anomaly = dataclasses.replace(anomaly, anomaly_map_sigma=_or(
             anomaly.anomaly_map_sigma, round(share * min(height, width), 4)))
     return dataclasses.replace(config, anomaly=anomaly, data=dataclasses.replace(

@@ -21,7 +21,7 @@ from keras_ae import data as data_lib
 from keras_ae import files
 from keras_ae import model_dir
 from keras_ae import plots
-from keras_ae import recipes
+from keras_ae import variants
 
 # Test images drawn in the figures (the tutorial's figure: the first ten).
 FIGURE_IMAGES = 10
@@ -31,7 +31,7 @@ def evaluate(model, data, config, figure_dir):
     """Test metrics of a trained model, and its figures written to `figure_dir`.
 
     Returns `test_mse` (per pixel, clean test input → reconstruction), the
-    recipe's own metrics (`keras_ae.recipes`), with `normal_classes` the
+    recipe's own metrics (`keras_ae.variants.recipe`), with `normal_classes` the
     detector's (calibrated on `data.validation_images` and written to
     `anomaly.json` first; `keras_ae.anomaly.DetectorTest`), with test noise
     (`config.data.eval_noise_stddev` > 0) the mean PSNR (dB) of the noisy test
@@ -48,7 +48,7 @@ def evaluate(model, data, config, figure_dir):
         files.write_json(os.path.join(figure_dir, model_dir.ANOMALY_FILE),
                          dataclasses.asdict(detector))
         detector_test = anomaly.DetectorTest(detector, data, config.data.dataset)
-    recipe = recipes.RECIPES[config.model.variant]
+    recipe = variants.recipe(config.model.variant)
     test = _test_pass(model, data.test_images, config, recipe, detector_test)
     shown = test["shown"]
     plots.save_image_rows(os.path.join(figure_dir, model_dir.FIGURE_FILE),

@@ -12,11 +12,10 @@ import keras
 from keras import ops
 import tensorflow as tf
 
-from keras_ae import choices
 from keras_ae.models import backbone
 from keras_ae.models.autoencoder import Autoencoder
+from keras_ae.variants.sparse import PENALTIES
 
-PENALTIES = choices.PENALTIES
 # Default weight per penalty, for a per-pixel MSE reconstruction loss (~0.01).
 DEFAULT_WEIGHTS = {"l1": 1e-4, "kl": 1e-3}
 
@@ -106,3 +105,6 @@ class SparseAutoencoder(Autoencoder):
         if options["sparsity_weight"] is None:
             options["sparsity_weight"] = DEFAULT_WEIGHTS[options["sparsity"]]
         return options
+
+
+MODEL = SparseAutoencoder

@@ -61,14 +61,12 @@ class RestorationAutoencoder(Autoencoder):
             (32, 64, 128).
         decoder_filters: the decoder's, from the image size up: it upsamples
             from the size after `len(decoder_filters)` levels. Default (16, 32),
-            so that the full-size convolutions are narrow: with the encoder's
-            filters, shirts (bench/anomaly.py's class 6) trained in 356 s
-            instead of 116 s, to an AUROC of 84.3 instead of 84.2.
+            so that the full-size convolutions are narrow: the encoder's
+            filters there trained three times as long for the same AUROC.
         upsampling: "nearest" (default) or "transpose".
         view_weight: weight of the view head's cross-entropy beside the mean
-            restoration error. Default 0.05 (against 0.01 on Fashion-MNIST's
-            shirts and pullovers, bench/anomaly.py's protocol: AUROC +0.35
-            and -0.23 points by MSE; both within a run's noise).
+            restoration error. Default 0.05 (0.01 scored within a run's noise
+            of it).
 
     Example:
 
@@ -144,3 +142,6 @@ class RestorationAutoencoder(Autoencoder):
         errors, nll, pixels, restored = self._views(images, images, training=False, kind=kind,
                                                     maps=True)
         return restored[:tf.shape(images)[0]], tf.concat([errors, nll], axis=1), pixels
+
+
+MODEL = RestorationAutoencoder

@@ -14,13 +14,12 @@ import keras
 from keras import ops
 import tensorflow as tf
 
-from keras_ae import choices
 from keras_ae import distribute
 from keras_ae.models import backbone
 from keras_ae.models.autoencoder import Autoencoder
 from keras_ae.models.sampling import Sampling
+from keras_ae.variants.vae import RECONSTRUCTIONS
 
-RECONSTRUCTIONS = choices.RECONSTRUCTIONS
 
 
 def kl_divergence(z_mean, z_log_var):
@@ -119,3 +118,6 @@ class VariationalAutoencoder(Autoencoder):
         """Decodes `count` draws from the prior N(0, I) (numpy images)."""
         z = tf.random.stateless_normal([count, self.arguments["latent_dim"]], seed=[seed, 0])
         return distribute.predict(self.decoder, z, batch_size=count)
+
+
+MODEL = VariationalAutoencoder

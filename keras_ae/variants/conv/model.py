@@ -39,3 +39,6 @@ class ConvAutoencoder(Autoencoder):
         self.arguments = {
             "latent_dim": latent_dim, "filters": filters, "upsampling": upsampling
         }
+
+
+MODEL = ConvAutoencoder

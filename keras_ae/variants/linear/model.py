@@ -30,3 +30,6 @@ class LinearAutoencoder(Autoencoder):
         )
         super().__init__(encoder, decoder, **kwargs)
         self.arguments = {"latent_dim": latent_dim}
+
+
+MODEL = LinearAutoencoder

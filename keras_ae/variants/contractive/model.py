@@ -70,3 +70,6 @@ class ContractiveAutoencoder(Autoencoder):
         norms = self.jacobian_norm_sq(images, seed=tf.stack([seed, step]))
         self.penalty_tracker.update_state(norms)
         return weight * ops.mean(norms)
+
+
+MODEL = ContractiveAutoencoder

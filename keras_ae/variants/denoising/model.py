@@ -3,7 +3,7 @@
 The model is the conv (or dense) autoencoder; what makes it denoising is its
 training data: `(noisy, clean)` pairs, the noise added on the fly by the input
 pipeline (`keras_ae.data.train_dataset(noise_stddev=...)`), fresh every epoch.
-Its recipe (`keras_ae.recipes.DenoisingRecipe`) sets that noise to stddev 0.5,
+Its recipe (`recipe.py`) sets that noise to stddev 0.5,
 and with it the PSNR metrics and `denoising.png`.
 """
 
@@ -42,3 +42,6 @@ class DenoisingAutoencoder(Autoencoder):
         )
         super().__init__(encoder, decoder, **kwargs)
         self.arguments = {"latent_dim": latent_dim, **network}
+
+
+MODEL = DenoisingAutoencoder

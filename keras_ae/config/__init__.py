@@ -1,0 +1,69 @@
+"""Run configuration: one small dataclass per concern, validated on creation.
+
+This package declares; it does nothing. It imports no other part of keras-ae
+but `keras_ae.choices` (the valid values) and the variants' declarations of
+their options (`keras_ae.variants`), and nothing that imports TensorFlow, so
+a configuration can be written, read and checked anywhere
+(`tests/test_layout.py` holds it to that). A module a concern: data.py,
+model.py, train.py, anomaly.py, export.py; checks.py their shared checks.
+
+A `RunConfig` is written to `model_dir/config.json` so that a run can be
+reproduced and resumed. Field names are the `train.py` flag names. A field left
+None takes its default from the variant's recipe (`keras_ae.variants`) or its
+model's constructor; `keras_ae.training.resolve` writes those in before a run
+starts, so that `config.json` says what ran.
+
+An `ExportConfig` says what `keras_ae.export` makes of a trained run.
+
+Example:
+
+    config = RunConfig(
+        data=DataConfig(dataset="fashion_mnist", batch_size=256),
+        model=ModelConfig(variant="conv", latent_dim=16),
+        train=TrainConfig(epochs=3, model_dir="/tmp/run"),
+        anomaly=AnomalyConfig(normal_classes=("1",)),
+    )
+"""
+
+import dataclasses
+import json
+
+from keras_ae import variants
+from keras_ae.config.anomaly import AnomalyConfig
+from keras_ae.config.checks import ConfigError
+from keras_ae.config.data import DataConfig
+from keras_ae.config.export import ExportConfig
+from keras_ae.config.model import MODEL_OPTIONS, ModelConfig, takers
+from keras_ae.config.train import TrainConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything a training run needs; saved as `config.json` in `model_dir`."""
+
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    anomaly: AnomalyConfig = AnomalyConfig()
+
+    def __post_init__(self):
+        if self.model.variant is None:  # the tutorial's model, or the detector
+            variant = variants.DETECTOR if self.anomaly.normal_classes else variants.DEFAULT
+            object.__setattr__(self, "model", dataclasses.replace(self.model, variant=variant))
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text):
+        fields = json.loads(text)
+        return cls(
+            data=DataConfig(**fields["data"]),
+            model=ModelConfig(**fields["model"]),
+            train=TrainConfig(**fields["train"]),
+            anomaly=AnomalyConfig(**fields.get("anomaly", {})),
+        )
+
+
+__all__ = ["AnomalyConfig", "ConfigError", "DataConfig", "ExportConfig", "MODEL_OPTIONS",
+           "ModelConfig", "RunConfig", "TrainConfig", "takers"]

@@ -1,0 +1,66 @@
+"""The reference tutorial's recipe, `Recipe`, which every variant's recipe
+(`variants/<name>/recipe.py`) starts from, stating only how it differs.
+
+A recipe is how a variant is trained by default, what it reports and which
+figures it draws; the model (`model.py`) is the network and its loss, what
+`fit` needs. `keras_ae.training.resolve` takes a run's defaults from the
+recipe, and `keras_ae.training` reports and draws what it says. Every run,
+whatever its recipe, reports `test_mse`, draws `reconstructions.png`, and with
+test noise (`eval_noise_stddev` > 0) reports the PSNR of the noisy test input
+and of its reconstruction and draws `denoising.png`.
+
+Example:
+
+    recipe = variants.recipe("vae")
+    recipe.learning_rate            # 0.001
+    recipe.test_metrics(model, data.test_images, batch_size=64, seed=0)
+"""
+
+import numpy as np
+
+from keras_ae import data
+
+
+class Recipe:
+    """The reference tutorial's recipe (the `linear` variant's): clean inputs,
+    Adam at a constant learning rate of 1e-3; no metrics or figures of its own."""
+
+    # Stddev of the Gaussian noise the input pipeline adds to training images.
+    noise_stddev = 0.0
+    learning_rate = 1e-3
+    # "constant", or "cosine": from `learning_rate` down to 0 at the last step.
+    learning_rate_schedule = "constant"
+    epochs = 10
+    # With --normal_classes: each image's (each view's) error, "mse" or "top_k".
+    anomaly_score = "mse"
+    # With --normal_classes: the anomaly map's Gaussian smoothing, its sigma
+    # a share of the image's shorter side (1.75 px at 28): the best of
+    # bench/defects.py's sweep of sigmas (BUILD.md, "Synthetic defects").
+    anomaly_map_smoothing = 1 / 16
+
+    # The names of the variant's own figures of merit (`image_metrics`).
+    metrics = ()
+
+    def test_metrics(self, model, images, batch_size, seed):
+        """The variant's own figures of merit on the clean test `images` (an
+        `Images`, or an array), each the mean over images of `image_metrics`,
+        read chunk by chunk."""
+        if not self.metrics:
+            return {}
+        images = data.as_images(images)
+        values, start = {name: [] for name in self.metrics}, 0
+        for chunk in images.float_chunks(batch_size):
+            rows = (start, len(images))
+            for name, value in self.image_metrics(model, chunk, batch_size, seed, rows).items():
+                values[name].append(value)
+            start += len(chunk)
+        return {name: float(np.mean(np.concatenate(value))) for name, value in values.items()}
+
+    def image_metrics(self, model, images, batch_size, seed, rows):
+        """`{name: [n]}`: each of `metrics` for each of the float `images` in
+        [0, 1], the test images `rows[0] ...` of `rows[1]`."""
+        return {}
+
+    def save_figures(self, model, directory, images, labels, seed):
+        """Writes the variant's own figures of the test split (`images`, an
+        `Images` or an array, and their `labels`) to `directory`."""

@@ -1,0 +1,19 @@
+"""The sparse autoencoder: an L1 or KL penalty keeps most code units near zero.
+
+A variant in one folder: this declaration of its model's options (plain data,
+what `keras_ae.config` and `train.py` read), `model.py` (the network and its
+loss, `MODEL`) and `recipe.py` (how it trains by default, what it reports and
+draws, `RECIPE`).
+"""
+
+from keras_ae.variants import options
+
+PENALTIES = ("l1", "kl")
+OPTIONS = (
+    *options.BACKBONE,
+    options.Option("sparsity", "str", "penalty, l1 (ReLU code) or kl (sigmoid code)",
+                   choices=PENALTIES),
+    options.Option("sparsity_weight", "float", "weight of the penalty, by penalty", minimum=0),
+    options.Option("sparsity_target", "float", "target mean activation rho for kl",
+                   between=(0, 1)),
+)
