@@ -318,6 +318,33 @@ def memory(results, name="memory.json", command="python bench/memory.py"):
     return "\n".join(lines)
 
 
+def evaluation(results, name="evaluation.json", command="python bench/evaluation.py"):
+    """A detector run's peak RSS and evaluation time as its test split grows."""
+    lines = ["| test images | peak RSS (MiB) | evaluation's peak RSS (MiB) | evaluation s "
+             "| training s | image AUROC | pixel AUROC (bound) | PRO (bound) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for count, run in results["runs"].items():
+        lines.append(f"| {int(count):,} | {run['peak_memory_mib']:,.0f} "
+                     f"| {run['evaluation_peak_memory_mib']:,.0f} "
+                     f"| {run['evaluation_seconds']:.1f} | {run['train_seconds']:.1f} "
+                     f"| {run['test_auroc']:.4f} | {run['test_pixel_auroc']:.4f} "
+                     f"({run['test_pixel_auroc_bound']:.1g}) | {run['test_pro']:.4f} "
+                     f"({run['test_pro_bound']:.1g}) |")
+    shape = "x".join(map(str, results["image_shape"]))
+    largest = max(results["runs"], key=int)
+    lines += ["", provenance(results, name, command, (
+        f"MVTec AD's layout of {shape} images, {results['train_images']} good training "
+        f"images, half of the test images with a spot and its mask; `train.py "
+        f"{' '.join(results['run_flags'])}`, input as the defaults choose. The whole runs' "
+        f"peaks differ by {results['peak_difference_mib']:.0f} MiB (training's, whose "
+        f"tf.data buffers vary from run to run), evaluation's by "
+        f"{results['evaluation_peak_difference_mib']:.0f} MiB. The exported `serving_default` took "
+        f"{results['serving_default_seconds']:.1f} s over the same {int(largest):,} test "
+        f"images (decoded beforehand): evaluation took "
+        f"{results['evaluation_over_serving']:.2f} of that."))]
+    return "\n".join(lines)
+
+
 def pipeline(results, name="pipeline.json", command="python bench/pipeline.py"):
     """The input pipeline: training fed by each stream, and each stream alone."""
     ratios = {"pipeline_over_in_memory": "the pipeline / one cached batch",
@@ -370,6 +397,7 @@ BLOCKS = {
     "variants": lambda: variants(load("variants.json")),
     "anomaly_views": lambda: anomaly_views(load("anomaly-views.json")),
     "memory": lambda: memory(load("memory.json")),
+    "evaluation": lambda: evaluation(load("evaluation.json")),
     "defects": lambda: defects(load("defects.json")),
 }
 _BLOCK = re.compile(r"(<!-- report:(\w+) -->\n)(.*?)(<!-- /report:\2 -->)", re.S)
