@@ -101,11 +101,26 @@ def test_the_calibrated_threshold_flags_fpr_of_fresh_normal_images(fpr):
     threshold = anomaly.calibrate(rng.gamma(2.0, size=n), fpr)
     fresh = rng.gamma(2.0, size=200_000)
     assert abs(np.mean(fresh > threshold) - fpr) < 3 * np.sqrt(fpr / n)
-    with pytest.raises(anomaly.CalibrationError, match=f"at least {anomaly.needed_images(fpr)}"):
-        anomaly.calibrate(np.arange(anomaly.needed_images(fpr) - 1), fpr)
-    # The fewest images it takes: the threshold is then their second largest.
+    assert anomaly.expected_fpr(n, fpr) == pytest.approx(fpr, abs=1 / n)
+    # The fewest images that resolve fpr: the threshold is then their second largest.
     scores = np.arange(anomaly.needed_images(fpr), dtype=float)
     assert anomaly.calibrate(scores, fpr) == scores[-2]
+    # Fewer: their largest, which flags 1 / (n + 1) of normal images on average.
+    few = anomaly.needed_images(fpr) - 2
+    assert anomaly.calibrate(scores[:few], fpr) == scores[few - 1]
+    assert anomaly.expected_fpr(few, fpr) == 1 / (few + 1) > fpr
+
+
+def test_a_threshold_from_few_images_flags_what_it_promises():
+    """The highest of n validation scores, drawn again and again from one
+    distribution, flags on average `expected_fpr(n)` = 1 / (n + 1) of fresh
+    normal images, whatever the distribution (here a gamma)."""
+    rng = np.random.default_rng(1)
+    for n in (6, 20):
+        # Beta(1, n)'s sd is 0.12 at n = 6: over 2,000 draws 0.0026, and 0.01 is 3.8 of it.
+        thresholds = [anomaly.calibrate(rng.gamma(2.0, size=n), 0.01) for _ in range(2000)]
+        flagged = np.mean([np.mean(rng.gamma(2.0, size=2000) > t) for t in thresholds])
+        assert abs(flagged - anomaly.expected_fpr(n, 0.01)) < 0.01, n
 
 
 def test_top_k_scores_a_small_defect_that_the_mean_hides():
@@ -197,11 +212,11 @@ def test_bad_normal_classes_and_small_validation_splits_are_named(blobs_dir, tmp
     with pytest.raises(config_lib.ConfigError, match=r"class '2' is not one of mnist's "
                        r"classes: 0 to 1"):
         training.train(bad_class, strategy, verbose=0)
-    small = dataclasses.replace(config, anomaly=dataclasses.replace(
-        config.anomaly, validation_fraction=0.05, anomaly_fpr=0.001))
-    with pytest.raises(config_lib.ConfigError, match="75 validation images; a false-positive "
-                       "rate of 0.001 needs at least 1000"):
-        training.train(small, strategy, verbose=0)
+    none = dataclasses.replace(config, anomaly=dataclasses.replace(
+        config.anomaly, validation_fraction=0.0001))
+    with pytest.raises(config_lib.ConfigError, match="is 0 validation images, which leaves "
+                       "none to calibrate on: raise --validation_fraction"):
+        training.train(none, strategy, verbose=0)
     assert not (tmp_path / "run").exists()
 
 

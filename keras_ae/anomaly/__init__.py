@@ -31,6 +31,7 @@ from keras_ae.anomaly.calibration import CalibrationError
 from keras_ae.anomaly.calibration import calibrate
 from keras_ae.anomaly.calibration import calibrated_detector
 from keras_ae.anomaly.calibration import check_separates
+from keras_ae.anomaly.calibration import expected_fpr
 from keras_ae.anomaly.calibration import needed_images
 from keras_ae.anomaly.calibration import view_constants
 from keras_ae.anomaly.evaluation import DetectorTest

@@ -3,11 +3,15 @@ normal images are flagged.
 
 Each view's constant is its mean on the validation images (`view_constants`),
 so that every view weighs alike in the score; the threshold is the score that
-`1 - fpr` of the validation images stay at or below (`calibrate`).
+`1 - fpr` of the validation images stay at or below (`calibrate`). Fewer than
+`needed_images(fpr)` validation images cannot resolve `fpr`: the threshold is
+then their highest score, and `expected_fpr` says what it flags of normal
+images, 1 / (n + 1), which the run logs and `anomaly.json` keeps.
 """
 
 import math
 
+from absl import logging
 import numpy as np
 
 from keras_ae.anomaly import scoring
@@ -33,16 +37,39 @@ def needed_images(fpr):
     return math.ceil(1 / fpr - 1e-9)
 
 
+def rank(count, fpr):
+    """The 1-based rank, among `count` ascending validation scores, of the
+    threshold: the smallest that at least `1 - fpr` of them are at or below
+    (the highest, with fewer than `needed_images(fpr)`)."""
+    return math.ceil((1 - fpr) * count - 1e-9)
+
+
+def expected_fpr(count, fpr):
+    """The share of fresh normal images that a threshold calibrated to `fpr`
+    on `count` validation images flags, in expectation over the draw of the
+    validation images, whatever their distribution: (n - k + 1) / (n + 1) for
+    the k-th of n scores (its false-positive rate is Beta(n - k + 1, k))."""
+    return (count - rank(count, fpr) + 1) / (count + 1)
+
+
 def calibrate(validation_scores, fpr):
     """The threshold: the smallest validation score that at least `1 - fpr`
-    of the validation scores are at or below."""
+    of the validation scores are at or below (`rank`). With fewer than
+    `needed_images(fpr)` scores, their highest, and a warning naming the
+    false-positive rate it can promise (`expected_fpr`) where that is more
+    than `fpr`."""
     scores = np.sort(np.asarray(validation_scores, np.float64))
-    if len(scores) < needed_images(fpr):
-        raise CalibrationError(
-            f"{len(scores)} validation images cannot calibrate a false-positive rate of "
-            f"{fpr:g}: that needs at least {needed_images(fpr)}; raise "
-            "--validation_fraction, or raise --anomaly_fpr")
-    return float(scores[math.ceil((1 - fpr) * len(scores) - 1e-9) - 1])
+    if not len(scores):
+        raise CalibrationError("no validation images to calibrate on; raise "
+                               "--validation_fraction")
+    if expected_fpr(len(scores), fpr) > fpr * (1 + 1e-9):
+        logging.warning(
+            "%d validation images cannot calibrate a false-positive rate of %g (that needs "
+            "%d): the threshold is their highest score, which flags about %.1f%% of normal "
+            "images; hold out more (--validation_fraction) or add normal images for a "
+            "tighter one", len(scores), fpr, needed_images(fpr),
+            100 * expected_fpr(len(scores), fpr))
+    return float(scores[rank(len(scores), fpr) - 1])
 
 
 def check_separates(validation_scores):
@@ -67,8 +94,8 @@ def calibrated_detector(model, validation_images, options, batch_size):
     check_separates(validation)
     return scoring.Detector(
         score=options.anomaly_score, threshold=calibrate(validation, options.anomaly_fpr),
-        fpr=options.anomaly_fpr, normal_classes=options.normal_classes,
-        validation_images=len(validation),
+        fpr=options.anomaly_fpr, expected_fpr=expected_fpr(len(validation), options.anomaly_fpr),
+        normal_classes=options.normal_classes, validation_images=len(validation),
         validation_quantiles={q: float(np.quantile(validation, float(q) / 100))
                               for q in ("50", "90", "99")} | {"max": float(validation.max())},
         views=tuple(model.view_names()), view_constants=tuple(constants),

@@ -60,6 +60,7 @@ class DetectorTest:
         rates = metrics.at_threshold(scores, anomalous, threshold)
         return {
             "anomaly_threshold": threshold,
+            "anomaly_expected_fpr": self.detector.expected_fpr,
             "test_normal_images": int((~anomalous).sum()),
             "test_anomalous_images": int(anomalous.sum()),
             "test_auroc": area,

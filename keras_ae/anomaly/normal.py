@@ -3,9 +3,11 @@ split into training and the validation images the threshold is calibrated on."""
 
 import dataclasses
 
+from absl import logging
 import numpy as np
 
 from keras_ae.anomaly.calibration import CalibrationError
+from keras_ae.anomaly.calibration import expected_fpr
 from keras_ae.anomaly.calibration import needed_images
 
 
@@ -34,11 +36,18 @@ def normal_split(data, ids, validation_fraction, fpr, seed):
     normal = np.flatnonzero(np.isin(data.train_labels, ids))
     rng = np.random.default_rng([seed, 1_000_003])
     count = round(validation_fraction * len(normal))
-    if count < needed_images(fpr):
+    if not 0 < count < len(normal):
         raise CalibrationError(
             f"{validation_fraction:g} of the {len(normal)} normal training images is {count} "
-            f"validation images; a false-positive rate of {fpr:g} needs at least "
-            f"{needed_images(fpr)}: raise --validation_fraction, or --anomaly_fpr")
+            "validation images, which leaves "
+            + ("none to calibrate on: raise --validation_fraction, or add normal images"
+               if not count else "none to train on: lower --validation_fraction"))
+    if expected_fpr(count, fpr) > fpr * (1 + 1e-9):
+        logging.warning(
+            "%d validation images (%g of %d normal training images) cannot calibrate a "
+            "false-positive rate of %g, which needs %d: the threshold will flag about %.1f%% "
+            "of normal images", count, validation_fraction, len(normal), fpr,
+            needed_images(fpr), 100 * expected_fpr(count, fpr))
     held_out = np.zeros(len(normal), bool)
     held_out[rng.choice(len(normal), count, replace=False)] = True
     train, validation = normal[~held_out], normal[held_out]

@@ -103,6 +103,9 @@ class Detector:
     views: tuple = ("reconstruct",)  # the model's `anomaly_views`, named
     view_constants: tuple = (1.0,)  # what `combine` divides each view by
     map_sigma: float = 0.0  # pixels: how `combine_maps` smooths the map
+    # The share of normal images the threshold flags, in expectation
+    # (`calibration.expected_fpr`): `fpr`, or more with few validation images.
+    expected_fpr: float | None = None
 
     @classmethod
     def from_dict(cls, fields):

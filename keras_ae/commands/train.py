@@ -135,6 +135,8 @@ def summary(metrics, model_dir):
         detector = (f"; detector: test AUROC {'undefined' if area is None else f'{area:.4f}'}, "
                     f"threshold {metrics['anomaly_threshold']:.4g}"
                     + (f" (test {', '.join(rates)})" if rates else ""))
+        if metrics.get("anomaly_expected_fpr"):
+            detector += f", expected to flag {metrics['anomaly_expected_fpr']:.1%} of normal images"
         if "test_pixel_auroc" in metrics:
             detector += "; " + ", ".join(
                 f"{name} {'undefined' if metrics[key] is None else f'{metrics[key]:.4f}'}"
