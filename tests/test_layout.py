@@ -12,8 +12,8 @@ from keras_ae import models
 from keras_ae import variants
 
 PACKAGE = pathlib.Path(keras_ae.__file__).parent
-# Each kind of `keras_ae.data.split.Images`, and the module that defines it.
-KINDS = {"ImageArray": "data/split.py", "ndarray": "data/split.py",
+# Each kind of `keras_ae.data.image_data.Images`, and the module that defines it.
+KINDS = {"ImageArray": "data/image_data.py", "ndarray": "data/image_data.py",
          "ImageFiles": "data/image_files.py", "TfdsRecords": "data/tfds_records.py"}
 MOST_LINES = 50
 

@@ -16,7 +16,7 @@ from keras_ae import data
 from keras_ae import distribute
 from keras_ae import training
 from keras_ae.data import image_files
-from keras_ae.data import split
+from keras_ae.data import image_data
 from tests.conftest import after_first_epoch
 from tests.test_train import run_train
 
@@ -80,7 +80,7 @@ def test_files_answer_the_images_interface_as_the_array_of_their_pixels(numbered
 
 def test_a_streamed_test_split_evaluates_chunk_by_chunk_as_in_memory(numbered, tmp_path,
                                                                        monkeypatch):
-    monkeypatch.setattr(split, "CHUNK_BYTES", 1)  # every chunk one batch: 4 + 2 images
+    monkeypatch.setattr(image_data, "CHUNK_BYTES", 1)  # every chunk one batch: 4 + 2 images
     memory, streamed = load(numbered, input="memory"), load(numbered, input="stream")
     assert isinstance(streamed.test_images, image_files.ImageFiles)
     config = training.resolve(config_lib.RunConfig(

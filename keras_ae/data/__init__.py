@@ -7,7 +7,7 @@
     folder.py        a folder of image files (in memory, or streamed: image_files.py)
     tfds.py          any TFDS image data set (in memory, or its records: tfds_records.py)
 
-Each split is an `Images` (`split.py`): an array in memory, or a stream that
+Each split is an `Images` (`image_data.py`): an array in memory, or a stream that
 reads its files batch by batch; training, evaluation and export use only that
 interface. `train_dataset` is the training stream (`pipeline.py`).
 
@@ -30,7 +30,7 @@ from keras_ae.data import tfds
 from keras_ae.data.builtin import DATASETS, local_dirs, read_idx
 from keras_ae.data.folder import in_test_split
 from keras_ae.data.pipeline import add_noise, eval_dataset, eval_noise, steps_per_epoch, to_float
-from keras_ae.data.split import DataError, ImageData, Images, as_images
+from keras_ae.data.image_data import DataError, ImageData, Images, as_images
 
 
 def load(config, *, memory_limit=None, **fields):

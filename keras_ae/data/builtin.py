@@ -17,8 +17,8 @@ import numpy as np
 
 from keras_ae import choices
 from keras_ae.data import decoding
-from keras_ae.data.split import DataError
-from keras_ae.data.split import ImageData
+from keras_ae.data.image_data import DataError
+from keras_ae.data.image_data import ImageData
 
 
 @dataclasses.dataclass(frozen=True)

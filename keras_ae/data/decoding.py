@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_ae import images
-from keras_ae.data.split import DataError
+from keras_ae.data.image_data import DataError
 
 
 def stacked(splits, image_size, channels, crop_to_aspect_ratio):

@@ -21,10 +21,10 @@ from keras_ae import images
 from keras_ae.data import decoding
 from keras_ae.data import image_files
 from keras_ae.data import masks
-from keras_ae.data.split import DataError
-from keras_ae.data.split import ImageData
-from keras_ae.data.split import error_reason
-from keras_ae.data.split import streams
+from keras_ae.data.image_data import DataError
+from keras_ae.data.image_data import ImageData
+from keras_ae.data.image_data import error_reason
+from keras_ae.data.image_data import streams
 
 
 def read(config, memory_limit):

@@ -1,6 +1,6 @@
 """A split's images as files, read and decoded as training streams them.
 
-`ImageFiles` is the `keras_ae.data.split.Images` of a folder's split that
+`ImageFiles` is the `keras_ae.data.image_data.Images` of a folder's split that
 would not fit in memory decoded (`--input=stream`): it holds the paths only,
 and its `loader` reads, decodes and shapes a batch of them by index inside the
 tf.data pipeline, in parallel, with the same ops (`keras_ae.images`) the
@@ -21,12 +21,12 @@ import numpy as np
 import tensorflow as tf
 
 from keras_ae import images
-from keras_ae.data import split
-from keras_ae.data.split import error_reason
+from keras_ae.data import image_data
+from keras_ae.data.image_data import error_reason
 
 
 @dataclasses.dataclass(frozen=True)
-class ImageFiles(split.Images):
+class ImageFiles(image_data.Images):
     """Image files, each shaped to `image_shape` (uint8) when read.
 
     `resize` false means every file must already have `image_shape`'s height

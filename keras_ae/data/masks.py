@@ -19,8 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_ae import images
-from keras_ae.data.split import DataError
-from keras_ae.data.split import error_reason
+from keras_ae.data.image_data import DataError
+from keras_ae.data.image_data import error_reason
 
 MASK_DIR = "ground_truth"
 

@@ -1,7 +1,7 @@
 """The tf.data pipeline: batches in a fresh order every epoch, and Gaussian noise.
 
 `indexed_stream` turns images that can be read at random (an array, a
-folder's files: `keras_ae.data.split.Images.loader`) into the stream `fit()`
+folder's files: `keras_ae.data.image_data.Images.loader`) into the stream `fit()`
 consumes, for several epochs: each epoch takes them in a fresh shuffled order,
 in batches of the global batch size (or one input pipeline's per-replica
 pieces of them), adds Gaussian noise on the fly if asked, and prefetches.

@@ -15,9 +15,9 @@ from keras_ae import choices
 from keras_ae import images
 from keras_ae.data import decoding
 from keras_ae.data import tfds_records
-from keras_ae.data.split import DataError
-from keras_ae.data.split import ImageData
-from keras_ae.data.split import streams
+from keras_ae.data.image_data import DataError
+from keras_ae.data.image_data import ImageData
+from keras_ae.data.image_data import streams
 
 
 def read(config, memory_limit):

@@ -1,7 +1,7 @@
 """A TensorFlow Datasets split read from its own record files as training
 streams it.
 
-`TfdsRecords` is the `keras_ae.data.split.Images` of a split that would not
+`TfdsRecords` is the `keras_ae.data.image_data.Images` of a split that would not
 fit in memory decoded (`--input=stream`): it holds which records of which files make the split
 (TFDS's file instructions, read from its `dataset_info.json`) and decodes
 records inside the tf.data pipeline with TFDS's own feature decoding.
@@ -28,15 +28,15 @@ import tensorflow as tf
 
 from keras_ae import images
 from keras_ae.data import pipeline
-from keras_ae.data import split
-from keras_ae.data.split import error_reason
+from keras_ae.data import image_data
+from keras_ae.data.image_data import error_reason
 
 # Records shuffled together at most, and at least (memory permitting).
 _MOST_SHUFFLED, _LEAST_SHUFFLED = 10_000, 256
 
 
 @dataclasses.dataclass(frozen=True)
-class TfdsRecords(split.Images):
+class TfdsRecords(image_data.Images):
     """The first `count` records of a TFDS split, each image shaped to
     `image_shape` (uint8) when read.
 
