@@ -63,7 +63,8 @@ def test_an_export_check_measures_the_score_by_what_its_views_may_err():
     expected = {"serving_default": {"anomaly_views": np.array([[0.001, 0.0005]]),
                                     "anomaly_score": np.array([0.251]),
                                     "reconstruction_error": np.array([0.5])}}
-    scale = checks.scales(expected, _detector(threshold=4.0, view_constants=(0.5, 1e-3)))["serving_default"]
+    detector = _detector(threshold=4.0, view_constants=(0.5, 1e-3))
+    scale = checks.scales(expected, detector)["serving_default"]
     np.testing.assert_allclose(scale["anomaly_views"], [[1.0, 1.0]])
     np.testing.assert_allclose(scale["anomaly_score"], [(1 / 0.5 + 1 / 1e-3) / 2])
     np.testing.assert_allclose(scale["normalized_score"], [0.5 * 501 / 4.0])
@@ -77,6 +78,36 @@ def test_an_export_check_measures_the_score_by_what_its_views_may_err():
     moved["serving_default"]["anomaly_score"] = np.array([0.251 + 2.5 * move])
     with pytest.raises(checks.ExportError, match="anomaly_score"):
         checks.compare("export", moved, expected, {"serving_default": scale})
+
+
+def test_an_export_check_accepts_what_float32_round_off_can_make_and_no_more():
+    """A code summed over many terms strays from its float64 twin's by 3e-4,
+    three times FLOAT_TOLERANCE: 30 times the stray is accepted, more is
+    not; a decision flipped where the score is within its tolerance of the
+    threshold is round-off too, elsewhere a broken export."""
+    expected = {"encode": {"latent": np.array([[0.5, 1.0003], [2.0, 3.0]])},
+                "serving_default": {"anomaly_views": np.array([[2.0], [1.0]]),
+                                    "anomaly_score": np.array([2.0, 1.0]),
+                                    "is_anomaly": np.array([False, False])}}
+    reference = {"encode": {"latent": np.array([[0.5, 1.0]])},
+                 "serving_default": {"anomaly_views": np.array([[2.0]]),
+                                     "anomaly_score": np.array([2.0]),
+                                     "is_anomaly": np.array([True])}}
+    scale = checks.scales(expected, _detector(threshold=2.0, view_constants=(1.0,)), reference)
+    assert checks.strays(expected["encode"], reference["encode"]) == {
+        "latent": pytest.approx(3e-4)}
+    exported = {"encode": {"latent": expected["encode"]["latent"] + 8.9e-3}}
+    checks.compare("export", exported, {"encode": expected["encode"]}, scale)
+    exported["encode"]["latent"] = expected["encode"]["latent"] + 9.1e-3
+    with pytest.raises(checks.ExportError, match="'latent'"):
+        checks.compare("export", exported, {"encode": expected["encode"]}, scale)
+    served = dict(expected["serving_default"], is_anomaly=np.array([True, False]))
+    checks.compare("export", {"serving_default": served},
+                   {"serving_default": expected["serving_default"]}, scale)
+    served["is_anomaly"] = np.array([False, True])  # 1.0 is nowhere near 2.0
+    with pytest.raises(checks.ExportError, match="is_anomaly"):
+        checks.compare("export", {"serving_default": served},
+                       {"serving_default": expected["serving_default"]}, scale)
 
 
 @pytest.fixture(scope="module")

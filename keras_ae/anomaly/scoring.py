@@ -28,7 +28,8 @@ score = autoencoder.image_error  # an image's reconstruction error, "mse" or "to
 def combine(views, constants):
     """float32 `[batch]` anomaly scores from `[batch, views]` errors (a model's
     `anomaly_views`): the mean over views of each divided by its constant."""
-    return tf.reduce_mean(tf.convert_to_tensor(views) / constants, axis=1)
+    views = tf.convert_to_tensor(views)
+    return tf.reduce_mean(views / tf.cast(constants, views.dtype), axis=1)
 
 
 def combine_maps(views, maps, constants, sigma=0.0):
@@ -42,7 +43,7 @@ def combine_maps(views, maps, constants, sigma=0.0):
     with "top_k", the score averages the worst of each view's errors instead
     of all of them."""
     views, maps = tf.convert_to_tensor(views), tf.convert_to_tensor(maps)
-    constants = tf.convert_to_tensor(constants, tf.float32)
+    constants = tf.cast(constants, views.dtype)
     pixel_views = maps.shape[1]
     pixels = tf.reduce_sum(maps / constants[None, :pixel_views, None, None], axis=1)
     whole = tf.reduce_sum(views[:, pixel_views:] / constants[pixel_views:], axis=1)
@@ -83,8 +84,8 @@ def smooth(maps, sigma):
     if not sigma:
         return maps
     maps = tf.convert_to_tensor(maps)
-    rows = tf.constant(blur_matrix(sigma, maps.shape[1]))
-    columns = tf.constant(blur_matrix(sigma, maps.shape[2]))
+    rows = tf.constant(blur_matrix(sigma, maps.shape[1]), maps.dtype)
+    columns = tf.constant(blur_matrix(sigma, maps.shape[2]), maps.dtype)
     return tf.matmul(tf.matmul(rows[None], maps), columns[None], transpose_b=True)
 
 
@@ -120,8 +121,9 @@ class Detector:
         (a model's `anomaly_views(..., maps=True)`): `anomaly_score`,
         `anomaly_map`, `normalized_score` (the threshold at 0.5) and
         `is_anomaly` (score above the threshold)."""
-        constants = tf.convert_to_tensor(self.view_constants, tf.float32)
-        threshold = tf.convert_to_tensor(self.threshold, tf.float32)
+        views = tf.convert_to_tensor(views)
+        constants = tf.cast(self.view_constants, views.dtype)
+        threshold = tf.cast(self.threshold, views.dtype)
         score = combine(views, constants)
         return {"anomaly_score": score,
                 "anomaly_map": combine_maps(views, maps, constants, self.map_sigma),
@@ -138,6 +140,7 @@ def traced(model, kind, detector=None):
 
     @tf.function(input_signature=[spec])
     def run(images):
+        images = tf.cast(images, model.outputs[0].dtype)  # a float64 model's: float64
         reconstruction, views, maps = model.anomaly_parts(images, kind)
         result = {"reconstruction": reconstruction, "views": views}
         if detector is not None:

@@ -88,8 +88,14 @@ def export_run(model_dir, config, data=None):
     images = data_lib.to_float(data.test_images[:config.eval_examples].in_memory()).numpy()
     inputs = signatures.inputs(model, images)
     expected = signatures.keras_outputs(model, inputs, detector=detector)
-    scale = checks.scales(expected, detector)
+    first = {name: {k: v[:checks.ROUNDOFF_IMAGES] for k, v in values.items()}
+             for name, values in inputs.items()}
+    reference = signatures.keras_outputs(models.float64_twin(model), first, detector=detector)
+    scale = checks.scales(expected, detector, reference)
     report = _report(model_dir, config, model, run, detector, images, expected)
+    report["float64_stray"] = {f"{signature}/{name}": value for signature in expected
+                               for name, value in checks.strays(expected[signature],
+                                                                reference[signature]).items()}
     staging = versions.staging_dir(path)
     scratch = tempfile.mkdtemp()
     try:

@@ -3,6 +3,7 @@
 import contextlib
 
 import keras
+import numpy as np
 
 from keras_ae import variants
 from keras_ae.models.autoencoder import Autoencoder
@@ -54,6 +55,15 @@ def load(path):
     return keras.saving.load_model(path, safe_mode=True)
 
 
+def float64_twin(model):
+    """`model` rebuilt in float64 with its weights: a reference that float32
+    round-off barely touches (`keras_ae.export.checks.scales`)."""
+    with dtype_policy("float64"):
+        twin = type(model).from_config(model.get_config())
+    twin.set_weights([np.asarray(w, np.float64) for w in model.get_weights()])
+    return twin
+
+
 @contextlib.contextmanager
 def dtype_policy(name):
     """Builds models inside with the Keras dtype policy `name` (e.g.
@@ -75,4 +85,4 @@ def dtype_policy(name):
 
 
 __all__ = ["ARCHITECTURES", "Autoencoder", "UPSAMPLING_MODES", "VARIANTS", "build", "dtype_policy",
-           "load", "option_names"]
+           "float64_twin", "load", "option_names"]

@@ -48,10 +48,8 @@ def build_encoder(input_shape, heads, architecture="conv", filters=(32, 64)):
                 f, 3, strides=2, padding="same", activation="relu", name=f"down_{i}"
             )(x)
     features = keras.layers.Flatten(name="flatten")(x)
-    # Heads and output layers in float32 whatever the dtype policy: under mixed
-    # precision the code, the reconstruction and the losses stay float32.
     outputs = [
-        keras.layers.Dense(units, activation=activation, name=name, dtype="float32")(features)
+        keras.layers.Dense(units, activation=activation, name=name, dtype=head_dtype())(features)
         for name, (units, activation) in heads.items()
     ]
     return keras.Model(images, outputs[0] if len(outputs) == 1 else outputs, name="encoder")
@@ -66,9 +64,9 @@ def build_decoder(latent_dim, output_shape, architecture="conv", filters=(32, 64
     output_shape = tuple(output_shape)
     if architecture == "dense":
         pixels = keras.layers.Dense(
-            math.prod(output_shape), activation="sigmoid", name="pixels", dtype="float32"
+            math.prod(output_shape), activation="sigmoid", name="pixels", dtype=head_dtype()
         )(latent)
-        images = keras.layers.Reshape(output_shape, name="reconstruction", dtype="float32")(
+        images = keras.layers.Reshape(output_shape, name="reconstruction", dtype=head_dtype())(
             pixels
         )
         return keras.Model(latent, images, name="decoder")
@@ -99,9 +97,16 @@ def build_decoder(latent_dim, output_shape, architecture="conv", filters=(32, 64
             )(x)
     images = keras.layers.Conv2D(
         output_shape[-1], 3, padding="same", activation="sigmoid", name="reconstruction",
-        dtype="float32",
+        dtype=head_dtype(),
     )(x)
     return keras.Model(latent, images, name="decoder")
+
+
+def head_dtype():
+    """The dtype of heads and output layers: the policy's variable dtype, so
+    that under mixed precision the code, the reconstruction and the losses
+    stay float32 (and a float64 model is float64 throughout)."""
+    return keras.config.dtype_policy().variable_dtype
 
 
 def feature_sizes(input_shape, filters):

@@ -85,7 +85,7 @@ class VariationalAutoencoder(Autoencoder):
             input_shape, {"z_mean": (latent_dim, None), "z_log_var": (latent_dim, None)},
             architecture, filters, upsampling,
         )
-        sampling = Sampling(seed, name="sampling", dtype="float32")  # as the heads
+        sampling = Sampling(seed, name="sampling", dtype=backbone.head_dtype())  # as the heads
         super().__init__(encoder, decoder, bottleneck=sampling, **kwargs)
         self.arguments = {
             "latent_dim": latent_dim, "architecture": architecture, "filters": filters,
