@@ -26,14 +26,14 @@ score = autoencoder.image_error  # an image's reconstruction error, "mse" or "to
 
 
 def combine(views, constants):
-    """float32 `[batch]` anomaly scores from `[batch, views]` errors (a model's
+    """`[batch]` anomaly scores from `[batch, views]` errors (a model's
     `anomaly_views`): the mean over views of each divided by its constant."""
     views = tf.convert_to_tensor(views)
     return tf.reduce_mean(views / tf.cast(constants, views.dtype), axis=1)
 
 
 def combine_maps(views, maps, constants, sigma=0.0):
-    """float32 `[batch, height, width]` anomaly maps: each pixel scored as
+    """`[batch, height, width]` anomaly maps: each pixel scored as
     `combine` scores the image, the mean over views of each divided by its
     constant, where `maps` (`[batch, k, height, width]`, a model's
     `anomaly_views(..., maps=True)`) gives the first k views per pixel and the
