@@ -1,10 +1,5 @@
-"""The convolutional autoencoder: strided-conv encoder, upsampling decoder.
-
-A variant in one folder: this declaration of its model's options (plain data,
-what `keras_ae.config` and `train.py` read), `model.py` (the network and its
-loss, `MODEL`) and `recipe.py` (how it trains by default, what it reports and
-draws, `RECIPE`).
-"""
+"""The convolutional autoencoder: strided-conv encoder, upsampling decoder. Its model's
+options, as `keras_ae.config` and `train.py` read them; `model.py` and `recipe.py` beside."""
 
 from keras_ae.variants import options
 

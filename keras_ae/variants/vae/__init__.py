@@ -1,10 +1,5 @@
-"""The variational autoencoder: loss = reconstruction NLL + beta × KL.
-
-A variant in one folder: this declaration of its model's options (plain data,
-what `keras_ae.config` and `train.py` read), `model.py` (the network and its
-loss, `MODEL`) and `recipe.py` (how it trains by default, what it reports and
-draws, `RECIPE`).
-"""
+"""The variational autoencoder: loss = reconstruction NLL + beta × KL. Its model's options,
+as `keras_ae.config` and `train.py` read them; `model.py` and `recipe.py` beside."""
 
 from keras_ae.variants import options
 
