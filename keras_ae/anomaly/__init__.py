@@ -51,6 +51,7 @@ from keras_ae.anomaly.scoring import blur_matrix
 from keras_ae.anomaly.scoring import combine
 from keras_ae.anomaly.scoring import combine_maps
 from keras_ae.anomaly.scoring import gaussian
+from keras_ae.anomaly.scoring import in_batches
 from keras_ae.anomaly.scoring import outputs_of
 from keras_ae.anomaly.scoring import score
 from keras_ae.anomaly.scoring import smooth

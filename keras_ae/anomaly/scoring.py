@@ -160,9 +160,15 @@ def outputs_of(model, images, batch_size, kind=None, detector=None):
     """`traced(model, kind or detector.score, detector)`'s outputs for
     `images` (an `Images`, or an array), numpy, read chunk by chunk."""
     function = traced(model, kind or detector.score, detector)
-    parts = [tf.nest.map_structure(lambda t: t.numpy(), function(chunk[i:i + batch_size]))
-             for chunk in data_lib.as_images(images).float_chunks(batch_size)
-             for i in range(0, len(chunk), batch_size)]
+    parts = [in_batches(function, chunk, batch_size)
+             for chunk in data_lib.as_images(images).float_chunks(batch_size)]
     if not parts:
         return {"views": np.zeros((0, len(model.view_names())), np.float32)}
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def in_batches(function, images, batch_size):
+    """`function`'s dict of outputs for the array `images`, batch by batch,
+    as numpy arrays concatenated."""
+    parts = [function(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+    return {name: np.concatenate([part[name].numpy() for part in parts]) for name in parts[0]}

@@ -38,13 +38,13 @@ class ExportError(Exception):
 
 
 
-def scales(expected, detector=None, reference=None):
+def scales(expected, detector=None, strays_by_signature=None):
     """What each expected output's difference is measured against:
-    `{signature: {output: array}}`, max(1, |value|) elementwise; with a
-    `reference` (`keras_outputs` of the float64 twin, on the first images) at
-    least ROUNDOFF_FACTOR times the expected outputs' largest stray from it,
-    over FLOAT_TOLERANCE: an export is then refused only for differences
-    larger than float32 round-off could make.
+    `{signature: {output: array}}`, max(1, |value|) elementwise; with
+    `strays_by_signature` (`{signature: strays(expected outputs, the float64
+    twin's)}`) at least ROUNDOFF_FACTOR times each output's stray, over
+    FLOAT_TOLERANCE: an export is then refused only for differences larger
+    than float32 round-off could make.
 
     The anomaly score is the mean over views of view / constant (`detector`,
     an `anomaly.Detector`), so views that each err by the tolerance move it by
@@ -65,7 +65,7 @@ def scales(expected, detector=None, reference=None):
             if "anomaly_map" in outputs:  # each pixel combined as the score is
                 result[signature]["anomaly_map"] = np.maximum(
                     result[signature]["anomaly_map"], score[:, None, None])
-        for name, roundoff in strays(outputs, (reference or {}).get(signature, {})).items():
+        for name, roundoff in (strays_by_signature or {}).get(signature, {}).items():
             result[signature][name] = np.maximum(result[signature][name],
                                                  ROUNDOFF_FACTOR * roundoff / FLOAT_TOLERANCE)
         if detector and "is_anomaly" in outputs:

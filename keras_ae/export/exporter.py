@@ -82,7 +82,8 @@ def export_run(model_dir, config, data=None):
         DataError: the run's dataset cannot be loaded.
     """
     path = target_dir(model_dir, config)
-    model, run, detector = _load_run(model_dir, config)
+    model, run, calibrated = _load_run(model_dir, config)
+    detector = calibrated and anomaly.Detector.from_dict(calibrated)
     if data is None:
         data = data_lib.load(run.data)
     images = data_lib.to_float(data.test_images[:config.eval_examples].in_memory()).numpy()
@@ -91,11 +92,13 @@ def export_run(model_dir, config, data=None):
     first = {name: {k: v[:checks.ROUNDOFF_IMAGES] for k, v in values.items()}
              for name, values in inputs.items()}
     reference = signatures.keras_outputs(models.float64_twin(model), first, detector=detector)
-    scale = checks.scales(expected, detector, reference)
-    report = _report(model_dir, config, model, run, detector, images, expected)
-    report["float64_stray"] = {f"{signature}/{name}": value for signature in expected
-                               for name, value in checks.strays(expected[signature],
-                                                                reference[signature]).items()}
+    strays = {signature: checks.strays(expected[signature], reference[signature])
+              for signature in expected}
+    scale = checks.scales(expected, detector, strays)
+    report = _report(model_dir, config, model, run, calibrated, images, expected)
+    report["float64_stray"] = {f"{signature}/{name}": value
+                               for signature, values in strays.items()
+                               for name, value in values.items()}
     staging = versions.staging_dir(path)
     scratch = tempfile.mkdtemp()
     try:
@@ -134,10 +137,7 @@ def _report(model_dir, config, model, run, detector, images, expected):
         "eval_examples": len(images),
         "keras_test_mse": checks.mse(expected[signatures.RECONSTRUCT]["reconstruction"], images),
         "input": _input_description(model, run),
-        # What the export serves; the threshold calibrated in training, if
-        # --anomaly_threshold replaced it.
-        "anomaly": detector and {**dataclasses.asdict(detector),
-                                 **_calibrated_threshold(model_dir, detector)},
+        "anomaly": detector,
         "float_tolerance": FLOAT_TOLERANCE,
         "config": dataclasses.asdict(config),
         "versions": {
@@ -178,13 +178,6 @@ def _input_description(model, run):
     }
 
 
-def _calibrated_threshold(model_dir, detector):
-    _, _, calibrated = model_dir_lib.read_run(model_dir)
-    if calibrated["threshold"] == detector.threshold:
-        return {}
-    return {"calibrated_threshold": calibrated["threshold"]}
-
-
 def _load_run(model_dir, config):
     """`(model, RunConfig, detector)` of a run (`keras_ae.model_dir.read_run`);
     the detector's threshold `config.anomaly_threshold` if set."""
@@ -202,8 +195,9 @@ def _load_run(model_dir, config):
         if detector is None:
             raise ExportError(f"--anomaly_threshold: {model_dir} has no anomaly detector "
                               f"({model_dir_lib.ANOMALY_FILE}); train with --normal_classes")
-        detector = detector | {"threshold": config.anomaly_threshold}
-    return model, run, detector and anomaly.Detector.from_dict(detector)
+        detector = detector | {"threshold": config.anomaly_threshold,
+                               "calibrated_threshold": detector["threshold"]}
+    return model, run, detector
 
 
 def _export_tflite(saved_model_dir, directory, flavours, calibration, inputs, expected, scale):

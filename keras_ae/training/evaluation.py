@@ -86,7 +86,7 @@ def _test_pass(model, images, config, recipe, detector_test):
                  **{name: [] for name in recipe.metrics}}
     shown, start = {}, 0
     for clean in images.float_chunks(batch_size):
-        outputs = _in_batches(run, clean, batch_size)
+        outputs = anomaly.in_batches(run, clean, batch_size)
         squared = np.square(outputs["reconstruction"] - clean)
         totals["squared_error"] += float(np.sum(squared, dtype=np.float64))
         totals["values"] += clean.size
@@ -100,7 +100,7 @@ def _test_pass(model, images, config, recipe, detector_test):
                                     (start + i) // batch_size).numpy()
                 for i in range(0, len(clean), batch_size)])
             rows["noisy"] = noisy
-            rows["denoised"] = _in_batches(reconstruct, noisy, batch_size)["reconstruction"]
+            rows["denoised"] = anomaly.in_batches(reconstruct, noisy, batch_size)["reconstruction"]
             per_image["psnr_noisy"].append(psnr_per_image(clean, noisy))
             per_image["psnr_denoised"].append(psnr_per_image(clean, rows["denoised"]))
         if detector_test:
@@ -119,12 +119,6 @@ def _reconstruct(model):
     spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
     return tf.function(lambda images: {"reconstruction": model(images, training=False)},
                        input_signature=[spec])
-
-
-def _in_batches(function, images, batch_size):
-    """`function`'s numpy outputs for `images`, batch by batch, concatenated."""
-    parts = [function(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
-    return {name: np.concatenate([part[name].numpy() for part in parts]) for name in parts[0]}
 
 
 def psnr(reference, images):
