@@ -99,7 +99,7 @@ class AutoencoderTestCase:
         assert y.shape == x.shape
         assert np.all((y >= 0) & (y <= 1)), "reconstructions are not in [0, 1]"
         latent = model.encode(x)  # the deterministic code (z_mean for the VAE)
-        assert latent.shape == (len(x), self.options["latent_dim"])
+        assert latent.shape == (len(x), *model.decoder.input_shape[1:])
         # At inference the autoencoder is exactly decoder(code(x)).
         np.testing.assert_allclose(
             model.decoder.predict(latent, verbose=0), y, rtol=1e-5, atol=1e-6
@@ -191,7 +191,7 @@ class AutoencoderTestCase:
     def test_saved_model_in_a_fresh_process_matches_keras(self, trained, fresh_process_runs):
         model, x, _ = trained
         outputs, listing = fresh_process_runs[type(self)]
-        images, latent = spec(-1, *self.input_shape), spec(-1, self.options["latent_dim"])
+        images, latent = spec(-1, *self.input_shape), spec(-1, *model.decoder.input_shape[1:])
         code_shapes = model.encoder.output_shape
         code_shapes = code_shapes if isinstance(code_shapes, list) else [code_shapes]
         assert listing == {

@@ -36,7 +36,7 @@ def test_declared_model_options_are_the_constructors():
         assert [o.name for o in options] == [o for o in models.option_names(variant)
                                              if o != "seed"]
     assert list(variants.OPTIONS) == list(models.VARIANTS) == list(variants.NAMES)
-    assert len(variants.NAMES) == 7
+    assert len(variants.NAMES) == 8
 
 
 def test_kinds_of_images_are_told_apart_only_where_they_are_defined():

@@ -146,11 +146,13 @@ def test_a_cache_of_decoded_images_feeds_the_same_batches_and_follows_changes(
     np.testing.assert_array_equal(again.read([7])[0], np.full((4, 3, 3), 7, np.uint8))
 
 
-@pytest.mark.parametrize("pipelines, replicas", [(1, 2), (2, 2), (2, 4)])
+@pytest.mark.parametrize("pipelines, replicas, anomalies",
+                         [(1, 2, False), (2, 2, False), (2, 4, True)])
 def test_pipelines_read_disjoint_shares_that_make_up_the_global_batches(
-        numbered, pipelines, replicas):
+        numbered, pipelines, replicas, anomalies):
     files = load(numbered, input="stream").train_images
-    options = dict(batch_size=8, epochs=2, noise_stddev=0.3, seed=4, smallest_batch=replicas)
+    options = dict(batch_size=8, epochs=2, noise_stddev=0.3, seed=4, smallest_batch=replicas,
+                   anomalies=anomalies)
     global_batches = batches(data.train_dataset(files, **options))
     shares = [batches(data.train_dataset(
         files, input_context=tf.distribute.InputContext(pipelines, pipeline, replicas),

@@ -15,6 +15,7 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 
 from keras_ae import anomaly
 from keras_ae import commands
@@ -23,6 +24,7 @@ from keras_ae import data as data_lib
 from keras_ae import distribute
 from keras_ae import export
 from keras_ae import training
+from keras_ae import variants
 from keras_ae.commands import train_flags  # defines the flags
 
 FLAGS = flags.FLAGS
@@ -93,6 +95,9 @@ def main(argv):
         sys.exit(f"train.py: unexpected arguments {argv[1:]}; flags look like --name=value")
     try:
         config, export_config = make_configs()
+        if FLAGS.variant is None:
+            logging.info("variant: %s, %s; --variant chooses another", *variants.default(
+                config.anomaly.normal_classes, config.defects_layout()))
         if train_flags.CPU_DEVICES.value > 1:
             distribute.split_cpu(train_flags.CPU_DEVICES.value)
         strategy = make_strategy(config)

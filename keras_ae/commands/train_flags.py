@@ -18,8 +18,8 @@ MODEL = " (default: the model's, keras_ae/variants/VARIANT/model.py)"
 
 flags.DEFINE_string(
     "variant", None, f"Autoencoder variant: {', '.join(variants.NAMES)}. "
-    f"Default: {variants.DEFAULT}, or with --normal_classes {variants.DETECTOR} "
-    "(the anomaly detector).",
+    f"Default: {variants.DEFAULT}; with --normal_classes {variants.DETECTOR}, or on a "
+    f"folder with --test_dir (MVTec AD's layout) {variants.DEFECT_DETECTOR}.",
 )
 flags.DEFINE_string(
     "strategy", Train.strategy, f"tf.distribute strategy: {', '.join(choices.STRATEGIES)}."

@@ -47,9 +47,13 @@ class RunConfig:
     anomaly: AnomalyConfig = AnomalyConfig()
 
     def __post_init__(self):
-        if self.model.variant is None:  # the tutorial's model, or the detector
-            variant = variants.DETECTOR if self.anomaly.normal_classes else variants.DEFAULT
+        if self.model.variant is None:  # the tutorial's model, or a detector
+            variant, _ = variants.default(self.anomaly.normal_classes, self.defects_layout())
             object.__setattr__(self, "model", dataclasses.replace(self.model, variant=variant))
+
+    def defects_layout(self):
+        """Whether the data is a folder with its own test folder, as MVTec AD's."""
+        return self.data.dataset == "folder" and self.data.test_dir is not None
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

@@ -104,6 +104,10 @@ def train_dataset(images, **options):
         batch_size: global batch size.
         epochs: index one past the last epoch.
         noise_stddev: Gaussian noise stddev; 0 for none. Default 0.
+        anomalies: paste simulated anomalies into the inputs
+            (`keras_ae.data.anomalies`, from other images of the epoch) and
+            yield `(inputs, clean images with their masks stacked on the
+            channels)`, for detectors that learn to find them. Default False.
         seed: the stream's seed. Default 0.
         first_epoch: epoch to start from (when resuming). Default 0.
         smallest_batch: an epoch's last, partial batch is dropped if it holds

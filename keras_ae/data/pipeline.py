@@ -4,11 +4,12 @@
 folder's files: `keras_ae.data.image_data.Images.loader`) into the stream `fit()`
 consumes, for several epochs: each epoch takes them in a fresh shuffled order,
 in batches of the global batch size (or one input pipeline's per-replica
-pieces of them), adds Gaussian noise on the fly if asked, and prefetches.
+pieces of them), pastes simulated anomalies in (`anomalies.py`) and adds
+Gaussian noise on the fly if asked, and prefetches.
 Epoch `e` is a pure function of `(seed, e)`: its order is a permutation drawn
 from both, and the noise of its global batch `b` comes from stateless random
-ops keyed by `(seed, e, b)` (an input pipeline draws its batch's noise and
-keeps its own rows). So order and noise are fresh every epoch, the same in
+ops keyed by `(seed, e, b)`, and so do its anomalies (an input pipeline draws its batch's noise and
+anomalies and keeps its own rows). So order and noise are fresh every epoch, the same in
 every run with the same seed whatever the strategy, number of replicas or
 workers, or source (memory or files), and a run resumed at epoch `e` sees what
 an uninterrupted run would. (`Dataset.shuffle` cannot give this: its seed must
@@ -20,8 +21,11 @@ be a Python value, so it can't depend on the epoch inside the stream.)
 import numpy as np
 import tensorflow as tf
 
+from keras_ae.data import anomalies as anomalies_lib
+
 # Separate random streams for training and evaluation with the same seed.
 TRAIN_STREAM, EVAL_STREAM = 0, 1
+ANOMALY_STREAM = 2  # folded into a training batch's seed: its anomalies
 
 
 def to_float(images):
@@ -45,14 +49,25 @@ def add_noise(images, stddev, seed, first_row=0, rows=None):
     return tf.clip_by_value(images + stddev * noise, 0.0, 1.0)
 
 
+def with_anomalies(clean, foreign, seed, first_row=0, rows=None):
+    """`(inputs, targets)` for a detector trained on simulated anomalies:
+    `clean` with `foreign` pasted in (`anomalies.simulate`, its own stream of
+    the batch's `seed`), and the clean images with the masks stacked on
+    their channels."""
+    seed = tf.random.experimental.stateless_fold_in(seed, ANOMALY_STREAM)
+    inputs, masks = anomalies_lib.simulate(clean, foreign, seed, first_row, rows)
+    return inputs, tf.concat([clean, masks], axis=-1)
+
+
 def steps_per_epoch(num_examples, batch_size, smallest_batch=1):
     """Batches in one epoch of `num_examples` (see `train_dataset`)."""
     full, last = divmod(num_examples, batch_size)
     return full + (last >= smallest_batch)
 
 
-def indexed_stream(load, count, *, batch_size, epochs, noise_stddev=0.0, seed=0,
-                   first_epoch=0, smallest_batch=1, input_context=None, ram_budget=None):
+def indexed_stream(load, count, *, batch_size, epochs, noise_stddev=0.0, anomalies=False,
+                   seed=0, first_epoch=0, smallest_batch=1, input_context=None,
+                   ram_budget=None):
     """`keras_ae.data.train_dataset` of `count` images read at random by `load`
     (int64 indices `[n]` → their images)."""
     used = min(count, steps_per_epoch(count, batch_size, smallest_batch) * batch_size)
@@ -70,13 +85,17 @@ def indexed_stream(load, count, *, batch_size, epochs, noise_stddev=0.0, seed=0,
         def piece(start, size):
             positions = tf.ensure_shape(tf.range(start, start + size), [static_size])
             clean = to_float(load(tf.gather(order, positions)))
-            if not noise_stddev:
-                return clean, clean
-            # The piece's rows of its global batch's noise.
+            # The piece's rows of its global batch's noise and anomalies.
             batch, row = start // batch_size, start % batch_size
             rows = tf.minimum(tf.constant(batch_size, tf.int64), used - batch * batch_size)
             seed = tf.random.experimental.stateless_fold_in(key, batch)
-            return add_noise(clean, noise_stddev, seed, row, rows), clean
+            inputs, targets = clean, clean
+            if anomalies:  # pasted from the image half an epoch away
+                foreign = to_float(load(tf.gather(order, (positions + count // 2) % count)))
+                inputs, targets = with_anomalies(clean, foreign, seed, row, rows)
+            if noise_stddev:
+                inputs = add_noise(inputs, noise_stddev, seed, row, rows)
+            return inputs, targets
 
         return tf.data.Dataset.from_tensor_slices((starts, sizes)).map(
             piece, num_parallel_calls=tf.data.AUTOTUNE)

@@ -180,16 +180,16 @@ class TfdsRecords(image_data.Images):
         """The images in order, decoded: a tf.data stream."""
         return reads(self.share()).map(self.decoder(), num_parallel_calls=tf.data.AUTOTUNE)
 
-    def train_stream(self, *, batch_size, epochs, noise_stddev=0.0, seed=0, first_epoch=0,
-                     smallest_batch=1, input_context=None, ram_budget=None):
+    def train_stream(self, *, batch_size, epochs, noise_stddev=0.0, anomalies=False, seed=0,
+                     first_epoch=0, smallest_batch=1, input_context=None, ram_budget=None):
         """`keras_ae.data.train_dataset` of the records, read in the order they allow.
 
         Each input pipeline reads its own share of the split (`share`) and
         yields whole batches of `batch_size / replicas` images, one per replica
         in turn, `steps_per_epoch` per epoch (`smallest_batch` aside: every
         batch is full); the remainder of a share is left out. An epoch's order
-        (the files', then each block of records permuted) and noise come from
-        (seed, epoch, pipeline) alone.
+        (the files', then each block of records permuted), noise and
+        anomalies come from (seed, epoch, pipeline) alone.
         """
         replicas, pipelines, index = pipeline.layout(input_context)
         per_replica = batch_size // replicas
@@ -220,10 +220,16 @@ class TfdsRecords(image_data.Images):
                      .map(decode, num_parallel_calls=tf.data.AUTOTUNE)
                      .batch(per_replica, drop_remainder=True)
                      .map(pipeline.to_float))
-            if not noise_stddev:
-                return clean.map(lambda x: (x, x))
-            return clean.enumerate().map(lambda i, x: (pipeline.add_noise(
-                x, noise_stddev, tf.random.experimental.stateless_fold_in(noise_key, i)), x))
+            def inputs_and_targets(i, x):
+                seed = tf.random.experimental.stateless_fold_in(noise_key, i)
+                inputs, targets = x, x
+                if anomalies:  # pasted from the batch's next image
+                    inputs, targets = pipeline.with_anomalies(x, tf.roll(x, 1, axis=0), seed)
+                if noise_stddev:
+                    inputs = pipeline.add_noise(inputs, noise_stddev, seed)
+                return inputs, targets
+
+            return clean.enumerate().map(inputs_and_targets)
 
         dataset = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
         return pipeline.finish(dataset, ram_budget)

@@ -24,6 +24,7 @@ from keras_ae import distribute
 from keras_ae import files
 from keras_ae import keras_fixes
 from keras_ae import model_dir as model_dir_lib
+from keras_ae import variants
 from keras_ae.training import callbacks as callbacks_lib
 from keras_ae.training import evaluation
 from keras_ae.training import model as model_lib
@@ -252,6 +253,7 @@ def training_stream(config, strategy, data, first_epoch):
             batch_size=config.data.batch_size,
             epochs=config.train.epochs,
             noise_stddev=config.data.noise_stddev,
+            anomalies=variants.recipe(config.model.variant).simulated_anomalies,
             seed=config.data.seed,
             first_epoch=first_epoch,
             smallest_batch=steps_lib.smallest_batch(config, strategy),

@@ -24,10 +24,12 @@ import pkgutil
 
 NAMES = tuple(sorted(module.name for module in pkgutil.iter_modules(__path__)
                      if module.ispkg))
-# The variant a run without --variant trains: the tutorial's, or with normal
-# classes named the anomaly detector.
+# The variant a run without --variant trains (`default`): the tutorial's;
+# with normal classes named, the detector of a class among others; on a
+# folder laid out as MVTec AD is, the detector of defects.
 DEFAULT = "linear"
 DETECTOR = "restoration"
+DEFECT_DETECTOR = "draem"
 
 OPTIONS = {name: importlib.import_module(f"{__name__}.{name}").OPTIONS for name in NAMES}
 
@@ -40,3 +42,21 @@ def model_class(name):
 def recipe(name):
     """The variant's recipe (`variants/<name>/recipe.py`'s RECIPE)."""
     return importlib.import_module(f"{__name__}.{name}.recipe").RECIPE
+
+
+def default(normal_classes=(), defects_layout=False):
+    """`(variant, why)`: what a run that names no variant trains, and why.
+
+    Args:
+        normal_classes: the run's normal classes (`--normal_classes`), if any.
+        defects_layout: whether its data is a folder with a test folder of its
+            own, laid out as MVTec AD is (`train/good`, `test/<defect>`).
+    """
+    if not normal_classes:
+        return DEFAULT, "the reference tutorial's model"
+    if defects_layout:
+        return DEFECT_DETECTOR, ("normal classes and a test folder of defects: the detector "
+                                 "trained on simulated anomalies, which finds small defects "
+                                 "(README, \"Defects on photographs\")")
+    return DETECTOR, ("normal classes of a labelled data set: the restoration detector, "
+                      "which tells a class from others (README, \"One class against the rest\")")

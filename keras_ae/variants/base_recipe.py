@@ -27,6 +27,9 @@ class Recipe:
 
     # Stddev of the Gaussian noise the input pipeline adds to training images.
     noise_stddev = 0.0
+    # Whether the input pipeline pastes simulated anomalies into training
+    # images (`keras_ae.data.train_dataset`'s `anomalies`).
+    simulated_anomalies = False
     learning_rate = 1e-3
     # "constant", or "cosine": from `learning_rate` down to 0 at the last step.
     learning_rate_schedule = "constant"

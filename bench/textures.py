@@ -1,0 +1,228 @@
+"""Defects on real photographs: scikit-image's textures, in MVTec AD's layout.
+
+    python bench/textures.py [--variants=draem,conv,restoration] [--textures=brick,grass,gravel]
+    python bench/textures.py --layout_only   # write the folders, print train.py's command
+
+scikit-image's wheel ships photographs of textures (`skimage/data/`: brick,
+grass, gravel; 512x512 grey). This reads their PNGs from --photos, or
+downloads the wheel once with `pip download --no-deps scikit-image` and
+unpacks them (scikit-image is never imported). For each texture it writes:
+
+    train/good/        --train crops of --size px from the photograph but its
+                       bottom-right quarter, at random places, some mirrored
+    test/good/         --good crops from the bottom-right quarter, held out
+    test/<defect>/     --per_defect others from that quarter, one defect each:
+                         scratch  a line 1-2 px wide, 15-50 px long, a grey
+                                  0.25-0.5 off the place's mean
+                         spot     a soft-edged ellipse (radii 4-12 px), darker
+                                  or brighter by 0.2-0.45
+                         patch    an ellipse (radii 8-24 px) of another
+                                  texture's photograph
+                         small    a disc of 2-8 px across, 0.3-0.6 off
+    ground_truth/<defect>/<name>_mask.png   255 inside the defect
+
+Then trains each of --variants on it as `python train.py --dataset=folder
+--data_dir=FOLDER/train --test_dir=FOLDER/test --normal_classes=good
+--variant=V` does (the recipe's defaults), and records image AUROC, pixel
+AUROC, PRO, the false- and true-positive rates at the calibrated threshold and
+the training seconds. Writes them, the command and the machine to --out;
+README's table is `bench/report.py`'s rendering of it.
+"""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app
+from absl import flags
+import numpy as np
+from PIL import Image
+from PIL import ImageDraw
+
+from keras_ae import config as config_lib
+from keras_ae import data
+from keras_ae import distribute
+from keras_ae import training
+import environment  # bench/environment.py, beside this file
+
+TEXTURES = ("brick", "grass", "gravel")
+DEFECTS = ("scratch", "spot", "patch", "small")
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    flags.DEFINE_list("variants", ["draem", "conv", "restoration"], "Variants to run.")
+    flags.DEFINE_list("textures", list(TEXTURES), "Textures to run.")
+    flags.DEFINE_integer("size", 128, "Side of the crops (pixels).")
+    flags.DEFINE_integer("train", 300, "Normal training crops per texture.")
+    flags.DEFINE_integer("good", 60, "Good test crops per texture.")
+    flags.DEFINE_integer("per_defect", 20, "Test crops of each defect per texture.")
+    flags.DEFINE_integer("seed", 0, "Seed of the crops, the defects and every run.")
+    flags.DEFINE_integer("epochs", None, "Epochs of each run. Default: the recipe's.")
+    flags.DEFINE_string("photos", None, "A folder with the textures' PNGs. Default: "
+                        "unpacked from scikit-image's wheel under --root.")
+    flags.DEFINE_string("root", os.path.join(tempfile.gettempdir(), "textures-bench"),
+                        "Where each texture's folder and runs go.")
+    flags.DEFINE_string("out", "bench/textures.json", "Where to write the runs.")
+    flags.DEFINE_bool("layout_only", False, "Write the folders, print train.py's command.")
+
+
+def photographs(directory, names):
+    """`{name: float [0, 1] grey array}` of the textures, from `directory`,
+    or from scikit-image's wheel, downloaded and unpacked there once."""
+    missing = [n for n in names if not os.path.exists(os.path.join(directory, f"{n}.png"))]
+    if missing:
+        os.makedirs(directory, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
+                        "--dest", directory, "scikit-image"], check=True)
+        wheel_file = sorted(glob.glob(os.path.join(directory, "scikit_image*.whl")))[-1]
+        with zipfile.ZipFile(wheel_file) as wheel:
+            for name in missing:
+                with open(os.path.join(directory, f"{name}.png"), "wb") as f:
+                    f.write(wheel.read(f"skimage/data/{name}.png"))
+    return {n: np.asarray(Image.open(os.path.join(directory, f"{n}.png")).convert("L"),
+                          np.float32) / 255 for n in names}
+
+
+def crops(photo, count, size, rng, held_out):
+    """`count` crops of `size` from `photo`, mirrored left-right at random:
+    inside its bottom-right quarter (`held_out`), or anywhere clear of it."""
+    half = photo.shape[0] // 2
+    out = []
+    while len(out) < count:
+        if held_out:
+            y, x = rng.integers(half, photo.shape[0] - size + 1, 2)
+        else:
+            y, x = rng.integers(0, photo.shape[0] - size + 1, 2)
+            if y + size > half and x + size > half:
+                continue
+        crop = photo[y:y + size, x:x + size]
+        out.append(crop[:, ::-1] if rng.random() < 0.5 else crop)
+    return out
+
+
+def _ellipse(size, rng, radii):
+    """A filled ellipse's mask (float, soft-edged by 1 px) at a random place."""
+    a, b = rng.uniform(*radii, 2)
+    y, x = rng.uniform(max(a, b), size - max(a, b), 2)
+    turn = rng.uniform(0, np.pi)
+    rows, columns = np.mgrid[:size, :size]
+    u = (rows - y) * np.cos(turn) + (columns - x) * np.sin(turn)
+    v = -(rows - y) * np.sin(turn) + (columns - x) * np.cos(turn)
+    distance = np.sqrt((u / a) ** 2 + (v / b) ** 2)
+    return np.clip((1 - distance) * min(a, b) + 0.5, 0, 1)
+
+
+def _shift(image, inside, rng, low, high):
+    """A grey `low`-`high` off the mean of `image` where `inside`, toward
+    the side the range allows."""
+    mean = float((image * inside).sum() / max(inside.sum(), 1e-6))
+    step = rng.uniform(low, high)
+    brighter = mean + step <= 1 and (mean - step < 0 or rng.random() < 0.5)
+    return mean + step if brighter else mean - step
+
+
+def defective(image, kind, rng, others):
+    """`(image with one defect of kind, its mask)`; `others`: photographs
+    of other textures, for patches."""
+    size = image.shape[0]
+    if kind == "scratch":
+        canvas = Image.new("L", (size, size))
+        length, angle = rng.uniform(15, 50), rng.uniform(0, np.pi)
+        y, x = rng.uniform(length / 2, size - length / 2, 2)
+        dy, dx = length / 2 * np.sin(angle), length / 2 * np.cos(angle)
+        ImageDraw.Draw(canvas).line([(x - dx, y - dy), (x + dx, y + dy)], fill=255,
+                                    width=int(rng.integers(1, 3)))
+        inside = np.asarray(canvas, np.float32) / 255
+        fill = _shift(image, inside, rng, 0.25, 0.5)
+    elif kind in ("spot", "small"):
+        inside = _ellipse(size, rng, (4, 12) if kind == "spot" else (1, 4))
+        fill = _shift(image, inside, rng, *((0.2, 0.45) if kind == "spot" else (0.3, 0.6)))
+    else:
+        inside = _ellipse(size, rng, (8, 24))
+        other = others[rng.integers(len(others))]
+        y, x = rng.integers(0, other.shape[0] - size + 1, 2)
+        fill = other[y:y + size, x:x + size]
+    return np.clip(image * (1 - inside) + fill * inside, 0, 1), inside > 0.5
+
+
+def _save(path, pixels):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(np.round(pixels * 255).astype(np.uint8)).save(path)
+
+
+def write_layout(photos, texture, directory, seed, size, train, good, per_defect):
+    """Writes `texture`'s MVTec-layout folder into `directory` (the module
+    docstring), unless a previous call finished it."""
+    done = os.path.join(directory, "complete")
+    if os.path.exists(done):
+        return
+    rng = np.random.default_rng([seed, TEXTURES.index(texture) if texture in TEXTURES else 9])
+    photo = photos[texture]
+    others = [p for name, p in photos.items() if name != texture]
+    for i, crop in enumerate(crops(photo, train, size, rng, held_out=False)):
+        _save(os.path.join(directory, "train", "good", f"{i:04d}.png"), crop)
+    test = crops(photo, good + per_defect * len(DEFECTS), size, rng, held_out=True)
+    for i, crop in enumerate(test[:good]):
+        _save(os.path.join(directory, "test", "good", f"{i:04d}.png"), crop)
+    for k, kind in enumerate(DEFECTS):
+        for i, crop in enumerate(test[good + k * per_defect:][:per_defect]):
+            image, mask = defective(crop, kind, rng, others)
+            _save(os.path.join(directory, "test", kind, f"{i:04d}.png"), image)
+            _save(os.path.join(directory, "ground_truth", kind, f"{i:04d}_mask.png"),
+                  mask.astype(np.float32))
+    open(done, "w").close()
+
+
+def run(variant, texture, directory):
+    config = config_lib.RunConfig(
+        config_lib.DataConfig("folder", data_dir=os.path.join(directory, "train"),
+                              test_dir=os.path.join(directory, "test"), seed=FLAGS.seed),
+        config_lib.ModelConfig(variant),
+        config_lib.TrainConfig(os.path.join(directory, "runs", variant), epochs=FLAGS.epochs),
+        config_lib.AnomalyConfig(normal_classes=("good",)),
+    )
+    start = time.perf_counter()
+    metrics = training.train(config, distribute.get_strategy("default"), data.load(config.data),
+                             verbose=0, overwrite=True)
+    keys = ("test_auroc", "test_pixel_auroc", "test_pro", "test_fpr_at_threshold",
+            "test_tpr_at_threshold", "train_seconds", "epochs_trained", "peak_memory_mib")
+    return {"variant": variant, "texture": texture, "seconds": time.perf_counter() - start,
+            **{k: metrics.get(k) for k in keys}}
+
+
+def main(argv):
+    del argv  # environment.command() records the flags
+    photos = photographs(FLAGS.photos or os.path.join(FLAGS.root, "photos"),
+                         sorted(set(TEXTURES) | set(FLAGS.textures)))
+    directories = {}
+    for texture in FLAGS.textures:
+        directories[texture] = os.path.join(FLAGS.root, f"{texture}-{FLAGS.size}")
+        write_layout(photos, texture, directories[texture], FLAGS.seed, FLAGS.size,
+                     FLAGS.train, FLAGS.good, FLAGS.per_defect)
+        if FLAGS.layout_only:
+            folder = directories[texture]
+            print(f"python train.py --dataset=folder --data_dir={folder}/train "
+                  f"--test_dir={folder}/test --normal_classes=good --model_dir={folder}/run")
+    if FLAGS.layout_only:
+        return
+    results = {"command": environment.command(), "machine": environment.machine(),
+               "size": FLAGS.size, "defects": list(DEFECTS), "runs": []}
+    for variant in FLAGS.variants:
+        for texture in FLAGS.textures:
+            results["runs"].append(run(variant, texture, directories[texture]))
+            print(json.dumps(results["runs"][-1]), flush=True)
+            with open(FLAGS.out, "w") as f:
+                json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

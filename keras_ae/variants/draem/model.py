@@ -1,0 +1,191 @@
+"""A defect detector that learns from simulated anomalies (after DRAEM).
+
+DRAEM (Zavrtanik, Kristan, Skočaj, "DRAEM – A discriminatively trained
+reconstruction embedding for surface anomaly detection", ICCV 2021) trains on
+normal images with anomalies pasted in (`keras_ae.data.anomalies`, in the
+input pipeline) two networks end to end:
+
+- a reconstructive network (the `encoder` and `decoder`, fully
+  convolutional, no skip connections) that restores the normal image, by
+  squared error and SSIM;
+- a discriminative U-Net (`segmenter`) that reads the input beside its
+  restoration and segments the pasted region, by focal loss.
+
+The anomaly map is the segmentation, the image's score its highest value
+after a box blur (`SCORE_BOX` of the side). Depth follows the image: stride-2
+levels down to a side of 6 to 11 pixels, at most MAX_LEVELS, so the parameter
+count stays bounded as images grow (`levels`).
+"""
+
+import keras
+import tensorflow as tf
+
+from keras_ae.models import backbone
+from keras_ae.models.autoencoder import Autoencoder
+
+MAX_LEVELS = 6
+MAX_WIDTH_FACTOR = 8  # the deepest levels' channels: at most 8 times `width`
+SMALLEST_SIDE = 6  # a level is added while it leaves a side of at least this
+SCORE_BOX = 1 / 32  # the score's box blur, a share of the shorter side (DRAEM: 21 px at 256)
+FOCAL_GAMMA = 2.0
+
+
+def levels(input_shape):
+    """Stride-2 levels for images of `input_shape`: halving the shorter
+    side while it stays at least SMALLEST_SIDE, between 1 and MAX_LEVELS
+    (28 → 2, 128 → 4, 256 → 5, 1024 → 6)."""
+    side, count = min(input_shape[:2]), 0
+    while -(-side // 2) >= SMALLEST_SIDE and count < MAX_LEVELS:
+        side, count = -(-side // 2), count + 1
+    return max(1, count)
+
+
+def widths(input_shape, width):
+    """Channels per level: `width`, doubling per level, at most
+    MAX_WIDTH_FACTOR times it."""
+    return [width * min(2 ** i, MAX_WIDTH_FACTOR) for i in range(levels(input_shape))]
+
+
+def _conv(x, filters, name, strides=1):
+    return keras.layers.Conv2D(filters, 3, strides=strides, padding="same",
+                               activation="relu", name=name)(x)
+
+
+def _up(x, size, filters, upsampling, name):
+    """Up one level to `size` (height, width), as `backbone.build_decoder`."""
+    if upsampling == "transpose":
+        x = keras.layers.Conv2DTranspose(filters, 3, strides=2, padding="same",
+                                         activation="relu", name=f"{name}_transpose")(x)
+        return keras.layers.Cropping2D(((0, x.shape[1] - size[0]), (0, x.shape[2] - size[1])),
+                                       name=f"{name}_crop")(x)
+    x = keras.layers.Resizing(*size, interpolation="nearest", name=f"{name}_resize")(x)
+    return _conv(x, filters, f"{name}_conv")
+
+
+def build_reconstructive(input_shape, channels, upsampling):
+    """`(encoder, decoder)`: images → a `latent` feature map at the deepest
+    level → the `reconstruction`, without skip connections."""
+    sizes = backbone.feature_sizes(input_shape, channels)
+    images = keras.Input(shape=input_shape, name="images")
+    x = images
+    for i, filters in enumerate(channels):
+        x = _conv(x, filters, f"down_{i}", strides=2)
+        last = i == len(channels) - 1  # the code, in the heads' dtype (`backbone.head_dtype`)
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
+                                name="latent" if last else f"down_{i}_conv",
+                                dtype=backbone.head_dtype() if last else None)(x)
+    encoder = keras.Model(images, x, name="encoder")
+    latent = keras.Input(shape=x.shape[1:], name="latent")
+    x = latent
+    for i in reversed(range(len(channels))):
+        x = _conv(_up(x, sizes[i], channels[max(0, i - 1)], upsampling, f"up_{i}"),
+                  channels[max(0, i - 1)], f"up_{i}_refine")
+    reconstruction = keras.layers.Conv2D(
+        input_shape[-1], 3, padding="same", activation="sigmoid", name="reconstruction",
+        dtype=backbone.head_dtype())(x)
+    return encoder, keras.Model(latent, reconstruction, name="decoder")
+
+
+def build_segmenter(input_shape, channels, upsampling):
+    """The discriminative U-Net: `images` and their `reconstruction` → the
+    `segmentation`, `[batch, height, width, 1]` in [0, 1]."""
+    sizes = backbone.feature_sizes(input_shape, channels)
+    images = keras.Input(shape=input_shape, name="images")
+    restored = keras.Input(shape=input_shape, name="reconstruction")
+    x = _conv(keras.layers.Concatenate(name="pair")([images, restored]), channels[0], "full")
+    skips = [x]
+    for i, filters in enumerate(channels):
+        x = _conv(_conv(x, filters, f"down_{i}", strides=2), filters, f"down_{i}_conv")
+        skips.append(x)
+    for i in reversed(range(len(channels))):
+        x = _up(x, sizes[i], channels[max(0, i - 1)], upsampling, f"up_{i}")
+        x = keras.layers.Concatenate(name=f"skip_{i}")([x, skips[i]])
+        x = _conv(x, channels[max(0, i - 1)], f"up_{i}_refine")
+    segmentation = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid",
+                                       name="segmentation", dtype=backbone.head_dtype())(x)
+    return keras.Model([images, restored], segmentation, name="segmenter")
+
+
+def focal_loss(masks, probabilities, gamma=FOCAL_GAMMA):
+    """The mean focal loss (Lin et al., 2017) of `probabilities` against
+    binary `masks`: cross-entropy weighted by `(1 - p_true) ** gamma`, so that
+    the many easy normal pixels do not drown the few anomalous ones."""
+    epsilon = keras.config.epsilon()
+    p_true = tf.where(masks > 0.5, probabilities, 1.0 - probabilities)
+    p_true = tf.clip_by_value(p_true, epsilon, 1.0)
+    return tf.reduce_mean((1.0 - p_true) ** gamma * -tf.math.log(p_true))
+
+
+@keras.saving.register_keras_serializable(package="keras_ae")
+class DraemAutoencoder(Autoencoder):
+    """Restores images and segments what it had to restore; trained on
+    simulated anomalies (`keras_ae.data.anomalies`).
+
+    Called on images it returns their reconstruction, as every variant does;
+    `segment` gives the segmentation, and `anomaly_parts` the map (the
+    segmentation) and the score (its highest value after a box blur).
+    Training takes `(images with anomalies, clean images and masks stacked
+    on the channels)`, as the pipeline gives with the recipe's
+    `simulated_anomalies`; clean targets without masks count as no anomaly.
+
+    Args:
+        input_shape: image shape `(height, width, channels)`; the depth
+            follows it (`levels`).
+        width: channels of the first level, doubling per level up to 8
+            times. Default 16.
+        upsampling: "nearest" (default) or "transpose".
+
+    Example:
+
+        model = DraemAutoencoder((128, 128, 1))
+        model.compile()
+        model.fit(train_dataset(images, batch_size=16, epochs=30, anomalies=True), ...)
+        model.segment(test_images)  # [batch, 128, 128, 1]
+    """
+
+    def __init__(self, input_shape, width=16, upsampling="nearest", **kwargs):
+        backbone.check_choice("upsampling", upsampling, backbone.UPSAMPLING_MODES)
+        channels = widths(input_shape, width)
+        encoder, decoder = build_reconstructive(tuple(input_shape), channels, upsampling)
+        super().__init__(encoder, decoder, **kwargs)
+        self.segmenter = build_segmenter(tuple(input_shape), channels, upsampling)
+        self.arguments = {"width": width, "upsampling": upsampling}
+
+    def segment(self, images, reconstruction=None, training=False):
+        """The segmentation of `images`, `[batch, height, width, 1]`."""
+        images = tf.convert_to_tensor(images)
+        if reconstruction is None:
+            reconstruction = self(images, training=training)
+        return self.segmenter([images, reconstruction], training=training)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        channels = self.input_shape[-1]
+        clean, masks = y[..., :channels], y[..., channels:]
+        if masks.shape[-1] == 0:  # clean targets alone: no anomaly
+            masks = tf.zeros_like(clean[..., :1])
+        squared = keras.Model.compute_loss(self, x, clean, y_pred, sample_weight, training)
+        side = min(self.input_shape[1:3])
+        similarity = tf.image.ssim(tf.cast(clean, y_pred.dtype), y_pred, max_val=1.0,
+                                   filter_size=min(11, side))
+        segmentation = self.segment(x, y_pred, training=training)
+        extra = tf.reduce_mean(1.0 - similarity) + focal_loss(masks, segmentation)
+        # Divided by the replicas as Keras divides its losses (see Autoencoder).
+        return squared + extra / tf.distribute.get_strategy().num_replicas_in_sync
+
+    def view_names(self):
+        return ["segmentation"]
+
+    def anomaly_parts(self, images, kind="mse"):
+        """`(reconstruction, views, maps)`: the reconstruction, `[batch, 1]`
+        the segmentation's highest value after a box blur of SCORE_BOX of the
+        side, and `[batch, 1, height, width]` the segmentation. (`kind` is
+        the plain variants' choice of error, which this score does not use.)"""
+        reconstruction = self(images, training=False)
+        segmentation = self.segment(images, reconstruction)
+        box = max(1, round(SCORE_BOX * min(self.input_shape[1:3]))) // 2 * 2 + 1
+        blurred = tf.nn.avg_pool2d(segmentation, box, 1, "SAME")
+        views = tf.reduce_max(blurred, axis=[1, 2])
+        return reconstruction, views, tf.transpose(segmentation, [0, 3, 1, 2])
+
+
+MODEL = DraemAutoencoder

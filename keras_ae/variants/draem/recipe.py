@@ -1,0 +1,18 @@
+"""The DRAEM-style detector's recipe: trained on simulated anomalies."""
+
+from keras_ae.variants.base_recipe import Recipe
+
+
+class DraemRecipe(Recipe):
+    """Clean images with anomalies pasted in by the input pipeline
+    (`keras_ae.data.anomalies`), Adam warmed up over the first epoch then
+    decayed; the map is the segmentation as it is (its score smooths it)."""
+
+    simulated_anomalies = True
+    learning_rate = 2e-3
+    learning_rate_schedule = "warmup_cosine"
+    epochs = 30
+    anomaly_map_smoothing = 0.0
+
+
+RECIPE = DraemRecipe()

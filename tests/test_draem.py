@@ -1,0 +1,166 @@
+"""The detector trained on simulated anomalies: its anomalies, its loss, its map
+and score, its size, and a run served as Keras scores it."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+import tensorflow as tf
+
+import keras_ae
+from keras_ae import config as config_lib
+from keras_ae import data
+from keras_ae import distribute
+from keras_ae import export
+from keras_ae import model_dir as model_dir_lib
+from keras_ae import training
+from keras_ae.variants.draem import model as draem
+from tests.test_case import AutoencoderTestCase
+
+
+class TestDraem(AutoencoderTestCase):
+    variant = "draem"
+    options = {"width": 4}
+
+
+class TestDraemOblong(AutoencoderTestCase):
+    variant = "draem"
+    input_shape = (12, 8, 3)
+    options = {"width": 4, "upsampling": "transpose"}
+
+
+def test_depth_follows_the_image_and_the_parameters_stay_bounded():
+    assert [draem.levels((side, side)) for side in (8, 28, 128, 256, 1024)] == [1, 2, 4, 5, 6]
+    assert draem.levels((1024, 96)) == 4  # the shorter side decides
+    sizes = {side: keras_ae.build("draem", (side, side, 3)).count_params()
+             for side in (256, 1024, 4096)}
+    assert sizes[1024] == sizes[4096] < 4_000_000  # no layer grows with the image
+
+
+def _stripes(count, size, seed):
+    rng = np.random.default_rng(seed)
+    phase = rng.uniform(0, 2 * np.pi, (count, 1, 1))
+    columns = np.arange(size)[None, None, :]
+    return np.broadcast_to(0.5 + 0.3 * np.sin(columns / 2 + phase),
+                           (count, size, size)).astype(np.float32)[..., None]
+
+
+def test_simulated_anomalies_change_only_their_masks_and_are_drawn_from_the_seed():
+    images = (_stripes(32, 32, seed=0) * 255).astype(np.uint8)
+    options = dict(batch_size=16, epochs=2, anomalies=True)
+    first = [(x.numpy(), y.numpy()) for x, y in data.train_dataset(images, seed=1, **options)]
+    again = [(x.numpy(), y.numpy()) for x, y in data.train_dataset(images, seed=1, **options)]
+    other = [(x.numpy(), y.numpy()) for x, y in data.train_dataset(images, seed=2, **options)]
+    for (x, y), (x2, y2) in zip(first, again):
+        np.testing.assert_array_equal(x, x2)
+        np.testing.assert_array_equal(y, y2)
+    assert not np.array_equal(first[0][1][..., 1], other[0][1][..., 1])
+    assert not np.array_equal(first[0][1][..., 1], first[2][1][..., 1])  # epoch 2: fresh
+    x = np.concatenate([x for x, _ in first])
+    clean, masks = np.concatenate([y[..., :1] for _, y in first]), np.concatenate(
+        [y[..., 1:] for _, y in first])
+    assert set(np.unique(masks)) == {0.0, 1.0}
+    np.testing.assert_array_equal(x[masks == 0], clean[masks == 0])
+    assert np.abs(x - clean)[masks == 1].mean() > 0.05  # something was pasted
+    with_anomaly = masks.max(axis=(1, 2, 3)) > 0
+    assert 0.25 < with_anomaly.mean() < 0.75  # about half, as DRAEM
+    shares = masks.mean(axis=(1, 2, 3))[with_anomaly]
+    assert shares.min() < 0.05 and shares.max() < 0.6
+
+
+def test_the_loss_is_squared_error_ssim_and_focal_loss():
+    keras.utils.set_random_seed(0)
+    model = keras_ae.build("draem", (16, 16, 1), width=4)
+    model.compile()
+    rng = np.random.default_rng(0)
+    clean = rng.random((4, 16, 16, 1)).astype(np.float32)
+    masks = (rng.random((4, 16, 16, 1)) < 0.2).astype(np.float32)
+    inputs = np.where(masks > 0, 1.0 - clean, clean)
+    reconstruction = model(inputs)
+    loss = model.compute_loss(inputs, np.concatenate([clean, masks], -1), reconstruction)
+    p = model.segment(inputs).numpy()
+    p_true = np.clip(np.where(masks > 0, p, 1 - p), 1e-7, 1)
+    focal = np.mean((1 - p_true) ** 2 * -np.log(p_true))
+    ssim = tf.image.ssim(clean, reconstruction, max_val=1.0, filter_size=11).numpy()
+    expected = np.mean((reconstruction.numpy() - clean) ** 2) + np.mean(1 - ssim) + focal
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
+
+
+def test_the_map_is_the_segmentation_and_the_score_its_box_blurred_maximum():
+    keras.utils.set_random_seed(1)
+    model = keras_ae.build("draem", (64, 64, 1), width=4)
+    images = _stripes(3, 64, seed=1)
+    _, views, maps = model.anomaly_parts(tf.constant(images))
+    segmentation = model.segment(images).numpy()[..., 0]
+    np.testing.assert_allclose(maps.numpy()[:, 0], segmentation, rtol=1e-6)
+    box = 3  # SCORE_BOX of 64 px, odd; the mean over the box's pixels inside the image
+    padded = np.pad(segmentation, ((0, 0), (1, 1), (1, 1)))
+    inside = np.pad(np.ones((64, 64)), 1)
+    sums = sum(padded[:, i:i + 64, j:j + 64] for i in range(box) for j in range(box))
+    counts = sum(inside[i:i + 64, j:j + 64] for i in range(box) for j in range(box))
+    np.testing.assert_allclose(views.numpy()[:, 0], (sums / counts).max(axis=(1, 2)),
+                               rtol=1e-5)
+
+
+def _save(path, pixels):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(np.round(pixels * 255).astype(np.uint8)).save(path)
+
+
+@pytest.fixture(scope="module")
+def defects_folder(tmp_path_factory):
+    """A small folder in MVTec AD's layout: striped 32x32 parts, good ones to
+    train on, good and spotted ones to test with their masks."""
+    root = tmp_path_factory.mktemp("mvtec")
+    for i, image in enumerate(_stripes(64, 32, seed=2)):
+        _save(str(root / "train" / "good" / f"{i:03d}.png"), image[..., 0])
+    for i, image in enumerate(_stripes(8, 32, seed=3)):
+        _save(str(root / "test" / "good" / f"{i:03d}.png"), image[..., 0])
+    for i, image in enumerate(_stripes(8, 32, seed=4)):
+        mask = np.zeros((32, 32))
+        mask[4 + 2 * i:9 + 2 * i, 10:15] = 1
+        _save(str(root / "test" / "spot" / f"{i:03d}.png"), np.where(mask > 0, 1.0, image[..., 0]))
+        _save(str(root / "ground_truth" / "spot" / f"{i:03d}_mask.png"), mask)
+    return root
+
+
+@pytest.fixture(scope="module")
+def defects_run(defects_folder, tmp_path_factory):
+    """The folder trained with no variant named, as `train.py --dataset=folder
+    --data_dir=.../train --test_dir=.../test --normal_classes=good` does,
+    for 3 epochs, and exported (SavedModel and float32 TFLite)."""
+    model_dir = tmp_path_factory.mktemp("defects") / "run"
+    config = config_lib.RunConfig(
+        config_lib.DataConfig("folder", data_dir=str(defects_folder / "train"),
+                              test_dir=str(defects_folder / "test")),
+        config_lib.ModelConfig(width=4),
+        config_lib.TrainConfig(str(model_dir), epochs=3),
+        config_lib.AnomalyConfig(normal_classes=("good",)))
+    metrics = training.train(config, distribute.get_strategy("default"), verbose=0)
+    report = export.export_run(str(model_dir), config_lib.ExportConfig(
+        str(tmp_path_factory.mktemp("exports")), quantize=("float32",)))
+    return model_dir, metrics, report
+
+
+@pytest.mark.slow  # exports: a fresh SavedModel process and a TFLite conversion
+def test_a_defects_folder_trains_this_detector_and_serves_its_segmentation(defects_run,
+                                                                           defects_folder):
+    model_dir, metrics, report = defects_run
+    ran = json.load(open(model_dir / model_dir_lib.CONFIG_FILE))
+    assert ran["model"]["variant"] == "draem"
+    assert metrics["test_masked_images"] == 8 and metrics["test_pixel_auroc"] is not None
+    for entry in ("saved_model", "tflite/reconstruct_float32.tflite"):
+        differences = report["files"][entry]["max_abs_diff"]
+        assert differences["serving_default/anomaly_map"] < 1e-4, entry
+        assert differences["serving_default/is_anomaly"] == 0, entry
+    served = tf.saved_model.load(report["path"]).signatures["serving_default"]
+    images = np.stack([np.asarray(Image.open(defects_folder / "test" / "spot" / name),
+                                  np.float32) / 255
+                       for name in sorted(os.listdir(defects_folder / "test" / "spot"))])
+    outputs = served(images=tf.constant(images[..., None]))
+    model = keras.saving.load_model(model_dir / model_dir_lib.MODEL_FILE)
+    np.testing.assert_allclose(outputs["anomaly_map"], model.segment(images[..., None])[..., 0],
+                               atol=1e-5)
