@@ -289,6 +289,33 @@ def defects(results, name="defects.json", command="python bench/defects.py"):
     return "\n".join(lines)
 
 
+def textures(results, name="textures.json", command="python bench/textures.py"):
+    """Real texture photographs: per texture and variant image AUROC / pixel
+    AUROC / PRO / TPR at the calibrated threshold / training seconds; then
+    each variant's means."""
+    variants = list(dict.fromkeys(r["variant"] for r in results["runs"]))
+    textures = list(dict.fromkeys(r["texture"] for r in results["runs"]))
+    by = {(r["variant"], r["texture"]): r for r in results["runs"]}
+    keys = ("test_auroc", "test_pixel_auroc", "test_pro", "test_tpr_at_threshold")
+
+    def cell(runs):
+        figures = [f"{statistics.mean(100 * r[k] for r in runs):.1f}" for k in keys]
+        return " / ".join(figures) + f" ({statistics.mean(r['train_seconds'] for r in runs):.0f} s)"
+
+    lines = ["| " + " | ".join(["variant", *textures, "**mean**"]) + " |",
+             "| --- |" + " --- |" * (len(textures) + 1)]
+    for v in variants:
+        runs = [by[v, t] for t in textures if (v, t) in by]
+        lines.append(f"| {v} | " + " | ".join(
+            cell([by[v, t]]) if (v, t) in by else "–" for t in textures)
+            + f" | **{cell(runs)}** |")
+    size = results["size"]
+    lines += ["", provenance(results, name, command, (
+        f"{size}x{size} crops; image AUROC / pixel AUROC / PRO / TPR at the threshold "
+        f"calibrated on held-out good crops, in %, and training seconds."))]
+    return "\n".join(lines)
+
+
 def variants(results, name="variants.json", command="python bench/variants.py"):
     """Each variant against the same model without its ingredient."""
     lines = ["| run | test_mse | figures of merit | train s |", "| --- | --- | --- | --- |"]
@@ -399,6 +426,7 @@ BLOCKS = {
     "memory": lambda: memory(load("memory.json")),
     "evaluation": lambda: evaluation(load("evaluation.json")),
     "defects": lambda: defects(load("defects.json")),
+    "textures": lambda: textures(load("textures.json")),
 }
 _BLOCK = re.compile(r"(<!-- report:(\w+) -->\n)(.*?)(<!-- /report:\2 -->)", re.S)
 

@@ -191,7 +191,7 @@ def parse():
 @pytest.mark.parametrize(
     "argv, field, message",
     [
-        (["--variant=deep"], "variant", "contractive, conv, denoising, linear, restoration"),
+        (["--variant=deep"], "variant", "contractive, conv, denoising, draem, linear, restoration"),
         (["--strategy=fast"], "strategy", "default, one_device, mirrored"),
         (["--dataset=my pictures"], "dataset", "mnist, fashion_mnist, kmnist, cifar10, folder"),
         (["--dataset=folder"], "data_dir", "--data_dir=DIR"),

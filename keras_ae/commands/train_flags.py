@@ -125,7 +125,7 @@ flags.DEFINE_bool(
 flags.DEFINE_integer("train_examples", None, "Use only the first N training examples.")
 flags.DEFINE_integer("epochs", Train.epochs, "Passes over the training data." + RECIPE)
 flags.DEFINE_integer(
-    "batch_size", Data.batch_size, "Global batch size, split across all replicas."
+    "batch_size", Data.batch_size, "Global batch size, split across all replicas" + RECIPE + "."
 )
 flags.DEFINE_float("learning_rate", None, "Adam learning rate" + RECIPE + ".")
 flags.DEFINE_string(

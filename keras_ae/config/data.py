@@ -26,7 +26,8 @@ class DataConfig:
         data_dir: the folder of images; else searched first for a local copy,
             and TFDS's data directory. Default None: only the standard places.
         train_examples: use only the first N training examples. Default None: all.
-        batch_size: global batch size, split across all replicas. Default 64.
+        batch_size: global batch size, split across all replicas. Default
+            None: the variant's recipe's (64 for most).
         noise_stddev: stddev of the Gaussian noise added on the fly to the
             inputs; 0 feeds `(x, x)` pairs. Default None: the recipe's.
         eval_noise_stddev: noise of the test inputs for the PSNR figures
@@ -75,7 +76,7 @@ class DataConfig:
     dataset: str = "mnist"
     data_dir: str | None = None
     train_examples: int | None = None
-    batch_size: int = 64
+    batch_size: int | None = None
     noise_stddev: float | None = None
     eval_noise_stddev: float | None = None
     seed: int = 0

@@ -8,9 +8,12 @@ Perlin noise, and learns to restore the image and to segment the paste.
 - the mask: smooth noise at one of `SCALES` (a grid of random values
   interpolated bicubically, "value noise", as smooth as Perlin's and a
   resize away), thresholded; blobs from a few pixels (small defects) to a
-  third of the image, in half of the images, none in the rest;
+  third of the image, gathered in a part of it, in half of the images, none
+  in the rest;
 - the paste: another training image (the caller's `foreign`), turned by a
-  quarter turn, shifted, flipped, its contrast and brightness changed, and
+  quarter turn, shifted, its contrast and brightness changed, in a quarter
+  of the images inverted, in another quarter one flat grey instead (DRAEM
+  pastes photographs of other textures, which cannot be downloaded here),
   blended with the image by a random opacity.
 
 Every draw comes from stateless random ops keyed by the batch's seed, for the
@@ -30,6 +33,7 @@ SCALES = (2, 4, 8, 16, 32)
 ANOMALOUS_SHARE = 0.5  # of training images, given an anomaly (DRAEM: half)
 THRESHOLD = (0.7, 0.9)  # of the noise, in [0, 1]: masks of under 1% to ~15% of the image
 OPACITY = (0.2, 1.0)  # of the paste over the image (DRAEM: 1 - beta, beta in [0, 0.8])
+FILLS = (0.5, 0.25)  # the shares of pastes as they are and inverted; the rest flat grey
 
 
 def simulate(images, foreign, seed, first_row=0, rows=None):
@@ -45,7 +49,7 @@ def simulate(images, foreign, seed, first_row=0, rows=None):
     count = tf.shape(images)[0]
     rows = count if rows is None else tf.cast(rows, tf.int32)
     height, width = images.shape[1], images.shape[2]
-    keys = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(8)]
+    keys = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(9)]
 
     def draw(key, shape, low=0.0, high=1.0):  # the rows of the global batch's draw
         full = tf.concat([[rows], tf.constant(shape, tf.int32)], 0)
@@ -61,26 +65,33 @@ def simulate(images, foreign, seed, first_row=0, rows=None):
     contrast = draw(keys[5], [1, 1, 1], 0.5, 1.5)
     brightness = draw(keys[7], [1, 1, 1], -0.25, 0.25)
     paste = tf.clip_by_value((turned - 0.5) * contrast + 0.5 + brightness, 0.0, 1.0)
-    opacity = masks * draw(keys[6], [1, 1, 1], *OPACITY)
+    # Per image, the paste as it is, inverted, or one flat grey (a stain).
+    kind = draw(keys[6], [1, 1, 1])
+    grey = draw(keys[8], [1, 1, 2])
+    paste = tf.where(kind < FILLS[0], paste, tf.where(kind < FILLS[0] + FILLS[1], 1.0 - paste,
+                                                      grey[..., :1]))
+    opacity = masks * (OPACITY[0] + (OPACITY[1] - OPACITY[0]) * grey[..., 1:])
     return images * (1.0 - opacity) + paste * opacity, masks
 
 
 def _masks(draw, keys, height, width):
-    """float32 `[n, h, w, 1]`: thresholded smooth noise at a random one of
-    `SCALES`, zero in all but about ANOMALOUS_SHARE of the images."""
+    """float32 `[n, h, w, 1]`: smooth noise at a random one of `SCALES`,
+    thresholded, kept where the coarsest noise is above its median (so that
+    fine blobs gather in a part of the image, as a defect does), zero in all
+    but about ANOMALOUS_SHARE of the images."""
     side = min(height, width)
     noise = []
     for scale in SCALES:
         cells = (max(1, round(scale * height / side)) + 1, max(1, round(scale * width / side)) + 1)
-        grid = draw(keys[0], [*cells, 1])
+        grid = draw(tf.random.experimental.stateless_fold_in(keys[0], scale), [*cells, 1])
         noise.append(tf.image.resize(grid, (height, width), "bicubic"))
     which = tf.one_hot(tf.cast(draw(keys[1], []) * len(SCALES), tf.int32), len(SCALES))
-    noise = tf.einsum("snhwc,ns->nhwc", tf.stack(noise), which)
+    chosen = tf.einsum("snhwc,ns->nhwc", tf.stack(noise), which)
     uniform = draw(keys[2], [2])
     threshold = THRESHOLD[0] + (THRESHOLD[1] - THRESHOLD[0]) * uniform[:, 0]
     present = tf.cast(uniform[:, 1] < ANOMALOUS_SHARE, tf.float32)
-    return tf.cast(noise > threshold[:, None, None, None], tf.float32) * present[:, None, None,
-                                                                                     None]
+    inside = (chosen > threshold[:, None, None, None]) & (noise[0] > 0.5)
+    return tf.cast(inside, tf.float32) * present[:, None, None, None]
 
 
 def _uniform_int(key, count):

@@ -9,8 +9,8 @@ from keras_ae import variants
 def resolve(config):
     """`config` with every default the run uses written in.
 
-    Noise, epochs, learning rate, schedule and anomaly score left None come
-    from the variant's recipe
+    Noise, batch size, epochs, learning rate, schedule and anomaly score
+    left None come from the variant's recipe
     (`keras_ae.variants.recipe`), the test noise from the training noise, and
     model options from the model's constructor (`default_options`). A model's
     own `seed` option is not a field: it is the run's `data.seed`.
@@ -24,7 +24,7 @@ def resolve(config):
     recipe = variants.recipe(config.model.variant)
     noise = _or(config.data.noise_stddev, recipe.noise_stddev)
     data = dataclasses.replace(
-        config.data, noise_stddev=noise,
+        config.data, noise_stddev=noise, batch_size=_or(config.data.batch_size, recipe.batch_size),
         eval_noise_stddev=_or(config.data.eval_noise_stddev, noise),
     )
     options = models.VARIANTS[config.model.variant].default_options(**config.model.options())

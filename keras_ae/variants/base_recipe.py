@@ -30,6 +30,7 @@ class Recipe:
     # Whether the input pipeline pastes simulated anomalies into training
     # images (`keras_ae.data.train_dataset`'s `anomalies`).
     simulated_anomalies = False
+    batch_size = 64  # the global batch
     learning_rate = 1e-3
     # "constant", or "cosine": from `learning_rate` down to 0 at the last step.
     learning_rate_schedule = "constant"

@@ -9,9 +9,10 @@ class DraemRecipe(Recipe):
     decayed; the map is the segmentation as it is (its score smooths it)."""
 
     simulated_anomalies = True
+    batch_size = 8  # DRAEM's: as fast per image here as 64, and 8 times the steps
     learning_rate = 2e-3
     learning_rate_schedule = "warmup_cosine"
-    epochs = 30
+    epochs = 60
     anomaly_map_smoothing = 0.0
 
 
