@@ -17,6 +17,7 @@ from keras_ae import distribute
 from keras_ae import export
 from keras_ae import model_dir as model_dir_lib
 from keras_ae import training
+from keras_ae.training import memory
 from keras_ae.variants.draem import model as draem
 from tests.test_case import AutoencoderTestCase
 
@@ -38,6 +39,43 @@ def test_depth_follows_the_image_and_the_parameters_stay_bounded():
     sizes = {side: keras_ae.build("draem", (side, side, 3)).count_params()
              for side in (256, 1024, 4096)}
     assert sizes[1024] == sizes[4096] < 4_000_000  # no layer grows with the image
+
+
+def test_without_a_variant_a_defects_folder_trains_draem_and_labelled_classes_restoration():
+    def chosen(data, normal_classes=("good",)):
+        return config_lib.RunConfig(data, config_lib.ModelConfig(), config_lib.TrainConfig("r"),
+                                    config_lib.AnomalyConfig(normal_classes=normal_classes or None))
+
+    mvtec = config_lib.DataConfig("folder", data_dir="part/train", test_dir="part/test")
+    assert chosen(mvtec).model.variant == "draem"
+    assert chosen(config_lib.DataConfig("folder", data_dir="classes")).model.variant == \
+        "restoration"
+    assert chosen(config_lib.DataConfig("fashion_mnist"), ("1",)).model.variant == "restoration"
+    assert chosen(mvtec, ()).model.variant == "linear"
+    variant, why = keras_ae.variants.default(("good",), defects_layout=True)
+    assert variant == "draem" and "simulated anomalies" in why
+
+
+def test_a_run_too_large_for_memory_is_refused_with_a_batch_size_that_fits():
+    config = training.resolve(config_lib.RunConfig(
+        config_lib.DataConfig("folder", data_dir="part/train", test_dir="part/test"),
+        config_lib.ModelConfig(), config_lib.TrainConfig("r"),
+        config_lib.AnomalyConfig(normal_classes=("good",))))
+    strategy = distribute.get_strategy("default")
+    shape = (1024, 1024, 3)
+    model = keras_ae.build("draem", shape)
+    # Every layer's output at least: the image's own size many times over.
+    assert memory.activation_bytes(model) > 20 * 4 * np.prod(shape)
+    eight = memory.training_bytes(model, 8)
+    with pytest.raises(config_lib.ConfigError, match=r"batch_size: training draem on 1024x1024 "
+                       r"images in batches of 8 needs at least .* GiB.*use --batch_size=(\d+)"
+                       ) as refused:
+        memory.check_fits(config, strategy, shape, available=eight - 1)
+    fits = int(refused.value.message.split("--batch_size=")[1].split()[0])
+    assert 0 < fits < 8 and memory.training_bytes(model, fits) <= eight - 1
+    memory.check_fits(config, strategy, shape, available=eight)  # fits: nothing raised
+    with pytest.raises(config_lib.ConfigError, match="use a smaller --image_size"):
+        memory.check_fits(config, strategy, shape, available=memory.training_bytes(model, 1) - 1)
 
 
 def _stripes(count, size, seed):

@@ -56,13 +56,12 @@ def calibrate(validation_scores, fpr):
     """The threshold: the smallest validation score that at least `1 - fpr`
     of the validation scores are at or below (`rank`). With fewer than
     `needed_images(fpr)` scores, their highest, and a warning naming the
-    false-positive rate it can promise (`expected_fpr`) where that is more
-    than `fpr`."""
+    false-positive rate it can promise (`expected_fpr`)."""
     scores = np.sort(np.asarray(validation_scores, np.float64))
     if not len(scores):
         raise CalibrationError("no validation images to calibrate on; raise "
                                "--validation_fraction")
-    if expected_fpr(len(scores), fpr) > fpr * (1 + 1e-9):
+    if len(scores) < needed_images(fpr):
         logging.warning(
             "%d validation images cannot calibrate a false-positive rate of %g (that needs "
             "%d): the threshold is their highest score, which flags about %.1f%% of normal "

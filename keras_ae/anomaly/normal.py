@@ -42,7 +42,7 @@ def normal_split(data, ids, validation_fraction, fpr, seed):
             "validation images, which leaves "
             + ("none to calibrate on: raise --validation_fraction, or add normal images"
                if not count else "none to train on: lower --validation_fraction"))
-    if expected_fpr(count, fpr) > fpr * (1 + 1e-9):
+    if count < needed_images(fpr):
         logging.warning(
             "%d validation images (%g of %d normal training images) cannot calibrate a "
             "false-positive rate of %g, which needs %d: the threshold will flag about %.1f%% "

@@ -11,8 +11,8 @@ Perlin noise, and learns to restore the image and to segment the paste.
   third of the image, gathered in a part of it, in half of the images, none
   in the rest;
 - the paste: another training image (the caller's `foreign`), turned by a
-  quarter turn, shifted, its contrast and brightness changed, in a quarter
-  of the images inverted, in another quarter one flat grey instead (DRAEM
+  quarter turn, shifted, its contrast and brightness changed, and in three
+  quarters of the images inverted, blurred or one flat grey instead (DRAEM
   pastes photographs of other textures, which cannot be downloaded here),
   blended with the image by a random opacity.
 
@@ -33,7 +33,6 @@ SCALES = (2, 4, 8, 16, 32)
 ANOMALOUS_SHARE = 0.5  # of training images, given an anomaly (DRAEM: half)
 THRESHOLD = (0.7, 0.9)  # of the noise, in [0, 1]: masks of under 1% to ~15% of the image
 OPACITY = (0.2, 1.0)  # of the paste over the image (DRAEM: 1 - beta, beta in [0, 0.8])
-FILLS = (0.5, 0.25)  # the shares of pastes as they are and inverted; the rest flat grey
 
 
 def simulate(images, foreign, seed, first_row=0, rows=None):
@@ -65,11 +64,15 @@ def simulate(images, foreign, seed, first_row=0, rows=None):
     contrast = draw(keys[5], [1, 1, 1], 0.5, 1.5)
     brightness = draw(keys[7], [1, 1, 1], -0.25, 0.25)
     paste = tf.clip_by_value((turned - 0.5) * contrast + 0.5 + brightness, 0.0, 1.0)
-    # Per image, the paste as it is, inverted, or one flat grey (a stain).
-    kind = draw(keys[6], [1, 1, 1])
+    # Per image, the paste as it is, inverted, blurred (a smear), or one flat
+    # grey (a stain): a paste of the same texture alone can be invisible.
+    kind = tf.one_hot(tf.cast(draw(keys[6], []) * 4, tf.int32), 4)
     grey = draw(keys[8], [1, 1, 2])
-    paste = tf.where(kind < FILLS[0], paste, tf.where(kind < FILLS[0] + FILLS[1], 1.0 - paste,
-                                                      grey[..., :1]))
+    small = (max(1, height // 8), max(1, width // 8))
+    blurred = tf.image.resize(tf.image.resize(paste, small, "area"), (height, width), "bilinear")
+    fills = tf.stack([paste, 1.0 - paste, blurred, tf.broadcast_to(grey[..., :1],
+                                                                   tf.shape(paste))])
+    paste = tf.einsum("knhwc,nk->nhwc", fills, kind)
     opacity = masks * (OPACITY[0] + (OPACITY[1] - OPACITY[0]) * grey[..., 1:])
     return images * (1.0 - opacity) + paste * opacity, masks
 

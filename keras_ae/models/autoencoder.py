@@ -56,6 +56,10 @@ class Autoencoder(keras.Model):
     squared error, Adam with learning rate 1e-3.
     """
 
+    # How many times a training step runs the networks on each image (the
+    # restoration detector: once per view), for `keras_ae.training.memory`.
+    passes_per_image = 1
+
     def __init__(self, encoder, decoder, bottleneck=None, **kwargs):
         images = keras.Input(shape=encoder.input_shape[1:], name="images")
         code = encoder(images)

@@ -27,6 +27,7 @@ from keras_ae import model_dir as model_dir_lib
 from keras_ae import variants
 from keras_ae.training import callbacks as callbacks_lib
 from keras_ae.training import evaluation
+from keras_ae.training import memory
 from keras_ae.training import model as model_lib
 from keras_ae.training import defaults
 from keras_ae.training import steps as steps_lib
@@ -83,6 +84,7 @@ def train(config, strategy, data=None, verbose=1, callbacks=(), overwrite=False)
     _reset_peak_memory()
     data = _normal_only(data or load_data(config), config)
     config = defaults.with_data(config, data)
+    memory.check_fits(config, strategy, data.image_shape())
     logging.info("data: %s, %d training and %d test images of %s", data.source,
                  len(data.train_images), len(data.test_images), data.image_shape())
     if data.ignored:

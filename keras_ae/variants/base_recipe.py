@@ -34,7 +34,10 @@ class Recipe:
     learning_rate = 1e-3
     # "constant", or "cosine": from `learning_rate` down to 0 at the last step.
     learning_rate_schedule = "constant"
-    epochs = 10
+    epochs = 10  # or None: by the training images (`epochs_for`)
+    # With epochs None: how many training images the run shows the model,
+    # whatever their number.
+    images_shown = None
     # With --normal_classes: each image's (each view's) error, "mse" or "top_k".
     anomaly_score = "mse"
     # With --normal_classes: the anomaly map's Gaussian smoothing, its sigma
@@ -44,6 +47,13 @@ class Recipe:
 
     # The names of the variant's own figures of merit (`image_metrics`).
     metrics = ()
+
+    def epochs_for(self, train_images):
+        """The epochs of a run on `train_images` images: `epochs`, or, where
+        that is None, enough to show the model `images_shown` images."""
+        if self.epochs is not None:
+            return self.epochs
+        return max(1, -(-self.images_shown // max(1, train_images)))
 
     def test_metrics(self, model, images, batch_size, seed):
         """The variant's own figures of merit on the clean test `images` (an

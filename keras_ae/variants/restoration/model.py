@@ -76,6 +76,8 @@ class RestorationAutoencoder(Autoencoder):
         model.anomaly_views(test_images)  # [batch, 8]
     """
 
+    passes_per_image = 1 + VIEWS  # the image itself, then every view
+
     def __init__(self, input_shape, latent_dim=64, filters=(32, 64, 128),
                  decoder_filters=(16, 32), upsampling="nearest", view_weight=0.05, **kwargs):
         heads = {"latent": (latent_dim, "relu"), "view": (VIEWS, None)}
