@@ -118,7 +118,8 @@ def test_the_loss_is_squared_error_ssim_and_focal_loss():
     masks = (rng.random((4, 16, 16, 1)) < 0.2).astype(np.float32)
     inputs = np.where(masks > 0, 1.0 - clean, clean)
     reconstruction = model(inputs)
-    loss = model.compute_loss(inputs, np.concatenate([clean, masks], -1), reconstruction)
+    loss = model.compute_loss(inputs, np.concatenate([clean, masks], -1), reconstruction,
+                              training=False)  # batch normalization by its moving statistics
     p = model.segment(inputs).numpy()
     p_true = np.clip(np.where(masks > 0, p, 1 - p), 1e-7, 1)
     focal = np.mean((1 - p_true) ** 2 * -np.log(p_true))
@@ -129,16 +130,17 @@ def test_the_loss_is_squared_error_ssim_and_focal_loss():
 
 def test_the_map_is_the_segmentation_and_the_score_its_box_blurred_maximum():
     keras.utils.set_random_seed(1)
-    model = keras_ae.build("draem", (64, 64, 1), width=4)
-    images = _stripes(3, 64, seed=1)
+    side = 144  # a box of 3 px (SCORE_BOX of the side, odd)
+    model = keras_ae.build("draem", (side, side, 1), width=4)
+    images = _stripes(3, side, seed=1)
     _, views, maps = model.anomaly_parts(tf.constant(images))
     segmentation = model.segment(images).numpy()[..., 0]
     np.testing.assert_allclose(maps.numpy()[:, 0], segmentation, rtol=1e-6)
-    box = 3  # SCORE_BOX of 64 px, odd; the mean over the box's pixels inside the image
+    # The mean over the 3x3 box's pixels inside the image.
     padded = np.pad(segmentation, ((0, 0), (1, 1), (1, 1)))
-    inside = np.pad(np.ones((64, 64)), 1)
-    sums = sum(padded[:, i:i + 64, j:j + 64] for i in range(box) for j in range(box))
-    counts = sum(inside[i:i + 64, j:j + 64] for i in range(box) for j in range(box))
+    inside = np.pad(np.ones((side, side)), 1)
+    sums = sum(padded[:, i:i + side, j:j + side] for i in range(3) for j in range(3))
+    counts = sum(inside[i:i + side, j:j + side] for i in range(3) for j in range(3))
     np.testing.assert_allclose(views.numpy()[:, 0], (sums / counts).max(axis=(1, 2)),
                                rtol=1e-5)
 

@@ -50,8 +50,12 @@ def widths(input_shape, width):
 
 
 def _conv(x, filters, name, strides=1):
-    return keras.layers.Conv2D(filters, 3, strides=strides, padding="same",
-                               activation="relu", name=name)(x)
+    """A 3x3 convolution, batch normalization and ReLU, as DRAEM's blocks."""
+    x = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False,
+                            name=name)(x)
+    # Synchronized: the statistics of the global batch, however many replicas.
+    x = keras.layers.BatchNormalization(synchronized=True, name=f"{name}_norm")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
 def _up(x, size, filters, upsampling, name):
@@ -61,8 +65,28 @@ def _up(x, size, filters, upsampling, name):
                                          activation="relu", name=f"{name}_transpose")(x)
         return keras.layers.Cropping2D(((0, x.shape[1] - size[0]), (0, x.shape[2] - size[1])),
                                        name=f"{name}_crop")(x)
-    x = keras.layers.Resizing(*size, interpolation="nearest", name=f"{name}_resize")(x)
-    return _conv(x, filters, f"{name}_conv")
+    return _conv(NearestResize(size, name=f"{name}_resize")(x), filters, f"{name}_conv")
+
+
+@keras.saving.register_keras_serializable(package="keras_ae")
+class NearestResize(keras.layers.Layer):
+    """Nearest-neighbour resizing to a static `size`, as `keras.layers.Resizing`
+    does, but a plain layer: after a `Resizing` (a preprocessing layer), Keras
+    3.15 ran a BatchNormalization called with `training=None` in training
+    mode (`model(x)` then differed from `model.predict(x)`)."""
+
+    def __init__(self, size, **kwargs):
+        super().__init__(**kwargs)
+        self.size = tuple(size)
+
+    def call(self, inputs):
+        return keras.ops.image.resize(inputs, self.size, interpolation="nearest")
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *self.size, input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size}
 
 
 def build_reconstructive(input_shape, channels, upsampling):
