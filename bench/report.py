@@ -289,16 +289,20 @@ def defects(results, name="defects.json", command="python bench/defects.py"):
     return "\n".join(lines)
 
 
-def textures(results, name="textures.json", command="python bench/textures.py"):
+def textures(*sources, command="python bench/textures.py"):
     """Real texture photographs: per texture and variant image AUROC / pixel
-    AUROC / PRO / TPR at the calibrated threshold / training seconds; then
-    each variant's means."""
-    variants = list(dict.fromkeys(r["variant"] for r in results["runs"]))
-    textures = list(dict.fromkeys(r["texture"] for r in results["runs"]))
-    by = {(r["variant"], r["texture"]): r for r in results["runs"]}
+    AUROC / PRO / TPR at the calibrated threshold / training seconds, and
+    each variant's means, from `sources`, `(results, file name)` pairs."""
+    runs = [r for results, _ in sources for r in results["runs"]]
+    results = sources[0][0]
+    variants = list(dict.fromkeys(r["variant"] for r in runs))
+    textures = list(dict.fromkeys(r["texture"] for r in runs))
+    by = {(r["variant"], r["texture"]): r for r in runs}
     keys = ("test_auroc", "test_pixel_auroc", "test_pro", "test_tpr_at_threshold")
 
     def cell(runs):
+        if any("failed" in r for r in runs):
+            return "training " + ", ".join(r["failed"].split()[-1] for r in runs if "failed" in r)
         figures = [f"{statistics.mean(100 * r[k] for r in runs):.1f}" for k in keys]
         return " / ".join(figures) + f" ({statistics.mean(r['train_seconds'] for r in runs):.0f} s)"
 
@@ -309,10 +313,11 @@ def textures(results, name="textures.json", command="python bench/textures.py"):
         lines.append(f"| {v} | " + " | ".join(
             cell([by[v, t]]) if (v, t) in by else "–" for t in textures)
             + f" | **{cell(runs)}** |")
+    notes = [provenance(r, n, command) for r, n in sources]
     size = results["size"]
-    lines += ["", provenance(results, name, command, (
-        f"{size}x{size} crops; image AUROC / pixel AUROC / PRO / TPR at the threshold "
-        f"calibrated on held-out good crops, in %, and training seconds."))]
+    lines += ["", (f"{size}x{size} crops; image AUROC / pixel AUROC / PRO / TPR at the "
+                   f"threshold calibrated on held-out good crops, in %, and training seconds. ")
+              + " ".join(notes)]
     return "\n".join(lines)
 
 
@@ -426,7 +431,8 @@ BLOCKS = {
     "memory": lambda: memory(load("memory.json")),
     "evaluation": lambda: evaluation(load("evaluation.json")),
     "defects": lambda: defects(load("defects.json")),
-    "textures": lambda: textures(load("textures.json")),
+    "textures": lambda: textures((load("textures.json"), "textures.json"),
+                                 (load("textures-baselines.json"), "textures-baselines.json")),
 }
 _BLOCK = re.compile(r"(<!-- report:(\w+) -->\n)(.*?)(<!-- /report:\2 -->)", re.S)
 

@@ -25,7 +25,8 @@ Then trains each of --variants on it as `python train.py --dataset=folder
 --data_dir=FOLDER/train --test_dir=FOLDER/test --normal_classes=good
 --variant=V` does (the recipe's defaults), and records image AUROC, pixel
 AUROC, PRO, the false- and true-positive rates at the calibrated threshold and
-the training seconds. Writes them, the command and the machine to --out;
+the training seconds, or that training failed (collapsed, or diverged) as train.py
+would say it. Writes them, the command and the machine to --out;
 README's table is `bench/report.py`'s rendering of it.
 """
 
@@ -110,7 +111,7 @@ def crops(photo, count, size, rng, held_out):
 
 def _ellipse(size, rng, radii):
     """A filled ellipse's mask (float, soft-edged by 1 px) at a random place."""
-    a, b = rng.uniform(*radii, 2)
+    a, b = np.minimum(rng.uniform(*radii, 2), size / 3)  # room for it on small crops
     y, x = rng.uniform(max(a, b), size - max(a, b), 2)
     turn = rng.uniform(0, np.pi)
     rows, columns = np.mgrid[:size, :size]
@@ -135,7 +136,7 @@ def defective(image, kind, rng, others):
     size = image.shape[0]
     if kind == "scratch":
         canvas = Image.new("L", (size, size))
-        length, angle = rng.uniform(15, 50), rng.uniform(0, np.pi)
+        length, angle = min(rng.uniform(15, 50), 0.8 * size), rng.uniform(0, np.pi)
         y, x = rng.uniform(length / 2, size - length / 2, 2)
         dy, dx = length / 2 * np.sin(angle), length / 2 * np.cos(angle)
         ImageDraw.Draw(canvas).line([(x - dx, y - dy), (x + dx, y + dy)], fill=255,
@@ -190,8 +191,11 @@ def run(variant, texture, directory):
         config_lib.AnomalyConfig(normal_classes=("good",)),
     )
     start = time.perf_counter()
-    metrics = training.train(config, distribute.get_strategy("default"), data.load(config.data),
-                             verbose=0, overwrite=True)
+    try:
+        metrics = training.train(config, distribute.get_strategy("default"),
+                                 data.load(config.data), verbose=0, overwrite=True)
+    except training.TrainingDiverged as e:  # as train.py reports it, exit 1
+        return {"variant": variant, "texture": texture, "failed": str(e).split(":")[0]}
     keys = ("test_auroc", "test_pixel_auroc", "test_pro", "test_fpr_at_threshold",
             "test_tpr_at_threshold", "train_seconds", "epochs_trained", "peak_memory_mib")
     return {"variant": variant, "texture": texture, "seconds": time.perf_counter() - start,

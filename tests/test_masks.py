@@ -159,6 +159,46 @@ def test_the_defects_benchmark_writes_mvtec_layout_with_masks_of_what_it_changed
     assert len(loaded.test_masks.indices) == 6 and masks.sum() > 6 * 4
 
 
+def test_the_textures_benchmark_holds_out_its_test_crops_and_masks_each_defect(tmp_path):
+    """bench/textures.py's folders: training crops never overlap the held-out
+    quarter the test crops come from; a defect changes its masked pixels
+    visibly and nothing beyond its soft 1 px edge."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "bench"))
+    import textures  # pylint: disable=import-outside-toplevel
+    rng = np.random.default_rng(0)
+    # Each pixel's value its own place: a crop's values tell where it came from.
+    place = (np.arange(128 * 128).reshape(128, 128) / (128 * 128)).astype(np.float32)
+    held_out = set(place[64:, 64:].ravel().tolist())
+    for crop in textures.crops(place, 40, 32, rng, held_out=False):
+        assert held_out.isdisjoint(crop.ravel().tolist())
+    for crop in textures.crops(place, 10, 32, rng, held_out=True):
+        assert held_out.issuperset(crop.ravel().tolist())
+    photos = {name: rng.random((128, 128)).astype(np.float32) for name in textures.TEXTURES}
+    for kind in textures.DEFECTS:
+        for _ in range(5):
+            crop = photos["brick"][64:96, 64:96]
+            image, mask = textures.defective(crop, kind, rng, [photos["grass"]])
+            changed = np.abs(image - crop) > 1e-6
+            assert mask.any() and not (changed & ~scipy_free_dilate(mask, 1)).any(), kind
+            assert np.abs(image - crop)[mask].mean() > 0.05, kind
+    textures.write_layout(photos, "brick", str(tmp_path), 0, size=32, train=6, good=2,
+                          per_defect=2)
+    loaded = data.load(config_lib.DataConfig("folder", data_dir=str(tmp_path / "train"),
+                                             test_dir=str(tmp_path / "test")))
+    assert len(loaded.train_images) == 6 and len(loaded.test_images) == 2 + 8
+    assert len(loaded.test_masks.indices) == 2 * len(textures.DEFECTS)
+
+
+def scipy_free_dilate(mask, steps=2):
+    """`mask` grown by `steps` pixels (8-connected), in numpy."""
+    grown = mask.copy()
+    for _ in range(steps):
+        padded = np.pad(grown, 1)
+        grown = np.max([padded[i:i + mask.shape[0], j:j + mask.shape[1]]
+                        for i in range(3) for j in range(3)], axis=0)
+    return grown
+
+
 def test_a_detector_run_with_a_wide_map_blur_completes(tmp_path):
     """A blur of 241 taps (sigma 40 at 128x128; 145 at 384x384 by default)
     aborted the process in evaluation, once it had trained: oneDNN's eager

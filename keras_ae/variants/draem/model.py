@@ -54,7 +54,10 @@ def _conv(x, filters, name, strides=1):
     x = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False,
                             name=name)(x)
     # Synchronized: the statistics of the global batch, however many replicas.
-    x = keras.layers.BatchNormalization(synchronized=True, name=f"{name}_norm")(x)
+    # Momentum 0.9 (PyTorch's 0.1, DRAEM's): with Keras' 0.99 the moving
+    # statistics after a first epoch of 34 steps were still mostly their
+    # initial values, and the collapse guard stopped the run.
+    x = keras.layers.BatchNormalization(momentum=0.9, synchronized=True, name=f"{name}_norm")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
