@@ -238,10 +238,12 @@ def anomaly_views(results, name="anomaly-views.json", command="python bench/anom
     return "\n".join(lines)
 
 
-def defects(results, name="defects.json", command="python bench/defects.py"):
+def defects(*sources, command="python bench/defects.py"):
     """Synthetic defects: image AUROC, pixel AUROC and PRO per class and
     variant; then each variant's means, by kind of defect, and with the map
-    smoothed otherwise; and how the served maps agree."""
+    smoothed otherwise; and how the served maps agree. `sources`: `(results,
+    file name)` pairs, each of the same classes."""
+    results = {**sources[0][0], "runs": [r for part, _ in sources for r in part["runs"]]}
     kinds = results["defects"]
     variants = list(dict.fromkeys(r["variant"] for r in results["runs"]))
     by = {(r["variant"], r["normal_class"]): r for r in results["runs"]}
@@ -280,12 +282,13 @@ def defects(results, name="defects.json", command="python bench/defects.py"):
             for s in sigmas) + " |")
     gap = max(r["served_pixel_auroc_difference"] for r in results["runs"])
     first = results["runs"][0]
-    lines += ["", provenance(results, name, command, (
+    lines += ["", (
         f"AUROC, TPR (at the threshold calibrated to 1% FPR) and PRO in %; a kind's column "
         f"is its {first['test_masked_images'] // len(kinds)} images against the "
         f"{first['test_normal_images']} good ones, as served. The pixel AUROC "
         f"recomputed from each exported SavedModel's `anomaly_map` (PNG bytes in, masks read "
-        f"apart) differs from the reported one by {gap:.1g} at most."))]
+        f"apart) differs from the reported one by {gap:.1g} at most. ")
+        + " ".join(provenance(part, name, command) for part, name in sources)]
     return "\n".join(lines)
 
 
@@ -430,7 +433,8 @@ BLOCKS = {
     "anomaly_views": lambda: anomaly_views(load("anomaly-views.json")),
     "memory": lambda: memory(load("memory.json")),
     "evaluation": lambda: evaluation(load("evaluation.json")),
-    "defects": lambda: defects(load("defects.json")),
+    "defects": lambda: defects((load("defects.json"), "defects.json"),
+                               (load("defects-draem.json"), "defects-draem.json")),
     "textures": lambda: textures((load("textures.json"), "textures.json"),
                                  (load("textures-baselines.json"), "textures-baselines.json")),
 }

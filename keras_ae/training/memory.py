@@ -3,9 +3,8 @@
 A step keeps every layer's output for the backward pass and holds as much
 again in gradients at its peak: twice the activations of the host's share of
 the batch (times the model's `passes_per_image`), on top of the weights and
-Adam's two moments. Measured on `draem`, this plus TensorFlow's own 0.6-0.7
-GiB bounds a step's peak resident memory from above (1.67 GiB against 1.57
-at 256x256 in batches of 8, 2.81 against 2.37 at 512x512 in batches of 4).
+Adam's two moments. It is an estimate, not a measurement: TensorFlow frees
+some outputs early and needs scratch space of its own.
 `check_fits` refuses a run whose least need is beyond the memory the machine
 has available, naming a batch size that fits, where TensorFlow would fail
 later with "OOM when allocating tensor" and a traceback.

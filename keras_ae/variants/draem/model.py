@@ -26,9 +26,9 @@ from keras_ae.models.autoencoder import Autoencoder
 MAX_LEVELS = 6
 MAX_WIDTH_FACTOR = 8  # the deepest levels' channels: at most 8 times `width`
 SMALLEST_SIDE = 6  # a level is added while it leaves a side of at least this
-# The score's box blur, a share of the shorter side: 3 px at 128. DRAEM's 21
-# px at 256 hid small defects (bench/textures.py, brick: image AUROC 72.6 by a
-# 21 px box, 85.3 by 5 px, 89.8 by none, where normal crops peak at borders).
+# The score's box blur, a share of the shorter side: 3 px at 128, 1 (none) at
+# 28. DRAEM's 21 px at 256 would average away the 2-8 px defects that
+# bench/textures.py draws.
 SCORE_BOX = 1 / 48
 FOCAL_GAMMA = 2.0
 
