@@ -50,7 +50,7 @@ def test_without_a_variant_a_defects_folder_trains_draem_and_labelled_classes_re
     assert chosen(config_lib.DataConfig("fashion_mnist"), ("1",)).model.variant == "restoration"
     assert chosen(mvtec, ()).model.variant == "linear"
     variant, why = keras_ae.variants.default(("good",), defects_layout=True)
-    assert variant == "draem" and "simulated anomalies" in why
+    assert variant == "draem" and "simulated defects" in why
 
 
 def test_a_run_too_large_for_memory_is_refused_with_a_batch_size_that_fits():

@@ -97,7 +97,7 @@ def test_a_bad_flag_fails_in_one_line_exit_2_and_writes_nothing(tiny_mnist_dir, 
     errors = [line for line in result.stderr.splitlines() if line.startswith("train.py:")]
     assert errors == [
         "train.py: error: --variant: unknown value 'deep'; valid values: "
-        "contractive, conv, denoising, linear, restoration, sparse, vae"
+        "contractive, conv, denoising, draem, linear, restoration, sparse, vae"
     ], result.stderr[-2000:]
     assert not model_dir.exists()
 
@@ -268,6 +268,7 @@ VARIANT_OUTPUTS = {
     "sparse": (["mean_code_activation", "fraction_code_near_zero"], []),
     "contractive": (["mean_jacobian_frobenius"], []),
     "restoration": ([], []),
+    "draem": ([], []),
 }
 
 

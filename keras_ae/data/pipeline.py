@@ -7,12 +7,12 @@ in batches of the global batch size (or one input pipeline's per-replica
 pieces of them), pastes simulated anomalies in (`anomalies.py`) and adds
 Gaussian noise on the fly if asked, and prefetches.
 Epoch `e` is a pure function of `(seed, e)`: its order is a permutation drawn
-from both, and the noise of its global batch `b` comes from stateless random
-ops keyed by `(seed, e, b)`, and so do its anomalies (an input pipeline draws its batch's noise and
-anomalies and keeps its own rows). So order and noise are fresh every epoch, the same in
-every run with the same seed whatever the strategy, number of replicas or
-workers, or source (memory or files), and a run resumed at epoch `e` sees what
-an uninterrupted run would. (`Dataset.shuffle` cannot give this: its seed must
+from both, and the noise and anomalies of its global batch `b` come from
+stateless random ops keyed by `(seed, e, b)` (an input pipeline draws its
+batch's and keeps its own rows). So order, noise and anomalies are fresh every
+epoch, the same in every run with the same seed whatever the strategy, number
+of replicas or workers, or source (memory or files), and a run resumed at
+epoch `e` sees what an uninterrupted run would. (`Dataset.shuffle` cannot give this: its seed must
 be a Python value, so it can't depend on the epoch inside the stream.)
 
 `eval_dataset` is one pass in order, its noise keyed by `(seed, batch)`.

@@ -56,7 +56,7 @@ def default(normal_classes=(), defects_layout=False):
         return DEFAULT, "the reference tutorial's model"
     if defects_layout:
         return DEFECT_DETECTOR, ("normal classes and a test folder of defects: the detector "
-                                 "trained on simulated anomalies, which finds small defects "
-                                 "(README, \"Defects on photographs\")")
+                                 "trained on simulated defects, the best on photographs of "
+                                 "textures (BUILD.md, \"Defects on photographs\")")
     return DETECTOR, ("normal classes of a labelled data set: the restoration detector, "
-                      "which tells a class from others (README, \"One class against the rest\")")
+                      "the best at telling a class from others (README, \"Anomaly detection\")")
