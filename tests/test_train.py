@@ -39,7 +39,8 @@ def tiny_run_config(model_dir, tiny_mnist_dir, variant="linear", batch_size=32,
         data=config_lib.DataConfig(dataset="mnist", data_dir=tiny_mnist_dir, download=False,
                                    batch_size=batch_size, train_examples=train_examples,
                                    seed=seed),
-        model=config_lib.ModelConfig(variant=variant, latent_dim=2),
+        model=config_lib.ModelConfig(variant=variant, latent_dim=2 if "latent_dim" in
+                                     models.option_names(variant) else None),
         train=config_lib.TrainConfig(model_dir=str(model_dir), **{"epochs": 1, **train}),
     )
 
