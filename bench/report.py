@@ -414,8 +414,8 @@ def suite_against(results, reference, name="suite-reference.json"):
     """The suite's time as a share of an older commit's, run back to back on
     one machine: what a change did to it, whatever that machine's speed."""
     old = reference["machine"]["commit"]
-    return (f"Commit {old}'s suite ({reference['counts']['passed']} passed), run right after "
-            f"it on the same machine, took {reference['pytest_seconds']:.0f} s: this one takes "
+    return (f"Commit {old}'s suite ({reference['counts']['passed']} passed), run back to back "
+            f"with it on the same machine, took {reference['pytest_seconds']:.0f} s: this one takes "
             f"{results['pytest_seconds'] / reference['pytest_seconds']:.2f} of its time. "
             f"_`bench/{name}`, written by `{reference['command']}` in a worktree of {old}._")
 
