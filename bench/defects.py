@@ -173,14 +173,21 @@ def write_layout(fashion, normal_class, directory, seed, good=GOOD_TEST_IMAGES,
     open(done, "w").close()
 
 
-def run(variant, normal_class, directory):
-    config = config_lib.RunConfig(
+def layout_config(directory, variant, seed, epochs):
+    """The run `python train.py --dataset=folder --data_dir=DIRECTORY/train
+    --test_dir=DIRECTORY/test --normal_classes=good --variant=VARIANT` makes,
+    its model_dir DIRECTORY/runs/VARIANT (bench/textures.py's too)."""
+    return config_lib.RunConfig(
         config_lib.DataConfig("folder", data_dir=os.path.join(directory, "train"),
-                              test_dir=os.path.join(directory, "test"), seed=FLAGS.seed),
+                              test_dir=os.path.join(directory, "test"), seed=seed),
         config_lib.ModelConfig(variant),
-        config_lib.TrainConfig(os.path.join(directory, "runs", variant), epochs=FLAGS.epochs),
+        config_lib.TrainConfig(os.path.join(directory, "runs", variant), epochs=epochs),
         config_lib.AnomalyConfig(normal_classes=("good",)),
     )
+
+
+def run(variant, normal_class, directory):
+    config = layout_config(directory, variant, FLAGS.seed, FLAGS.epochs)
     start = time.perf_counter()
     loaded = data.load(config.data)
     metrics = training.train(config, distribute.get_strategy("default"), loaded, verbose=0,

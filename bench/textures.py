@@ -47,10 +47,10 @@ import numpy as np
 from PIL import Image
 from PIL import ImageDraw
 
-from keras_ae import config as config_lib
 from keras_ae import data
 from keras_ae import distribute
 from keras_ae import training
+import defects  # bench/defects.py, beside this file: its run's config
 import environment  # bench/environment.py, beside this file
 
 TEXTURES = ("brick", "grass", "gravel")
@@ -183,13 +183,7 @@ def write_layout(photos, texture, directory, seed, size, train, good, per_defect
 
 
 def run(variant, texture, directory):
-    config = config_lib.RunConfig(
-        config_lib.DataConfig("folder", data_dir=os.path.join(directory, "train"),
-                              test_dir=os.path.join(directory, "test"), seed=FLAGS.seed),
-        config_lib.ModelConfig(variant),
-        config_lib.TrainConfig(os.path.join(directory, "runs", variant), epochs=FLAGS.epochs),
-        config_lib.AnomalyConfig(normal_classes=("good",)),
-    )
+    config = defects.layout_config(directory, variant, FLAGS.seed, FLAGS.epochs)
     start = time.perf_counter()
     try:
         metrics = training.train(config, distribute.get_strategy("default"),
