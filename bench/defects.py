@@ -186,6 +186,12 @@ def layout_config(directory, variant, seed, epochs):
     )
 
 
+def train_command(directory):
+    """train.py's command for the folder `directory` (bench/textures.py's too)."""
+    return (f"python train.py --dataset=folder --data_dir={directory}/train "
+            f"--test_dir={directory}/test --normal_classes=good --model_dir={directory}/run")
+
+
 def run(variant, normal_class, directory):
     config = layout_config(directory, variant, FLAGS.seed, FLAGS.epochs)
     start = time.perf_counter()
@@ -269,9 +275,7 @@ def main(argv):
         directories[normal_class] = os.path.join(FLAGS.root, f"class-{normal_class}")
         write_layout(fashion, int(normal_class), directories[normal_class], FLAGS.seed)
         if FLAGS.layout_only:
-            folder = directories[normal_class]
-            print(f"python train.py --dataset=folder --data_dir={folder}/train "
-                  f"--test_dir={folder}/test --normal_classes=good --model_dir={folder}/run")
+            print(train_command(directories[normal_class]))
     if FLAGS.layout_only:
         return
     results = {"command": environment.command(), "machine": environment.machine(),

@@ -50,7 +50,7 @@ from PIL import ImageDraw
 from keras_ae import data
 from keras_ae import distribute
 from keras_ae import training
-import defects  # bench/defects.py, beside this file: its run's config
+import defects  # bench/defects.py, beside this file: its run's config and command
 import environment  # bench/environment.py, beside this file
 
 TEXTURES = ("brick", "grass", "gravel")
@@ -206,9 +206,7 @@ def main(argv):
         write_layout(photos, texture, directories[texture], FLAGS.seed, FLAGS.size,
                      FLAGS.train, FLAGS.good, FLAGS.per_defect)
         if FLAGS.layout_only:
-            folder = directories[texture]
-            print(f"python train.py --dataset=folder --data_dir={folder}/train "
-                  f"--test_dir={folder}/test --normal_classes=good --model_dir={folder}/run")
+            print(defects.train_command(directories[texture]))
     if FLAGS.layout_only:
         return
     results = {"command": environment.command(), "machine": environment.machine(),

@@ -44,8 +44,8 @@ def _layers(model):
 
 
 def training_bytes(model, batch):
-    """The least memory (bytes) a training step of `batch` images needs:
-    `(fixed, per image)`'s sum."""
+    """The memory (bytes) a training step of `batch` images needs, by this
+    module's estimate."""
     fixed, per_image = _needs(model)
     return fixed + batch * per_image
 

@@ -169,7 +169,7 @@ class DraemAutoencoder(Autoencoder):
 
         model = DraemAutoencoder((128, 128, 1))
         model.compile()
-        model.fit(train_dataset(images, batch_size=16, epochs=30, anomalies=True), ...)
+        model.fit(train_dataset(images, batch_size=8, epochs=60, anomalies=True), ...)
         model.segment(test_images)  # [batch, 128, 128, 1]
     """
 
