@@ -17,6 +17,7 @@ from keras_ae import distribute
 from keras_ae import export
 from keras_ae import model_dir as model_dir_lib
 from keras_ae import training
+from keras_ae.models import tiles
 from keras_ae.training import memory
 from keras_ae.variants.draem import model as draem
 from tests.test_case import AutoencoderTestCase
@@ -33,9 +34,12 @@ class TestDraem(AutoencoderTestCase):
 def test_depth_follows_the_image_and_the_parameters_stay_bounded():
     assert [draem.levels((side, side)) for side in (8, 28, 128, 256, 1024)] == [1, 2, 4, 5, 6]
     assert draem.levels((1024, 96)) == 4  # the shorter side decides
-    sizes = {side: keras_ae.build("draem", (side, side, 3)).count_params()
+    sizes = {side: keras_ae.build("draem", (side, side, 3), tile=side).count_params()
              for side in (256, 1024, 4096)}
     assert sizes[1024] == sizes[4096] < 4_000_000  # no layer grows with the image
+    # By default the networks take tiles: those of a 128x128 image.
+    assert keras_ae.build("draem", (1024, 1024, 3)).count_params() == keras_ae.build(
+        "draem", (128, 128, 3)).count_params()
 
 
 def test_without_a_variant_a_defects_folder_trains_draem_and_labelled_classes_restoration():
@@ -54,13 +58,14 @@ def test_without_a_variant_a_defects_folder_trains_draem_and_labelled_classes_re
 
 
 def test_a_run_too_large_for_memory_is_refused_with_a_batch_size_that_fits():
+    # Whole 1024x1024 images (the default trains on tiles of 128).
     config = training.resolve(config_lib.RunConfig(
         config_lib.DataConfig("folder", data_dir="part/train", test_dir="part/test"),
-        config_lib.ModelConfig(), config_lib.TrainConfig("r"),
+        config_lib.ModelConfig(tile=1024), config_lib.TrainConfig("r"),
         config_lib.AnomalyConfig(normal_classes=("good",))))
     strategy = distribute.get_strategy("default")
     shape = (1024, 1024, 3)
-    model = keras_ae.build("draem", shape)
+    model = keras_ae.build("draem", shape, tile=1024)
     # Every layer's output at least: the image's own size many times over.
     assert memory.activation_bytes(model) > 20 * 4 * np.prod(shape)
     eight = memory.training_bytes(model, 8)
@@ -142,6 +147,42 @@ def test_the_map_is_the_segmentation_and_the_score_its_box_blurred_maximum():
                                rtol=1e-5)
 
 
+def test_crops_are_windows_of_their_images_drawn_from_the_seed():
+    images = tf.reshape(tf.range(4 * 9 * 7, dtype=tf.float32), (4, 9, 7, 1))
+    crops = data.pipeline.random_crops(images, (3, 5), seed=[0, 1]).numpy()
+    corners = set()
+    for image, crop in zip(images.numpy(), crops):
+        top, left = divmod(int(crop[0, 0, 0]) % 63, 7)  # each value: its index in all
+        corners.add((top, left))
+        np.testing.assert_array_equal(crop, image[top:top + 3, left:left + 5])
+    assert len(corners) > 1  # a place per image
+    again = data.pipeline.random_crops(images[1:3], (3, 5), [0, 1], first_row=1, rows=4)
+    np.testing.assert_array_equal(again, crops[1:3])  # a batch's rows, however it is split
+
+
+def test_tiles_cover_the_image_overlapping_and_stitch_back_to_it():
+    tiling = tiles.Tiling((40, 29), (16, 16))
+    assert tiles.starts(40, 16) == [0, 12, 24] and tiles.starts(16, 16) == [0]
+    for side in (17, 40, 1024):  # neighbours share at least a quarter of a tile
+        steps = np.diff(tiles.starts(side, 16))
+        assert steps.max() <= 12 and tiles.starts(side, 16)[-1] == side - 16
+    images = tf.random.stateless_uniform((2, 40, 29, 3), [0, 2])
+    np.testing.assert_allclose(tiling.apply(lambda x: x, images, 3), images, atol=1e-6)
+    # Each tile marked by its number: a pixel's value lies between those of
+    # the tiles over it, and is that tile's where only one covers it.
+    numbered = tiling.apply(lambda x: tf.broadcast_to(
+        tf.range(len(tiling), dtype=tf.float32)[:, None, None, None], tf.shape(x[..., :1])),
+        images, 1).numpy()[0, ..., 0]
+    over = np.zeros((len(tiling), 40, 29), bool)
+    for i, (top, left) in enumerate(tiling.corners):
+        over[i, top:top + 16, left:left + 16] = True
+    numbers = np.arange(len(tiling))[:, None, None]
+    low, high = np.where(over, numbers, np.inf).min(0), np.where(over, numbers, -1).max(0)
+    assert np.all((numbered >= low - 1e-5) & (numbered <= high + 1e-5))
+    alone = over.sum(0) == 1
+    np.testing.assert_allclose(numbered[alone], low[alone], atol=1e-5)
+
+
 def _save(path, pixels):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     Image.fromarray(np.round(pixels * 255).astype(np.uint8)).save(path)
@@ -167,13 +208,14 @@ def defects_folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def defects_run(defects_folder, tmp_path_factory):
     """The folder trained with no variant named, as `train.py --dataset=folder
-    --data_dir=.../train --test_dir=.../test --normal_classes=good` does,
-    for 3 epochs, and exported (SavedModel and float32 TFLite)."""
+    --data_dir=.../train --test_dir=.../test --normal_classes=good --tile=16`
+    does, for 3 epochs, and exported (SavedModel and float32 TFLite): it
+    trains on 16x16 crops and scores the 32x32 images by tiles."""
     model_dir = tmp_path_factory.mktemp("defects") / "run"
     config = config_lib.RunConfig(
         config_lib.DataConfig("folder", data_dir=str(defects_folder / "train"),
                               test_dir=str(defects_folder / "test")),
-        config_lib.ModelConfig(width=4),
+        config_lib.ModelConfig(width=4, tile=16),
         config_lib.TrainConfig(str(model_dir), epochs=3),
         config_lib.AnomalyConfig(normal_classes=("good",)))
     metrics = training.train(config, distribute.get_strategy("default"), verbose=0)
@@ -199,5 +241,9 @@ def test_a_defects_folder_trains_this_detector_and_serves_its_segmentation(defec
                        for name in sorted(os.listdir(defects_folder / "test" / "spot"))])
     outputs = served(images=tf.constant(images[..., None]))
     model = keras.saving.load_model(model_dir / model_dir_lib.MODEL_FILE)
-    np.testing.assert_allclose(outputs["anomaly_map"], model.segment(images[..., None])[..., 0],
-                               atol=1e-5)
+    assert model.input_shape[1:] == (16, 16, 1) and model.image_shape == (32, 32, 1)
+    segmentation = model.segment(images[..., None]).numpy()[..., 0]
+    np.testing.assert_allclose(outputs["anomaly_map"], segmentation, atol=1e-5)
+    # Tiles start at 0, 8 and 16: the top-left 8x8 pixels are the first tile's alone.
+    first = model.segment(images[:, :16, :16, None]).numpy()[..., 0]
+    np.testing.assert_allclose(segmentation[:, :8, :8], first[:, :8, :8], atol=1e-6)

@@ -146,14 +146,15 @@ def test_a_cache_of_decoded_images_feeds_the_same_batches_and_follows_changes(
     np.testing.assert_array_equal(again.read([7])[0], np.full((4, 3, 3), 7, np.uint8))
 
 
-@pytest.mark.parametrize("pipelines, replicas, anomalies",
-                         [(1, 2, False), (2, 2, False), (2, 4, True)])
+@pytest.mark.parametrize("pipelines, replicas, anomalies, crop",
+                         [(1, 2, False, None), (2, 2, False, None), (2, 4, True, (3, 2))])
 def test_pipelines_read_disjoint_shares_that_make_up_the_global_batches(
-        numbered, pipelines, replicas, anomalies):
+        numbered, pipelines, replicas, anomalies, crop):
     files = load(numbered, input="stream").train_images
     options = dict(batch_size=8, epochs=2, noise_stddev=0.3, seed=4, smallest_batch=replicas,
-                   anomalies=anomalies)
+                   anomalies=anomalies, crop=crop)
     global_batches = batches(data.train_dataset(files, **options))
+    assert crop is None or global_batches[0][0].shape[1:3] == crop
     shares = [batches(data.train_dataset(
         files, input_context=tf.distribute.InputContext(pipelines, pipeline, replicas),
         **options)) for pipeline in range(pipelines)]

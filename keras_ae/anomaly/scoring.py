@@ -132,11 +132,11 @@ class Detector:
 
 
 def traced(model, kind, detector=None):
-    """A tf.function of a batch of float images `[None, *input shape]`, traced
+    """A tf.function of a batch of float images `[None, *image shape]`, traced
     once for any batch: `{reconstruction, views}` from one run of the model
     (`Autoencoder.anomaly_parts`, views of `kind`), and with `detector` its
     `outputs` too: one graph, not the model called eagerly layer by layer."""
-    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+    spec = tf.TensorSpec((None, *model.image_shape), tf.float32)
 
     @tf.function(input_signature=[spec])
     def run(images):

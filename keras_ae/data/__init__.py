@@ -108,6 +108,9 @@ def train_dataset(images, **options):
             (`keras_ae.data.anomalies`, from other images of the epoch) and
             yield `(inputs, clean images with their masks stacked on the
             channels)`, for detectors that learn to find them. Default False.
+        crop: `(height, width)`: a random crop of this size of each image
+            (before anomalies and noise), for networks that train on tiles of
+            larger images; None (the default) for whole images.
         seed: the stream's seed. Default 0.
         first_epoch: epoch to start from (when resuming). Default 0.
         smallest_batch: an epoch's last, partial batch is dropped if it holds

@@ -4,11 +4,12 @@
 folder's files: `keras_ae.data.image_data.Images.loader`) into the stream `fit()`
 consumes, for several epochs: each epoch takes them in a fresh shuffled order,
 in batches of the global batch size (or one input pipeline's per-replica
-pieces of them), pastes simulated anomalies in (`anomalies.py`) and adds
-Gaussian noise on the fly if asked, and prefetches.
+pieces of them), crops them at random if asked (a network that scores large
+images by tiles trains on crops), pastes simulated anomalies in
+(`anomalies.py`) and adds Gaussian noise on the fly if asked, and prefetches.
 Epoch `e` is a pure function of `(seed, e)`: its order is a permutation drawn
-from both, and the noise and anomalies of its global batch `b` come from
-stateless random ops keyed by `(seed, e, b)` (an input pipeline draws its
+from both, and the noise, anomalies and crops of its global batch `b` come
+from stateless random ops keyed by `(seed, e, b)` (an input pipeline draws its
 batch's and keeps its own rows). So order, noise and anomalies are fresh every
 epoch, the same in every run with the same seed whatever the strategy, number
 of replicas or workers, or source (memory or files), and a run resumed at
@@ -26,6 +27,7 @@ from keras_ae.data import anomalies as anomalies_lib
 # Separate random streams for training and evaluation with the same seed.
 TRAIN_STREAM, EVAL_STREAM = 0, 1
 ANOMALY_STREAM = 2  # folded into a training batch's seed: its anomalies
+CROP_STREAM = 3  # and its crops: the images', then the pasted images'
 
 
 def to_float(images):
@@ -59,6 +61,38 @@ def with_anomalies(clean, foreign, seed, first_row=0, rows=None):
     return inputs, tf.concat([clean, masks], axis=-1)
 
 
+def random_crops(images, size, seed, first_row=0, rows=None):
+    """A random crop of `size` `(height, width)` of each of `images`
+    `[n, H, W, c]`, from a stateless `seed` of shape [2]; with `rows`, the
+    rows `first_row, ...` of a batch of `rows` get those rows' crops (as
+    `add_noise`)."""
+    first_row, count = tf.cast(first_row, tf.int32), tf.shape(images)[0]
+    rows = count if rows is None else tf.cast(rows, tf.int32)
+    corners = []
+    for axis, (side, crop) in enumerate(zip(images.shape[1:3], size)):
+        start = tf.random.stateless_uniform(
+            [rows], tf.random.experimental.stateless_fold_in(seed, axis), 0, side - crop + 1,
+            tf.int32)[first_row:first_row + count]
+        corners.append(start[:, None] + tf.range(crop)[None])  # [n, crop]: rows, then columns
+    rows_kept = tf.gather(images, corners[0], axis=1, batch_dims=1)
+    return tf.gather(rows_kept, corners[1], axis=2, batch_dims=1)
+
+
+def crops(crop, images, foreign, seed, first_row=0, rows=None):
+    """`(images, foreign)` cropped to `crop` `(height, width)` at random
+    places (`random_crops`, each from its own stream of the batch's `seed`),
+    or as they are if `crop` is None."""
+    if crop is None:
+        return images, foreign
+    seed = tf.random.experimental.stateless_fold_in(seed, CROP_STREAM)
+    images = random_crops(images, crop, tf.random.experimental.stateless_fold_in(seed, 0),
+                          first_row, rows)
+    if foreign is not None:
+        foreign = random_crops(foreign, crop, tf.random.experimental.stateless_fold_in(seed, 1),
+                               first_row, rows)
+    return images, foreign
+
+
 def steps_per_epoch(num_examples, batch_size, smallest_batch=1):
     """Batches in one epoch of `num_examples` (see `train_dataset`)."""
     full, last = divmod(num_examples, batch_size)
@@ -66,7 +100,7 @@ def steps_per_epoch(num_examples, batch_size, smallest_batch=1):
 
 
 def indexed_stream(load, count, *, batch_size, epochs, noise_stddev=0.0, anomalies=False,
-                   seed=0, first_epoch=0, smallest_batch=1, input_context=None,
+                   crop=None, seed=0, first_epoch=0, smallest_batch=1, input_context=None,
                    ram_budget=None):
     """`keras_ae.data.train_dataset` of `count` images read at random by `load`
     (int64 indices `[n]` → their images)."""
@@ -89,9 +123,12 @@ def indexed_stream(load, count, *, batch_size, epochs, noise_stddev=0.0, anomali
             batch, row = start // batch_size, start % batch_size
             rows = tf.minimum(tf.constant(batch_size, tf.int64), used - batch * batch_size)
             seed = tf.random.experimental.stateless_fold_in(key, batch)
+            # Pasted from the image half an epoch away.
+            foreign = to_float(load(tf.gather(order, (positions + count // 2) % count))) if (
+                anomalies) else None
+            clean, foreign = crops(crop, clean, foreign, seed, row, rows)
             inputs, targets = clean, clean
-            if anomalies:  # pasted from the image half an epoch away
-                foreign = to_float(load(tf.gather(order, (positions + count // 2) % count)))
+            if anomalies:
                 inputs, targets = with_anomalies(clean, foreign, seed, row, rows)
             if noise_stddev:
                 inputs = add_noise(inputs, noise_stddev, seed, row, rows)

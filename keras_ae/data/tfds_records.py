@@ -180,15 +180,16 @@ class TfdsRecords(image_data.Images):
         """The images in order, decoded: a tf.data stream."""
         return reads(self.share()).map(self.decoder(), num_parallel_calls=tf.data.AUTOTUNE)
 
-    def train_stream(self, *, batch_size, epochs, noise_stddev=0.0, anomalies=False, seed=0,
-                     first_epoch=0, smallest_batch=1, input_context=None, ram_budget=None):
+    def train_stream(self, *, batch_size, epochs, noise_stddev=0.0, anomalies=False, crop=None,
+                     seed=0, first_epoch=0, smallest_batch=1, input_context=None,
+                     ram_budget=None):
         """`keras_ae.data.train_dataset` of the records, read in the order they allow.
 
         Each input pipeline reads its own share of the split (`share`) and
         yields whole batches of `batch_size / replicas` images, one per replica
         in turn, `steps_per_epoch` per epoch (`smallest_batch` aside: every
         batch is full); the remainder of a share is left out. An epoch's order
-        (the files', then each block of records permuted), noise and
+        (the files', then each block of records permuted), crops, noise and
         anomalies come from (seed, epoch, pipeline) alone.
         """
         replicas, pipelines, index = pipeline.layout(input_context)
@@ -222,9 +223,12 @@ class TfdsRecords(image_data.Images):
                      .map(pipeline.to_float))
             def inputs_and_targets(i, x):
                 seed = tf.random.experimental.stateless_fold_in(noise_key, i)
+                # Pasted from the batch's next image.
+                foreign = tf.roll(x, 1, axis=0) if anomalies else None
+                x, foreign = pipeline.crops(crop, x, foreign, seed)
                 inputs, targets = x, x
-                if anomalies:  # pasted from the batch's next image
-                    inputs, targets = pipeline.with_anomalies(x, tf.roll(x, 1, axis=0), seed)
+                if anomalies:
+                    inputs, targets = pipeline.with_anomalies(x, foreign, seed)
                 if noise_stddev:
                     inputs = pipeline.add_noise(inputs, noise_stddev, seed)
                 return inputs, targets

@@ -168,7 +168,7 @@ def _input_description(model, run):
     crop = " from the largest centred crop of that aspect ratio" if (
         run.data.crop_to_aspect_ratio) else ""
     return {
-        "image_shape": list(model.input_shape[1:]),
+        "image_shape": list(model.image_shape),
         "images": "float32 [batch, height, width, channels]: the 8-bit pixels / 255, in "
                   "[0, 1]; the same in the float TFLite files, and in the int8 files "
                   "quantized by each input's scale and zero point",

@@ -3,6 +3,7 @@
     serving_default   images → reconstruction, reconstruction_error
     encode            images → latent (the VAE: z_mean, z_log_var)
     decode            latent → images
+                      (a model that scores by tiles: a tile, `encoder.input_shape`)
     serving_bytes     image_bytes → what serving_default returns (SavedModel only)
 
 A run with an anomaly detector (`anomaly.json`, `--normal_classes`) adds to
@@ -63,7 +64,9 @@ def functions(model, crop_to_aspect_ratio=False, detector=None):
     `anomaly.Detector` (threshold and constants values or variables), adds
     its outputs.
     """
-    images_spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="images")
+    images_spec = tf.TensorSpec((None, *model.image_shape), tf.float32, name="images")
+    # The encoder's own: a tile's, for a model that scores images by tiles.
+    tile_spec = tf.TensorSpec((None, *model.encoder.input_shape[1:]), tf.float32, name="images")
     latent_spec = tf.TensorSpec(
         (None, *model.decoder.input_shape[1:]), tf.float32, name="latent"
     )
@@ -80,13 +83,13 @@ def functions(model, crop_to_aspect_ratio=False, detector=None):
         return outputs
 
     def encode(images):
-        codes = tf.nest.flatten(model.encoder(checked(images, images_spec), training=False))
+        codes = tf.nest.flatten(model.encoder(checked(images, tile_spec), training=False))
         return dict(zip(output_names, codes))
 
     def decode(latent):
         return {"images": model.decoder(checked(latent, latent_spec), training=False)}
 
-    image_shape = model.input_shape[1:]
+    image_shape = model.image_shape
 
     def reconstruct_bytes(image_bytes):
         pixels = tf.map_fn(
@@ -97,7 +100,7 @@ def functions(model, crop_to_aspect_ratio=False, detector=None):
 
     return {
         RECONSTRUCT: (reconstruct, images_spec),
-        ENCODE: (encode, images_spec),
+        ENCODE: (encode, tile_spec),
         DECODE: (decode, latent_spec),
         BYTES: (reconstruct_bytes, tf.TensorSpec((None,), tf.string, name="image_bytes")),
     }
@@ -117,14 +120,17 @@ def checked(tensor, spec):
 def inputs(model, images):
     """The inputs of each signature for `images` (float32 in [0, 1], numpy).
 
-    `decode` gets the deterministic codes of the same images (z_mean for the
+    `encode` gets their top-left tiles for a model that scores by tiles,
+    `decode` the deterministic codes of what `encode` gets (z_mean for the
     VAE), `serving_bytes` the images as PNG files (pixels rounded to 8 bits).
     """
     pixels = np.round(images * 255).astype(np.uint8)
+    height, width = model.encoder.input_shape[1:3]
+    tiles = images[:, :height, :width]
     return {
         RECONSTRUCT: {"images": images},
-        ENCODE: {"images": images},
-        DECODE: {"latent": model.encode(images, batch_size=256)},
+        ENCODE: {"images": tiles},
+        DECODE: {"latent": model.encode(tiles, batch_size=256)},
         BYTES: {"image_bytes": np.array([tf.io.encode_png(p).numpy() for p in pixels],
                                         dtype=object)},
     }
@@ -140,7 +146,7 @@ def keras_outputs(model, signature_inputs, batch_size=256, detector=None):
     """
     images = signature_inputs[RECONSTRUCT]["images"]
     reconstruction = distribute.predict(model, images, batch_size)
-    codes = distribute.predict(model.encoder, images, batch_size)
+    codes = distribute.predict(model.encoder, signature_inputs[ENCODE]["images"], batch_size)
     # The PNG files hold the images rounded to 8 bits: what the model then sees.
     decoded = np.round(images * 255).astype(np.uint8) / np.float32(255)
     decoded_reconstruction = distribute.predict(model, decoded, batch_size)

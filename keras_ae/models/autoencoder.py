@@ -93,6 +93,12 @@ class Autoencoder(keras.Model):
             data_batch = (images, images)
         super()._maybe_symbolic_build(data_batch=data_batch)
 
+    @property
+    def image_shape(self):
+        """`(height, width, channels)` of the images it serves: its input's,
+        unless it scores larger images by tiles (`keras_ae.models.tiles`)."""
+        return tuple(self.input_shape[1:])
+
     def penalty(self, images):
         """A term added to the loss for this batch, or None (the default).
 
@@ -153,6 +159,6 @@ class Autoencoder(keras.Model):
         return {
             "name": self.name,
             "trainable": self.trainable,
-            "input_shape": tuple(self.input_shape[1:]),
+            "input_shape": self.image_shape,
             **self.arguments,
         }

@@ -116,7 +116,7 @@ def _test_pass(model, images, config, recipe, detector_test):
 
 def _reconstruct(model):
     """The model's reconstruction of a batch, traced once for any batch."""
-    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+    spec = tf.TensorSpec((None, *model.image_shape), tf.float32)
     return tf.function(lambda images: {"reconstruction": model(images, training=False)},
                        input_signature=[spec])
 

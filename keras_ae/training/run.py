@@ -192,14 +192,14 @@ def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
         logging.info("resuming from the backup at epoch %d", first_epoch)
     start = time.perf_counter()
     history = model.fit(
-        training_stream(config, strategy, data, first_epoch),
+        training_stream(config, strategy, data, first_epoch, _crop(model)),
         epochs=config.train.epochs,
         initial_epoch=first_epoch,
         steps_per_epoch=steps,
         # Only a detector's: on incompressible data (noise) the best a plain
         # autoencoder can do is output the mean image, which is no failure.
         callbacks=[*run_callbacks(config, model_dir, backup, config.anomaly.normal_classes
-                                  and _collapse_sample(data)),
+                                  and _collapse_sample(data, _crop(model))),
                    *extra_callbacks],
         shuffle=False,  # the stream shuffles each epoch itself
         verbose=verbose,
@@ -224,9 +224,18 @@ def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
     return metrics
 
 
-def _collapse_sample(data, count=256):
-    """Float training images on which the collapse guard watches the outputs."""
-    return data_lib.to_float(data.train_images[:count].in_memory()).numpy()
+def _crop(model):
+    """`(height, width)` of what `model` trains on, if it is less than the
+    images it serves (it scores them by tiles); else None."""
+    tile = tuple(model.input_shape[1:3])
+    return tile if tile != model.image_shape[:2] else None
+
+
+def _collapse_sample(data, crop=None, count=256):
+    """Float training images on which the collapse guard watches the outputs
+    (their top-left `crop`: what the model trains on)."""
+    images = data_lib.to_float(data.train_images[:count].in_memory()).numpy()
+    return images if crop is None else images[:, :crop[0], :crop[1]]
 
 
 def _start(config, strategy, model_dir):
@@ -242,8 +251,9 @@ def _start(config, strategy, model_dir):
         keras_fixes.fix_multi_worker_logs()
 
 
-def training_stream(config, strategy, data, first_epoch):
-    """The run's training stream from `first_epoch` on, under `strategy`.
+def training_stream(config, strategy, data, first_epoch, crop=None):
+    """The run's training stream from `first_epoch` on, under `strategy`,
+    of random crops of `crop` `(height, width)` if given.
 
     A stream of files is built by each worker for its own replicas, reading
     only their images, its buffers within half the memory limit; an in-memory
@@ -256,6 +266,7 @@ def training_stream(config, strategy, data, first_epoch):
             epochs=config.train.epochs,
             noise_stddev=config.data.noise_stddev,
             anomalies=variants.recipe(config.model.variant).simulated_anomalies,
+            crop=crop,
             seed=config.data.seed,
             first_epoch=first_epoch,
             smallest_batch=steps_lib.smallest_batch(config, strategy),

@@ -9,4 +9,6 @@ OPTIONS = (
     options.Option("width", "int", "channels of the first level; each deeper level "
                    "doubles them, up to 8 times"),
     options.UPSAMPLING,
+    options.Option("tile", "int", "side of the crops it trains on; a larger image is "
+                   "scored by overlapping tiles of this side, stitched in the export"),
 )

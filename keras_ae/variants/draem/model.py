@@ -12,15 +12,20 @@ input pipeline) two networks end to end:
   restoration and segments the pasted region, by focal loss.
 
 The anomaly map is the segmentation, the image's score its highest value
-after a small box blur (`SCORE_BOX` of the side). Depth follows the image: stride-2
-levels down to a side of 6 to 11 pixels, at most MAX_LEVELS, so the parameter
-count stays bounded as images grow (`levels`).
+after a small box blur (`SCORE_BOX` of the side). The networks work on tiles
+of at most `tile` (TILE) pixels a side: they train on random crops of that
+size, and score a larger image by overlapping tiles stitched in the graph
+(`keras_ae.models.tiles`), so that a 1024x1024 image is served whole, its
+map at its own size, and training memory follows the tile. Depth follows the
+tile: stride-2 levels down to a side of 6 to 11 pixels, at most MAX_LEVELS,
+so the parameter count stays bounded (`levels`).
 """
 
 import keras
 import tensorflow as tf
 
 from keras_ae.models import backbone
+from keras_ae.models import tiles
 from keras_ae.models.autoencoder import Autoencoder
 
 MAX_LEVELS = 6
@@ -31,6 +36,11 @@ SMALLEST_SIDE = 6  # a level is added while it leaves a side of at least this
 # bench/textures.py draws.
 SCORE_BOX = 1 / 48
 FOCAL_GAMMA = 2.0
+# The side of the crops it trains on and of the tiles a larger image is scored
+# by. DRAEM trains on 256x256 images; 128 keeps a run on two CPU cores within
+# minutes (bench/textures.py) and sees a defect of a few pixels at the
+# camera's resolution.
+TILE = 128
 
 
 def levels(input_shape):
@@ -158,12 +168,18 @@ class DraemAutoencoder(Autoencoder):
     on the channels)`, as the pipeline gives with the recipe's
     `simulated_anomalies`; clean targets without masks count as no anomaly.
 
+    On images larger than `tile` it is called, and scores, by tiles
+    (`keras_ae.models.tiles`): its `input_shape`, its encoder's and its
+    segmenter's, and what it trains on, are the tile's; its `image_shape` is
+    the images'.
+
     Args:
-        input_shape: image shape `(height, width, channels)`; the depth
-            follows it (`levels`).
+        input_shape: image shape `(height, width, channels)`.
         width: channels of the first level, doubling per level up to 8
             times. Default 16.
         upsampling: "nearest" (default) or "transpose".
+        tile: the largest side the networks take (their depth follows it,
+            `levels`); larger images are scored by tiles. Default TILE.
 
     Example:
 
@@ -173,20 +189,56 @@ class DraemAutoencoder(Autoencoder):
         model.segment(test_images)  # [batch, 128, 128, 1]
     """
 
-    def __init__(self, input_shape, width=16, upsampling="nearest", **kwargs):
+    def __init__(self, input_shape, width=16, upsampling="nearest", tile=TILE, **kwargs):
         backbone.check_choice("upsampling", upsampling, backbone.UPSAMPLING_MODES)
-        channels = widths(input_shape, width)
-        encoder, decoder = build_reconstructive(tuple(input_shape), channels, upsampling)
+        height, width_pixels, depth = input_shape
+        tile_shape = (min(tile, height), min(tile, width_pixels), depth)
+        channels = widths(tile_shape, width)
+        encoder, decoder = build_reconstructive(tile_shape, channels, upsampling)
         super().__init__(encoder, decoder, **kwargs)
-        self.segmenter = build_segmenter(tuple(input_shape), channels, upsampling)
-        self.arguments = {"width": width, "upsampling": upsampling}
+        self.segmenter = build_segmenter(tile_shape, channels, upsampling)
+        self.arguments = {"width": width, "upsampling": upsampling, "tile": tile}
+        self._image_shape = tuple(input_shape)
+        self.tiling = None
+        if tile_shape != self._image_shape:
+            self.tiling = tiles.Tiling(self._image_shape[:2], tile_shape[:2])
+            self.input_spec = keras.InputSpec(ndim=4, axes={-1: depth})  # tiles or images
+
+    @property
+    def image_shape(self):
+        return self._image_shape
+
+    def _is_whole(self, images):
+        """Whether `images` are larger than a tile: images to score by tiles."""
+        return self.tiling is not None and tuple(images.shape[1:3]) == self.tiling.image
+
+    def call(self, images, training=None):
+        if not self._is_whole(images):
+            return super().call(images, training=training)
+        restore = super().call  # one tile batch at a time, inference only
+        return self.tiling.apply(lambda batch: restore(batch, training=False), images,
+                                 self.image_shape[-1], self.outputs[0].dtype)
 
     def segment(self, images, reconstruction=None, training=False):
-        """The segmentation of `images`, `[batch, height, width, 1]`."""
+        """The segmentation of `images`, `[batch, height, width, 1]` (by
+        tiles when they are larger than one: without `reconstruction`)."""
         images = tf.convert_to_tensor(images)
+        if self._is_whole(images):
+            return self._restore_and_segment(images)[1]
         if reconstruction is None:
             reconstruction = self(images, training=training)
         return self.segmenter([images, reconstruction], training=training)
+
+    def _restore_and_segment(self, images):
+        """`(reconstruction, segmentation)` of `images` (tiles or whole
+        images), in inference mode."""
+        if not self._is_whole(images):
+            reconstruction = self(images, training=False)
+            return reconstruction, self.segmenter([images, reconstruction], training=False)
+        channels = self.image_shape[-1]
+        both = self.tiling.apply(lambda batch: tf.concat(self._restore_and_segment(batch), -1),
+                                 images, channels + 1, self.outputs[0].dtype)
+        return both[..., :channels], both[..., channels:]
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         channels = self.input_shape[-1]
@@ -210,8 +262,8 @@ class DraemAutoencoder(Autoencoder):
         the segmentation's highest value after a box blur of SCORE_BOX of the
         side, and `[batch, 1, height, width]` the segmentation. (`kind` is
         the plain variants' choice of error, which this score does not use.)"""
-        reconstruction = self(images, training=False)
-        segmentation = self.segment(images, reconstruction)
+        reconstruction, segmentation = self._restore_and_segment(tf.convert_to_tensor(images))
+        # Of the tile's side: a defect's size in pixels does not grow with the image.
         box = max(1, round(SCORE_BOX * min(self.input_shape[1:3]))) // 2 * 2 + 1
         blurred = tf.nn.avg_pool2d(segmentation, box, 1, "SAME")
         views = tf.reduce_max(blurred, axis=[1, 2])
