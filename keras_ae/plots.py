@@ -8,6 +8,23 @@ import numpy as np
 
 from keras_ae import files
 
+# A figure's cell shows an image about an inch wide: larger ones are averaged
+# down to at most this side first, rather than handed to matplotlib whole.
+SHOWN_SIDE = 256
+
+
+def shown(image, reduce=np.mean):
+    """`image` (H, W, C) as a figure shows it: float32, reduced over blocks
+    of pixels (by `reduce`: the mean, or `np.max` for a map, whose few
+    bright pixels must stay bright) to at most SHOWN_SIDE a side."""
+    image = np.asarray(image, np.float32)
+    block = -(-max(image.shape[:2]) // SHOWN_SIDE)
+    if block == 1:
+        return image
+    height, width = (side // block * block for side in image.shape[:2])
+    return reduce(image[:height, :width].reshape(
+        height // block, block, width // block, block, -1), axis=(1, 3))
+
 
 def save_image_rows(path, rows, titles, columns=10):
     """Saves a grid: one row per array of images (N, H, W, C in [0, 1]).
@@ -21,7 +38,7 @@ def save_image_rows(path, rows, titles, columns=10):
     )
     for images, axes_row in zip(rows, axes):
         for image, ax in zip(images[:columns], axes_row):
-            image = np.clip(np.asarray(image, np.float32), 0, 1)
+            image = np.clip(shown(image), 0, 1)
             if image.shape[-1] == 1:
                 ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1)
             else:
@@ -116,7 +133,7 @@ def save_scored_images(path, images, scores, anomalous, names, threshold, column
     for ax in axes.flat:
         ax.set_axis_off()
     for ax, image, score, is_anomalous, name in zip(axes.flat, images, scores, anomalous, names):
-        image = np.clip(np.asarray(image, np.float32), 0, 1)
+        image = np.clip(shown(image), 0, 1)
         ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
         ax.set_axis_on()
         ax.set_xticks([])

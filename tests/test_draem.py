@@ -168,6 +168,8 @@ def test_tiles_cover_the_image_overlapping_and_stitch_back_to_it():
         assert steps.max() <= 12 and tiles.starts(side, 16)[-1] == side - 16
     images = tf.random.stateless_uniform((2, 40, 29, 3), [0, 2])
     np.testing.assert_allclose(tiling.apply(lambda x: x, images, 3), images, atol=1e-6)
+    in_groups = tiles.Tiling((40, 29), (16, 16), group=4)  # 9 tiles: 3 groups, one padded
+    np.testing.assert_allclose(in_groups.apply(lambda x: x, images, 3), images, atol=1e-6)
     # Each tile marked by its number: a pixel's value lies between those of
     # the tiles over it, and is that tile's where only one covers it.
     numbered = tiling.apply(lambda x: tf.broadcast_to(

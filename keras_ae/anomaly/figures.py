@@ -67,6 +67,10 @@ def save_maps_figure(directory, defective, normal, top):
     images = np.concatenate([defective.get("images", shown), normal.get("images", rest)])
     maps = np.concatenate([defective.get("maps", shown), normal.get("maps", rest)])
     masks = np.concatenate([defective.get("masks", shown), normal.get("masks", rest)])
+    if len(images):  # at the figure's resolution, the maps' and masks' brightest pixels kept
+        images = np.stack([plots.shown(image) for image in images])
+        maps = np.stack([plots.shown(m[..., None], np.max)[..., 0] for m in maps])
+        masks = np.stack([plots.shown(m[..., None], np.max)[..., 0] for m in masks])
     plots.save_image_rows(
         os.path.join(directory, model_dir.MAPS_FIGURE_FILE),
         [images, plots.heat_overlay(images, maps, top), masks[..., None].astype(np.float32)],

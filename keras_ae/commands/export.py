@@ -37,7 +37,8 @@ flags.DEFINE_list(
     "TFLite flavours, any of: float32, float16, dynamic (int8 weights), int8 (full integer).",
 )
 flags.DEFINE_bool("overwrite", False, "Replace --version if it exists.")
-flags.DEFINE_integer("eval_examples", None, "Test images to check exports on. Default: all.")
+flags.DEFINE_integer("eval_examples", None, "Test images to check exports on. Default: all, "
+                     "up to 128 MiB of them as float32.")
 flags.DEFINE_integer(
     "calibration_examples", Export.calibration_examples,
     "Training images that calibrate full-integer quantization.",

@@ -25,6 +25,9 @@ from keras_ae.data import pipeline
 
 # What `Images.float_chunks` holds at a time: evaluation's working set.
 CHUNK_BYTES = 16 * 2**20
+# The float images of one batch evaluation runs a model on, at most (one image
+# at least; `Images.batch_within`): a 1024x1024 RGB image's outputs one at a time.
+BATCH_BYTES = 8 * 2**20
 
 
 class DataError(Exception):
@@ -56,6 +59,13 @@ class Images:
         """The images in order, as numpy arrays of `size` (the last smaller):
         what evaluation and figures read, never more than a chunk at a time."""
         raise NotImplementedError
+
+    def batch_within(self, batch_size, budget=None):
+        """`batch_size`, or fewer images if that many would pass `budget`
+        bytes as float32 (default BATCH_BYTES; one image at least): the
+        batches evaluation runs a model on."""
+        image_bytes = 4 * math.prod(self.shape[1:])
+        return max(1, min(batch_size, (budget or BATCH_BYTES) // image_bytes))
 
     def float_chunks(self, batch_size, budget=None):
         """`chunks` as float32 in [0, 1], each of whole batches of `batch_size`

@@ -21,6 +21,7 @@ Example:
 
 import dataclasses
 import importlib.metadata
+import math
 import os
 import shutil
 import tempfile
@@ -44,6 +45,10 @@ from keras_ae.export import tflite
 from keras_ae.export import versions
 
 REPORT_FILE = "export_report.json"
+# The checks' test images and int8 calibration's training images are held in
+# memory as float32, with every output for them: at most this many bytes of
+# each (all 10,000 Fashion-MNIST test images; 10 RGB images of 1024x1024).
+IMAGE_BUDGET = 128 * 2**20
 TFLITE_DIR = "tflite"
 # What each signature's .tflite files are called.
 ENDPOINTS = {
@@ -86,7 +91,8 @@ def export_run(model_dir, config, data=None):
     detector = calibrated and anomaly.Detector.from_dict(calibrated)
     if data is None:
         data = data_lib.load(run.data)
-    images = data_lib.to_float(data.test_images[:config.eval_examples].in_memory()).numpy()
+    count = config.eval_examples or _within_budget(len(data.test_images), model)
+    images = data_lib.to_float(data.test_images[:count].in_memory()).numpy()
     inputs = signatures.inputs(model, images)
     expected = signatures.keras_outputs(model, inputs, detector=detector)
     first = {name: {k: v[:checks.ROUNDOFF_IMAGES] for k, v in values.items()}
@@ -222,10 +228,15 @@ def _export_tflite(saved_model_dir, directory, flavours, calibration, inputs, ex
     return entries
 
 
+def _within_budget(count, model):
+    """`count` images, or as many of `model`'s as IMAGE_BUDGET holds (at least one)."""
+    return max(1, min(count, IMAGE_BUDGET // (4 * math.prod(model.image_shape))))
+
+
 def _calibration_inputs(model, data, config):
     """Each signature's inputs for a seeded sample of training images
-    (`Images.sample`: of a TFDS stream, its first records)."""
-    count = min(config.calibration_examples, len(data.train_images))
+    (`Images.sample`: of a TFDS stream, its first records), within IMAGE_BUDGET."""
+    count = _within_budget(min(config.calibration_examples, len(data.train_images)), model)
     pixels = data.train_images.sample(count, config.seed)
     return signatures.inputs(model, data_lib.to_float(pixels).numpy())
 

@@ -99,6 +99,13 @@ class Autoencoder(keras.Model):
         unless it scores larger images by tiles (`keras_ae.models.tiles`)."""
         return tuple(self.input_shape[1:])
 
+    @property
+    def training_crop(self):
+        """`(height, width)` of the crops it trains on, if smaller than the
+        images it serves (it scores them by tiles); else None."""
+        tile = tuple(self.input_shape[1:3])
+        return tile if tile != self.image_shape[:2] else None
+
     def penalty(self, images):
         """A term added to the loss for this batch, or None (the default).
 

@@ -192,14 +192,14 @@ def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
         logging.info("resuming from the backup at epoch %d", first_epoch)
     start = time.perf_counter()
     history = model.fit(
-        training_stream(config, strategy, data, first_epoch, _crop(model)),
+        training_stream(config, strategy, data, first_epoch, model.training_crop),
         epochs=config.train.epochs,
         initial_epoch=first_epoch,
         steps_per_epoch=steps,
         # Only a detector's: on incompressible data (noise) the best a plain
         # autoencoder can do is output the mean image, which is no failure.
         callbacks=[*run_callbacks(config, model_dir, backup, config.anomaly.normal_classes
-                                  and _collapse_sample(data, _crop(model))),
+                                  and _collapse_sample(data, model.training_crop)),
                    *extra_callbacks],
         shuffle=False,  # the stream shuffles each epoch itself
         verbose=verbose,
@@ -224,18 +224,10 @@ def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
     return metrics
 
 
-def _crop(model):
-    """`(height, width)` of what `model` trains on, if it is less than the
-    images it serves (it scores them by tiles); else None."""
-    tile = tuple(model.input_shape[1:3])
-    return tile if tile != model.image_shape[:2] else None
-
-
 def _collapse_sample(data, crop=None, count=256):
-    """Float training images on which the collapse guard watches the outputs
-    (their top-left `crop`: what the model trains on)."""
+    """Float training images (top-left `crop`s of) the collapse guard watches."""
     images = data_lib.to_float(data.train_images[:count].in_memory()).numpy()
-    return images if crop is None else images[:, :crop[0], :crop[1]]
+    return images[:, :crop[0], :crop[1]] if crop else images
 
 
 def _start(config, strategy, model_dir):

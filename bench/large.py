@@ -1,0 +1,155 @@
+"""Camera-sized images: a 1024x1024 RGB folder in MVTec AD's layout, trained with the defaults.
+
+    python bench/large.py [--size=1024] [--texture=brick] [--train=60]
+
+Builds the folder from a scikit-image texture photograph (as
+bench/textures.py reads it): each image a --source px crop of the photograph
+(training crops clear of its bottom-right quarter, test crops inside it),
+enlarged to --size px as a camera closer to the part would see it, tinted to
+RGB, and the test ones given bench/textures.py's defects drawn at the full
+resolution (scratches 1-2 px wide, discs of 2-8 px). Then runs, as a user
+would, in fresh processes:
+
+    python train.py --dataset=folder --data_dir=FOLDER/train --test_dir=FOLDER/test \\
+        --normal_classes=good --model_dir=FOLDER/run
+    python -m export --model_dir=FOLDER/run --export_base=FOLDER/export --model_name=large
+
+and serves one defective test image's PNG through the SavedModel's
+`serving_bytes`, checking that its map has the image's size. Records each
+process's peak resident memory (`ru_maxrss`), seconds and exit code, the
+run's metrics (image and pixel AUROC, PRO), and the machine, in --out.
+"""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app
+from absl import flags
+import numpy as np
+from PIL import Image
+
+import environment  # bench/environment.py, beside this file
+import textures  # bench/textures.py: the photographs and the defects
+
+FLAGS = flags.FLAGS
+TINT = (1.0, 0.8, 0.65)  # the grey photograph's channels scaled: a reddish brick
+
+
+def define_flags():
+    flags.DEFINE_integer("size", 1024, "Side of the images (pixels).")
+    flags.DEFINE_integer("source", 256, "Side of the photograph's crop each image enlarges.")
+    flags.DEFINE_string("texture", "brick", "The photograph.")
+    flags.DEFINE_integer("train", 60, "Normal training images.")
+    flags.DEFINE_integer("good", 10, "Good test images.")
+    flags.DEFINE_integer("per_defect", 5, "Test images of each defect.")
+    flags.DEFINE_integer("seed", 0, "Seed of the crops and defects.")
+    flags.DEFINE_list("train_flags", [], "More train.py flags, e.g. --epochs=1 for a quick look.")
+    flags.DEFINE_string("root", os.path.join(tempfile.gettempdir(), "large-bench"),
+                        "Where the folder, the run and the export go.")
+    flags.DEFINE_string("out", "bench/large.json", "Where to write the results.")
+
+
+def _save(path, grey, rgb=True):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    pixels = grey[..., None] * np.array(TINT) if rgb else grey
+    Image.fromarray(np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)).save(path)
+
+
+def _enlarged(crop, size):
+    image = Image.fromarray(np.round(crop * 255).astype(np.uint8))
+    return np.asarray(image.resize((size, size), Image.BICUBIC), np.float32) / 255
+
+
+def write_layout(directory):
+    """The folder (module docstring), unless a previous call finished it."""
+    if os.path.exists(os.path.join(directory, "complete")):
+        return
+    rng = np.random.default_rng(FLAGS.seed)
+    photos = textures.photographs(os.path.join(FLAGS.root, "photos"), textures.TEXTURES)
+    photo, others = photos[FLAGS.texture], [p for n, p in photos.items() if n != FLAGS.texture]
+    others = [_enlarged(p[:FLAGS.source, :FLAGS.source], FLAGS.size) for p in others]
+    for i, crop in enumerate(textures.crops(photo, FLAGS.train, FLAGS.source, rng, False)):
+        _save(os.path.join(directory, "train", "good", f"{i:03d}.png"),
+              _enlarged(crop, FLAGS.size))
+    test = textures.crops(photo, FLAGS.good + FLAGS.per_defect * len(textures.DEFECTS),
+                          FLAGS.source, rng, True)
+    for i, crop in enumerate(test[:FLAGS.good]):
+        _save(os.path.join(directory, "test", "good", f"{i:03d}.png"), _enlarged(crop, FLAGS.size))
+    for k, kind in enumerate(textures.DEFECTS):
+        for i, crop in enumerate(test[FLAGS.good + k * FLAGS.per_defect:][:FLAGS.per_defect]):
+            image, mask = textures.defective(_enlarged(crop, FLAGS.size), kind, rng, others)
+            _save(os.path.join(directory, "test", kind, f"{i:03d}.png"), image)
+            _save(os.path.join(directory, "ground_truth", kind, f"{i:03d}_mask.png"),
+                  mask.astype(np.float32), rgb=False)
+    open(os.path.join(directory, "complete"), "w").close()
+
+
+def timed(command, cwd=None):
+    """Runs `command`; its exit code, seconds and peak resident memory (MiB)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    code = subprocess.run(command, cwd=cwd).returncode
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # ru_maxrss of the children is the largest of any one: a new peak, or no more than before.
+    return {"command": " ".join(command), "exit_code": code,
+            "seconds": time.perf_counter() - start,
+            "peak_memory_mib": peak / 1024 if peak > before else None}
+
+
+def served_map(export_dir, image_file):
+    """The SavedModel's (in `export_dir`) `serving_bytes` outputs for one PNG file."""
+    import tensorflow as tf  # only here: the runs above are processes of their own
+    serve = tf.saved_model.load(export_dir).signatures["serving_bytes"]
+    with open(image_file, "rb") as f:
+        outputs = serve(image_bytes=tf.constant([f.read()]))
+    return {name: value.numpy() for name, value in outputs.items()}
+
+
+def main(argv):
+    del argv  # environment.command() records the flags
+    directory = os.path.join(FLAGS.root, f"{FLAGS.texture}-{FLAGS.size}")
+    write_layout(directory)
+    run_dir, export_dir = os.path.join(directory, "run"), os.path.join(directory, "export")
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    train = timed([sys.executable, os.path.join(here, "train.py"), "--dataset=folder",
+                   f"--data_dir={directory}/train", f"--test_dir={directory}/test",
+                   "--normal_classes=good", f"--model_dir={run_dir}", "--overwrite",
+                   *FLAGS.train_flags])
+    results = {"command": environment.command(), "machine": environment.machine(),
+               "size": FLAGS.size, "train_images": FLAGS.train, "train": train}
+    if train["exit_code"] == 0:
+        results["export"] = timed([sys.executable, "-m", "export", f"--model_dir={run_dir}",
+                                   f"--export_base={export_dir}", "--model_name=large",
+                                   "--version=1", "--overwrite"], cwd=here)
+        metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
+        config = json.load(open(os.path.join(run_dir, "config.json")))
+        results["run"] = {
+            "variant": config["model"]["variant"], "tile": config["model"].get("tile"),
+            "batch_size": config["data"]["batch_size"], "epochs": config["train"]["epochs"],
+            **{k: metrics.get(k) for k in ("test_auroc", "test_pixel_auroc", "test_pro",
+                                           "train_seconds", "peak_memory_mib",
+                                           "evaluation_peak_memory_mib", "parameters")}}
+    if results.get("export", {}).get("exit_code") == 0:
+        image = os.path.join(directory, "test", "small", "000.png")
+        outputs = served_map(os.path.join(export_dir, "large", "1"), image)
+        mask = np.asarray(Image.open(os.path.join(directory, "ground_truth", "small",
+                                                  "000_mask.png"))) > 127
+        anomaly_map = outputs["anomaly_map"][0]
+        results["served"] = {"image": image, "anomaly_map_shape": list(anomaly_map.shape),
+                             "anomaly_score": float(outputs["anomaly_score"][0]),
+                             "map_peak_inside_mask": bool(mask.flat[anomaly_map.argmax()])}
+    print(json.dumps(results, indent=1))
+    with open(FLAGS.out, "w") as f:
+        json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
