@@ -118,18 +118,18 @@ def indexed_stream(load, count, *, batch_size, epochs, noise_stddev=0.0, anomali
 
         def piece(start, size):
             positions = tf.ensure_shape(tf.range(start, start + size), [static_size])
-            clean = to_float(load(tf.gather(order, positions)))
+            clean = load(tf.gather(order, positions))
             # The piece's rows of its global batch's noise and anomalies.
             batch, row = start // batch_size, start % batch_size
             rows = tf.minimum(tf.constant(batch_size, tf.int64), used - batch * batch_size)
             seed = tf.random.experimental.stateless_fold_in(key, batch)
             # Pasted from the image half an epoch away.
-            foreign = to_float(load(tf.gather(order, (positions + count // 2) % count))) if (
+            foreign = load(tf.gather(order, (positions + count // 2) % count)) if (
                 anomalies) else None
-            clean, foreign = crops(crop, clean, foreign, seed, row, rows)
-            inputs, targets = clean, clean
+            clean, foreign = crops(crop, clean, foreign, seed, row, rows)  # before to_float
+            inputs = targets = clean = to_float(clean)
             if anomalies:
-                inputs, targets = with_anomalies(clean, foreign, seed, row, rows)
+                inputs, targets = with_anomalies(clean, to_float(foreign), seed, row, rows)
             if noise_stddev:
                 inputs = add_noise(inputs, noise_stddev, seed, row, rows)
             return inputs, targets

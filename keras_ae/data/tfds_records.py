@@ -219,16 +219,16 @@ class TfdsRecords(image_data.Images):
                      .batch(block).enumerate().flat_map(shuffled)
                      .take(batches * per_replica)
                      .map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-                     .batch(per_replica, drop_remainder=True)
-                     .map(pipeline.to_float))
+                     .batch(per_replica, drop_remainder=True))
+
             def inputs_and_targets(i, x):
                 seed = tf.random.experimental.stateless_fold_in(noise_key, i)
-                # Pasted from the batch's next image.
+                # Pasted from the batch's next image; cropped before to_float.
                 foreign = tf.roll(x, 1, axis=0) if anomalies else None
                 x, foreign = pipeline.crops(crop, x, foreign, seed)
-                inputs, targets = x, x
+                inputs = targets = x = pipeline.to_float(x)
                 if anomalies:
-                    inputs, targets = pipeline.with_anomalies(x, foreign, seed)
+                    inputs, targets = pipeline.with_anomalies(x, pipeline.to_float(foreign), seed)
                 if noise_stddev:
                     inputs = pipeline.add_noise(inputs, noise_stddev, seed)
                 return inputs, targets

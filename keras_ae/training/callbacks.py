@@ -23,6 +23,12 @@ class TrainingCollapsed(TrainingDiverged):
 # 0.0006 on noise), 0.65-0.77 after one epoch; a collapsed one (dead ReLUs,
 # a constant output) 0.0.
 COLLAPSED_SPREAD = 1e-4
+# Steps a run takes before the guard judges its outputs. Until batch
+# normalization's moving statistics have caught up with weights that move fast,
+# a model's inference outputs can be nearly constant while it learns: the
+# draem detector's were 1e-6 of its input's spread after 21 to 35 steps on
+# 1024x1024 crops (bench/large.py), 0.13 after 42 and 0.8 after 84.
+COLLAPSE_JUDGED_AFTER = 100
 
 
 def spread_ratio(images, outputs):
@@ -79,8 +85,9 @@ class StopOnDivergence(keras.callbacks.Callback):
     exported: `model.keras` and the backup keep the last good epoch.
 
     With `sample` images (float, numpy) it also stops, raising
-    TrainingCollapsed, after an epoch at whose end the model's outputs for
-    them vary less than COLLAPSED_SPREAD as much as they do: a model that
+    TrainingCollapsed, after an epoch at whose end (COLLAPSE_JUDGED_AFTER
+    steps into the run at least) the model's outputs for them vary less than
+    COLLAPSED_SPREAD as much as they do: a model that
     returns one image for every input has stopped learning, and would
     otherwise be saved and even serve as a detector (scoring distance from
     that image).
@@ -90,12 +97,13 @@ class StopOnDivergence(keras.callbacks.Callback):
         super().__init__()
         self.learning_rate, self.model_file = learning_rate, model_file
         self.sample = sample
-        self.epoch = 0
+        self.epoch = self.steps = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
         loss = float((logs or {}).get("loss", 0.0))
         if not np.isfinite(loss):
             self._stop(f"the loss became {loss} at epoch {self.epoch + 1}, step {batch + 1}")
@@ -103,7 +111,7 @@ class StopOnDivergence(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not all(np.isfinite(w).all() for w in self.model.get_weights()):
             self._stop(f"weights became NaN or infinite in epoch {epoch + 1}")
-        if self.sample is not None:
+        if self.sample is not None and self.steps >= COLLAPSE_JUDGED_AFTER:
             outputs = np.asarray(self.model(self.sample, training=False))
             ratio = spread_ratio(self.sample, outputs)
             if ratio < COLLAPSED_SPREAD:

@@ -226,8 +226,8 @@ def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
 
 def _collapse_sample(data, crop=None, count=256):
     """Float training images (top-left `crop`s of) the collapse guard watches."""
-    images = data_lib.to_float(data.train_images[:count].in_memory()).numpy()
-    return images[:, :crop[0], :crop[1]] if crop else images
+    images = data.train_images[:count].in_memory()
+    return data_lib.to_float(images[:, :crop[0], :crop[1]] if crop else images).numpy()
 
 
 def _start(config, strategy, model_dir):
