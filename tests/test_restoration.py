@@ -129,9 +129,6 @@ def test_the_loss_is_the_mean_restoration_error_plus_the_weighted_view_entropy(m
 def test_a_model_of_one_constant_image_collapsed_and_a_fresh_one_did_not(model):
     sample = np.random.default_rng(1).random((32, 12, 12, 1), np.float32)
     guard = callbacks.StopOnDivergence(1e-3, "model.keras", sample)
-    guard.set_model(model)
-    guard.steps = callbacks.COLLAPSE_JUDGED_AFTER
-    guard.on_epoch_end(0)  # freshly initialised: its outputs vary with its input
     collapsed = models.build("restoration", (12, 12, 1), latent_dim=8, filters=(4, 8))
     last = collapsed.decoder.get_layer("reconstruction")
     last.kernel.assign(tf.zeros_like(last.kernel))  # sigmoid(bias) whatever the input
@@ -142,6 +139,8 @@ def test_a_model_of_one_constant_image_collapsed_and_a_fresh_one_did_not(model):
                        r"the model returns nearly the same image for every input .*"
                        r"Lower the learning rate"):
         guard.on_epoch_end(2)
+    guard.set_model(model)
+    guard.on_epoch_end(0)  # freshly initialised: its outputs vary with its input
 
 
 def test_validation_scores_that_are_all_equal_separate_nothing():
