@@ -324,6 +324,30 @@ def textures(*sources, command="python bench/textures.py"):
     return "\n".join(lines)
 
 
+def large(results, name="large.json", command="python bench/large.py"):
+    """The camera-sized run: each process's peak memory and seconds, the
+    run's figures and what its export served."""
+    size, run, served = results["size"], results.get("run", {}), results.get("served")
+    lines = ["| process | exit | seconds | peak memory |", "| --- | --- | --- | --- |"]
+    for step in ("train", "export"):
+        if step in results:
+            entry = results[step]
+            peak = entry["peak_memory_mib"]
+            lines.append(f"| `{entry['command'].split()[1]}` | {entry['exit_code']} | "
+                         f"{entry['seconds']:.0f} | "
+                         + (f"{peak / 1024:.2f} GiB |" if peak else "not measured |"))
+    text = [f"{size}x{size} RGB, {results['train_images']} good training images: "]
+    if run:
+        text.append(f"`{run['variant']}` in tiles of {run['tile']} px, batch {run['batch_size']}, "
+                    f"{run['epochs']} epochs; image AUROC {100 * run['test_auroc']:.1f}, "
+                    f"pixel AUROC {100 * run['test_pixel_auroc']:.1f}, PRO "
+                    f"{100 * run['test_pro']:.1f}. ")
+    if served:
+        shape = "x".join(map(str, served["anomaly_map_shape"]))
+        text.append(f"`serving_bytes` on one test PNG returned a {shape} `anomaly_map`. ")
+    return "\n".join(lines + ["", "".join(text) + provenance(results, name, command)])
+
+
 def variants(results, name="variants.json", command="python bench/variants.py"):
     """Each variant against the same model without its ingredient."""
     lines = ["| run | test_mse | figures of merit | train s |", "| --- | --- | --- | --- |"]
@@ -435,6 +459,7 @@ BLOCKS = {
     "evaluation": lambda: evaluation(load("evaluation.json")),
     "defects": lambda: defects((load("defects.json"), "defects.json"),
                                (load("defects-draem.json"), "defects-draem.json")),
+    "large": lambda: large(load("large.json")),
     "textures": lambda: textures((load("textures.json"), "textures.json"),
                                  (load("textures-baselines.json"), "textures-baselines.json")),
 }

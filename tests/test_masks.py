@@ -14,6 +14,7 @@ from keras_ae import data
 from keras_ae import distribute
 from keras_ae import model_dir as model_dir_lib
 from keras_ae import models
+from keras_ae import plots
 from keras_ae import training
 from keras_ae.commands import train as train_command
 from keras_ae.data import DataError
@@ -236,3 +237,15 @@ def test_sixty_four_good_images_train_and_calibrate_with_the_defaults(tmp_path, 
     assert detector["threshold"] == detector["validation_quantiles"]["max"]
     assert "6 validation images cannot calibrate a false-positive rate of 0.01" in caplog.text
     assert "flags about 14.3% of normal images" in caplog.text
+
+
+def test_figures_reduce_large_images_keeping_a_maps_few_bright_pixels():
+    image = np.random.default_rng(0).random((1024, 768, 3), np.float32)
+    shown = plots.shown(image)
+    assert shown.shape == (256, 192, 3)  # blocks of 4x4 pixels
+    np.testing.assert_allclose(shown[1, 2], image[4:8, 8:12].mean(axis=(0, 1)), rtol=1e-6)
+    defect = np.zeros((1024, 1024, 1), np.float32)
+    defect[501, 333] = 1.0  # one pixel: the mean would dim it 16 times
+    assert plots.shown(defect, np.max)[125, 83, 0] == 1.0
+    small = np.ones((28, 28, 1), np.float32)
+    np.testing.assert_array_equal(plots.shown(small), small)  # small enough as it is

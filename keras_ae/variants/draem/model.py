@@ -191,8 +191,7 @@ class DraemAutoencoder(Autoencoder):
 
     def __init__(self, input_shape, width=16, upsampling="nearest", tile=TILE, **kwargs):
         backbone.check_choice("upsampling", upsampling, backbone.UPSAMPLING_MODES)
-        height, width_pixels, depth = input_shape
-        tile_shape = (min(tile, height), min(tile, width_pixels), depth)
+        tile_shape = (min(tile, input_shape[0]), min(tile, input_shape[1]), input_shape[2])
         channels = widths(tile_shape, width)
         encoder, decoder = build_reconstructive(tile_shape, channels, upsampling)
         super().__init__(encoder, decoder, **kwargs)
@@ -202,7 +201,8 @@ class DraemAutoencoder(Autoencoder):
         self.tiling = None
         if tile_shape != self._image_shape:
             self.tiling = tiles.Tiling(self._image_shape[:2], tile_shape[:2])
-            self.input_spec = keras.InputSpec(ndim=4, axes={-1: depth})  # tiles or images
+            # Tiles (training) or whole images (scoring): only the channels are fixed.
+            self.input_spec = keras.InputSpec(ndim=4, axes={-1: input_shape[2]})
 
     @property
     def image_shape(self):
