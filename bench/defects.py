@@ -173,14 +173,15 @@ def write_layout(fashion, normal_class, directory, seed, good=GOOD_TEST_IMAGES,
     open(done, "w").close()
 
 
-def layout_config(directory, variant, seed, epochs):
+def layout_config(directory, variant, seed, epochs, **model_options):
     """The run `python train.py --dataset=folder --data_dir=DIRECTORY/train
-    --test_dir=DIRECTORY/test --normal_classes=good --variant=VARIANT` makes,
-    its model_dir DIRECTORY/runs/VARIANT (bench/textures.py's too)."""
+    --test_dir=DIRECTORY/test --normal_classes=good --variant=VARIANT` makes
+    (with `model_options` as flags), its model_dir DIRECTORY/runs/VARIANT
+    (bench/textures.py's too)."""
     return config_lib.RunConfig(
         config_lib.DataConfig("folder", data_dir=os.path.join(directory, "train"),
                               test_dir=os.path.join(directory, "test"), seed=seed),
-        config_lib.ModelConfig(variant),
+        config_lib.ModelConfig(variant, **model_options),
         config_lib.TrainConfig(os.path.join(directory, "runs", variant), epochs=epochs),
         config_lib.AnomalyConfig(normal_classes=("good",)),
     )

@@ -67,6 +67,7 @@ def define_flags():
     flags.DEFINE_integer("per_defect", 20, "Test crops of each defect per texture.")
     flags.DEFINE_integer("seed", 0, "Seed of the crops, the defects and every run.")
     flags.DEFINE_integer("epochs", None, "Epochs of each run. Default: the recipe's.")
+    flags.DEFINE_integer("tile", None, "draem's --tile. Default: its own.")
     flags.DEFINE_string("photos", None, "A folder with the textures' PNGs. Default: "
                         "unpacked from scikit-image's wheel under --root.")
     flags.DEFINE_string("root", os.path.join(tempfile.gettempdir(), "textures-bench"),
@@ -183,7 +184,8 @@ def write_layout(photos, texture, directory, seed, size, train, good, per_defect
 
 
 def run(variant, texture, directory):
-    config = defects.layout_config(directory, variant, FLAGS.seed, FLAGS.epochs)
+    options = {"tile": FLAGS.tile} if FLAGS.tile and variant == "draem" else {}
+    config = defects.layout_config(directory, variant, FLAGS.seed, FLAGS.epochs, **options)
     start = time.perf_counter()
     try:
         metrics = training.train(config, distribute.get_strategy("default"),

@@ -211,7 +211,7 @@ def defects_folder(tmp_path_factory):
 def defects_run(defects_folder, tmp_path_factory):
     """The folder trained with no variant named, as `train.py --dataset=folder
     --data_dir=.../train --test_dir=.../test --normal_classes=good --tile=16`
-    does, for 3 epochs, and exported (SavedModel and float32 TFLite): it
+    does, for 3 epochs, and exported (SavedModel, float32 and int8 TFLite): it
     trains on 16x16 crops and scores the 32x32 images by tiles."""
     model_dir = tmp_path_factory.mktemp("defects") / "run"
     config = config_lib.RunConfig(
@@ -222,7 +222,7 @@ def defects_run(defects_folder, tmp_path_factory):
         config_lib.AnomalyConfig(normal_classes=("good",)))
     metrics = training.train(config, distribute.get_strategy("default"), verbose=0)
     report = export.export_run(str(model_dir), config_lib.ExportConfig(
-        str(tmp_path_factory.mktemp("exports")), quantize=("float32",)))
+        str(tmp_path_factory.mktemp("exports")), quantize=("float32", "int8")))
     return model_dir, metrics, report
 
 
@@ -237,6 +237,10 @@ def test_a_defects_folder_trains_this_detector_and_serves_its_segmentation(defec
         differences = report["files"][entry]["max_abs_diff"]
         assert differences["serving_default/anomaly_map"] < 1e-4, entry
         assert differences["serving_default/is_anomaly"] == 0, entry
+    # TFLite's int8 converter crashed on the tiles' loop: that file alone is left out.
+    assert list(report["tflite_left_out"]) == ["tflite/reconstruct_int8.tflite"]
+    assert {"tflite/encode_int8.tflite", "tflite/decode_int8.tflite"} <= set(report["files"])
+    assert "tflite/reconstruct_int8.tflite" not in report["files"]
     served = tf.saved_model.load(report["path"]).signatures["serving_default"]
     images = np.stack([np.asarray(Image.open(defects_folder / "test" / "spot" / name),
                                   np.float32) / 255

@@ -38,7 +38,7 @@ flags.DEFINE_list(
 )
 flags.DEFINE_bool("overwrite", False, "Replace --version if it exists.")
 flags.DEFINE_integer("eval_examples", None, "Test images to check exports on. Default: all, "
-                     "up to 128 MiB of them as float32.")
+                     "up to 64 MiB of them as float32.")
 flags.DEFINE_integer(
     "calibration_examples", Export.calibration_examples,
     "Training images that calibrate full-integer quantization.",

@@ -23,10 +23,10 @@ class ExportConfig:
             (int8 weights) and "int8" (full integer, calibrated). Default all.
         overwrite: replace an existing `version`. Default False: refuse.
         eval_examples: test images the exports are checked on. Default None:
-            the whole test split, or as much of it as 128 MiB of float32
-            holds (`exporter.IMAGE_BUDGET`: 10 RGB images of 1024x1024).
+            the whole test split, or as much of it as 64 MiB of float32
+            holds (`exporter.IMAGE_BUDGET`: 5 RGB images of 1024x1024).
         calibration_examples: training images that calibrate full-integer
-            quantization, at most as many as 128 MiB holds. Default 500.
+            quantization, at most as many as 64 MiB holds. Default 500.
         seed: seed of the calibration sample. Default 0.
         anomaly_threshold: a run with an anomaly detector: the threshold the
             export decides by. Default None: the calibrated one.
