@@ -54,6 +54,8 @@ def define_flags():
     flags.DEFINE_string("root", os.path.join(tempfile.gettempdir(), "large-bench"),
                         "Where the folder, the run and the export go.")
     flags.DEFINE_string("out", "bench/large.json", "Where to write the results.")
+    flags.DEFINE_bool("export_only", False, "Export and serve the run --out recorded again, "
+                      "keeping its training entry (after a change to the export alone).")
 
 
 def _save(path, grey, rgb=True):
@@ -118,13 +120,18 @@ def main(argv):
     write_layout(directory)
     run_dir, export_dir = os.path.join(directory, "run"), os.path.join(directory, "export")
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    train = timed([sys.executable, os.path.join(here, "train.py"), "--dataset=folder",
-                   f"--data_dir={directory}/train", f"--test_dir={directory}/test",
-                   "--normal_classes=good", f"--model_dir={run_dir}", "--overwrite",
-                   *FLAGS.train_flags])
-    results = {"command": environment.command(), "machine": environment.machine(),
-               "size": FLAGS.size, "train_images": FLAGS.train, "train": train}
-    if train["exit_code"] == 0:
+    if FLAGS.export_only:  # the recorded training, then this command's export
+        results = json.load(open(FLAGS.out))
+        results["export_command"] = environment.command()
+        results["export_machine"] = environment.machine()
+    else:
+        train = timed([sys.executable, os.path.join(here, "train.py"), "--dataset=folder",
+                       f"--data_dir={directory}/train", f"--test_dir={directory}/test",
+                       "--normal_classes=good", f"--model_dir={run_dir}", "--overwrite",
+                       *FLAGS.train_flags])
+        results = {"command": environment.command(), "machine": environment.machine(),
+                   "size": FLAGS.size, "train_images": FLAGS.train, "train": train}
+    if results["train"]["exit_code"] == 0:
         results["export"] = timed([sys.executable, "-m", "export", f"--model_dir={run_dir}",
                                    f"--export_base={export_dir}", "--model_name=large",
                                    "--version=1", "--overwrite"], cwd=here)

@@ -333,7 +333,8 @@ def large(results, name="large.json", command="python bench/large.py"):
         if step in results:
             entry = results[step]
             peak = entry["peak_memory_mib"]
-            lines.append(f"| `{entry['command'].split()[1]}` | {entry['exit_code']} | "
+            label = {"train": "train.py", "export": "python -m export"}[step]
+            lines.append(f"| `{label}` | {entry['exit_code']} | "
                          f"{entry['seconds']:.0f} | "
                          + (f"{peak / 1024:.2f} GiB |" if peak else "not measured |"))
     text = [f"{size}x{size} RGB, {results['train_images']} good training images: "]
