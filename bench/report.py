@@ -345,8 +345,14 @@ def large(results, name="large.json", command="python bench/large.py"):
                     f"{100 * run['test_pro']:.1f}. ")
     if served:
         shape = "x".join(map(str, served["anomaly_map_shape"]))
-        text.append(f"`serving_bytes` on one test PNG returned a {shape} `anomaly_map`. ")
-    return "\n".join(lines + ["", "".join(text) + provenance(results, name, command)])
+        inside = "inside" if served["map_peak_inside_mask"] else "outside"
+        text.append(f"`serving_bytes` on one test PNG (a small defect) returned a {shape} "
+                    f"`anomaly_map`, its highest pixel {inside} the defect's mask. ")
+    notes = provenance(results, name, command)
+    if "export_command" in results:  # the export rerun apart (bench/large.py --export_only)
+        notes += " Export: " + provenance({"command": results["export_command"],
+                                           "machine": results["export_machine"]}, name, command)
+    return "\n".join(lines + ["", "".join(text) + notes])
 
 
 def variants(results, name="variants.json", command="python bench/variants.py"):
