@@ -26,7 +26,7 @@ from keras_ae.data import pipeline
 # What `Images.float_chunks` holds at a time: evaluation's working set.
 CHUNK_BYTES = 16 * 2**20
 # The float images of one batch evaluation runs a model on, at most (one image
-# at least; `Images.batch_within`): a 1024x1024 RGB image's outputs one at a time.
+# at least; `Images.count_within`): a 1024x1024 RGB image's outputs one at a time.
 BATCH_BYTES = 8 * 2**20
 
 
@@ -60,12 +60,11 @@ class Images:
         what evaluation and figures read, never more than a chunk at a time."""
         raise NotImplementedError
 
-    def batch_within(self, batch_size, budget=None):
-        """`batch_size`, or fewer images if that many would pass `budget`
-        bytes as float32 (default BATCH_BYTES; one image at least): the
-        batches evaluation runs a model on."""
-        image_bytes = 4 * math.prod(self.shape[1:])
-        return max(1, min(batch_size, (budget or BATCH_BYTES) // image_bytes))
+    def count_within(self, count, budget=BATCH_BYTES):
+        """`count`, or fewer if that many of these images would pass
+        `budget` bytes as float32 (one at least): by default the batches
+        evaluation runs a model on."""
+        return max(1, min(count, budget // (4 * math.prod(self.shape[1:]))))
 
     def float_chunks(self, batch_size, budget=None):
         """`chunks` as float32 in [0, 1], each of whole batches of `batch_size`

@@ -21,7 +21,6 @@ Example:
 
 import dataclasses
 import importlib.metadata
-import math
 import os
 import shutil
 import tempfile
@@ -91,11 +90,12 @@ def export_run(model_dir, config, data=None):
     detector = calibrated and anomaly.Detector.from_dict(calibrated)
     if data is None:
         data = data_lib.load(run.data)
-    count = config.eval_examples or _within_budget(len(data.test_images), model)
+    count = config.eval_examples or data.test_images.count_within(len(data.test_images),
+                                                                  IMAGE_BUDGET)
     images = data_lib.to_float(data.test_images[:count].in_memory()).numpy()
     inputs = signatures.inputs(model, images)
     expected = signatures.keras_outputs(model, inputs, detector=detector)
-    rounding = _within_budget(checks.ROUNDOFF_IMAGES, model, checks.ROUNDOFF_BYTES)
+    rounding = data.test_images.count_within(checks.ROUNDOFF_IMAGES, checks.ROUNDOFF_BYTES)
     first = {name: {k: v[:rounding] for k, v in values.items()}
              for name, values in inputs.items()}
     reference = signatures.keras_outputs(models.float64_twin(model), first, detector=detector)
@@ -249,16 +249,11 @@ def _export_tflite(saved_model_dir, directory, flavours, calibration, inputs, ex
     return entries
 
 
-def _within_budget(count, model, budget=IMAGE_BUDGET):
-    """`count` images, or as many of `model`'s as `budget` bytes of float32
-    hold (at least one)."""
-    return max(1, min(count, budget // (4 * math.prod(model.image_shape))))
-
-
 def _calibration_inputs(model, data, config):
     """Each signature's inputs for a seeded sample of training images
     (`Images.sample`: of a TFDS stream, its first records), within IMAGE_BUDGET."""
-    count = _within_budget(min(config.calibration_examples, len(data.train_images)), model)
+    count = data.train_images.count_within(
+        min(config.calibration_examples, len(data.train_images)), IMAGE_BUDGET)
     pixels = data.train_images.sample(count, config.seed)
     return signatures.inputs(model, data_lib.to_float(pixels).numpy())
 

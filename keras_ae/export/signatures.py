@@ -145,7 +145,7 @@ def keras_outputs(model, signature_inputs, batch_size=256, detector=None):
     own ops (`anomaly.outputs_of`), which tests check against numpy.
     """
     images = signature_inputs[RECONSTRUCT]["images"]
-    batch_size = data_lib.as_images(images).batch_within(batch_size)  # large images: a few
+    batch_size = data_lib.as_images(images).count_within(batch_size)  # large images: a few
     reconstruction = distribute.predict(model, images, batch_size)
     codes = distribute.predict(model.encoder, signature_inputs[ENCODE]["images"], batch_size)
     # The PNG files hold the images rounded to 8 bits: what the model then sees.

@@ -41,7 +41,7 @@ def evaluate(model, data, config, figure_dir):
     `evaluation_seconds`, the wall time of all this.
     """
     start = time.perf_counter()
-    batch_size, options = data.test_images.batch_within(config.data.batch_size), config.anomaly
+    batch_size, options = data.test_images.count_within(config.data.batch_size), config.anomaly
     detector_test = None
     if options.normal_classes:
         detector = anomaly.calibrated_detector(model, data.validation_images, options, batch_size)
@@ -76,7 +76,7 @@ def _test_pass(model, images, config, recipe, detector_test):
     the recipe's per-image metrics, per-image PSNRs (with test noise), each
     chunk handed to `detector_test`, and the first FIGURE_IMAGES of each row
     of the figures (`shown`)."""
-    batch_size, seed, noise_stddev = (images.batch_within(config.data.batch_size),
+    batch_size, seed, noise_stddev = (images.count_within(config.data.batch_size),
                                       config.data.seed, config.data.eval_noise_stddev)
     reconstruct = _reconstruct(model)
     run = (anomaly.traced(model, detector_test.detector.score, detector_test.detector)
