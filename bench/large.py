@@ -58,10 +58,9 @@ def define_flags():
                       "keeping its training entry (after a change to the export alone).")
 
 
-def _save(path, grey, rgb=True):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    pixels = grey[..., None] * np.array(TINT) if rgb else grey
-    Image.fromarray(np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)).save(path)
+def _tinted(grey):
+    """The grey photograph's pixels as RGB, scaled by TINT."""
+    return grey[..., None] * np.array(TINT, np.float32)
 
 
 def _enlarged(crop, size):
@@ -78,18 +77,19 @@ def write_layout(directory):
     photo, others = photos[FLAGS.texture], [p for n, p in photos.items() if n != FLAGS.texture]
     others = [_enlarged(p[:FLAGS.source, :FLAGS.source], FLAGS.size) for p in others]
     for i, crop in enumerate(textures.crops(photo, FLAGS.train, FLAGS.source, rng, False)):
-        _save(os.path.join(directory, "train", "good", f"{i:03d}.png"),
-              _enlarged(crop, FLAGS.size))
+        textures.save(os.path.join(directory, "train", "good", f"{i:03d}.png"),
+                      _tinted(_enlarged(crop, FLAGS.size)))
     test = textures.crops(photo, FLAGS.good + FLAGS.per_defect * len(textures.DEFECTS),
                           FLAGS.source, rng, True)
     for i, crop in enumerate(test[:FLAGS.good]):
-        _save(os.path.join(directory, "test", "good", f"{i:03d}.png"), _enlarged(crop, FLAGS.size))
+        textures.save(os.path.join(directory, "test", "good", f"{i:03d}.png"),
+                      _tinted(_enlarged(crop, FLAGS.size)))
     for k, kind in enumerate(textures.DEFECTS):
         for i, crop in enumerate(test[FLAGS.good + k * FLAGS.per_defect:][:FLAGS.per_defect]):
             image, mask = textures.defective(_enlarged(crop, FLAGS.size), kind, rng, others)
-            _save(os.path.join(directory, "test", kind, f"{i:03d}.png"), image)
-            _save(os.path.join(directory, "ground_truth", kind, f"{i:03d}_mask.png"),
-                  mask.astype(np.float32), rgb=False)
+            textures.save(os.path.join(directory, "test", kind, f"{i:03d}.png"), _tinted(image))
+            textures.save(os.path.join(directory, "ground_truth", kind, f"{i:03d}_mask.png"),
+                          mask.astype(np.float32))
     open(os.path.join(directory, "complete"), "w").close()
 
 

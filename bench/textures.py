@@ -155,7 +155,8 @@ def defective(image, kind, rng, others):
     return np.clip(image * (1 - inside) + fill * inside, 0, 1), inside > 0.5
 
 
-def _save(path, pixels):
+def save(path, pixels):
+    """Writes float `pixels` in [0, 1] as an 8-bit PNG at `path`, making its folder."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     Image.fromarray(np.round(pixels * 255).astype(np.uint8)).save(path)
 
@@ -170,15 +171,15 @@ def write_layout(photos, texture, directory, seed, size, train, good, per_defect
     photo = photos[texture]
     others = [p for name, p in photos.items() if name != texture]
     for i, crop in enumerate(crops(photo, train, size, rng, held_out=False)):
-        _save(os.path.join(directory, "train", "good", f"{i:04d}.png"), crop)
+        save(os.path.join(directory, "train", "good", f"{i:04d}.png"), crop)
     test = crops(photo, good + per_defect * len(DEFECTS), size, rng, held_out=True)
     for i, crop in enumerate(test[:good]):
-        _save(os.path.join(directory, "test", "good", f"{i:04d}.png"), crop)
+        save(os.path.join(directory, "test", "good", f"{i:04d}.png"), crop)
     for k, kind in enumerate(DEFECTS):
         for i, crop in enumerate(test[good + k * per_defect:][:per_defect]):
             image, mask = defective(crop, kind, rng, others)
-            _save(os.path.join(directory, "test", kind, f"{i:04d}.png"), image)
-            _save(os.path.join(directory, "ground_truth", kind, f"{i:04d}_mask.png"),
+            save(os.path.join(directory, "test", kind, f"{i:04d}.png"), image)
+            save(os.path.join(directory, "ground_truth", kind, f"{i:04d}_mask.png"),
                   mask.astype(np.float32))
     open(done, "w").close()
 

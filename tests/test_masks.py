@@ -218,15 +218,16 @@ def test_a_detector_run_with_a_wide_map_blur_completes(tmp_path):
     assert metrics["test_masked_images"] == 3 and 0 <= metrics["test_pixel_auroc"] <= 1
 
 
+@pytest.mark.slow  # a draem run with the defaults: 23 s of the fast tier
 def test_sixty_four_good_images_train_and_calibrate_with_the_defaults(tmp_path, caplog):
     """MVTec AD's smallest categories: 64 good images hold out 6, too few for
     a 1% false-positive rate. The run calibrates at their highest score and
     says what that flags of normal images, 1/7, in the log and anomaly.json.
-    (The default detector, `draem`, for 2 epochs: its own 276 take minutes.)"""
+    (The default detector, `draem`, for 1 epoch: its own 276 take minutes.)"""
     root = make_layout(str(tmp_path), train=64, test=4)
     config = config_lib.RunConfig(
         config_lib.DataConfig("folder", data_dir=f"{root}/train", test_dir=f"{root}/test"),
-        config_lib.ModelConfig(), config_lib.TrainConfig(str(tmp_path / "run"), epochs=2),
+        config_lib.ModelConfig(), config_lib.TrainConfig(str(tmp_path / "run"), epochs=1),
         config_lib.AnomalyConfig(normal_classes=("good",)))
     with caplog.at_level("WARNING"):
         metrics = training.train(config, distribute.get_strategy("default"), verbose=0)
