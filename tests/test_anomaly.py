@@ -343,6 +343,29 @@ def test_the_client_prints_each_files_score_and_decision_and_writes_its_map(expo
     assert lines[-1].endswith(": anomaly")  # noise is no blob
 
 
+def test_each_anomalous_class_gets_its_own_auroc_and_they_weigh_into_the_whole(
+        detector_run, blobs_dir, tmp_path):
+    """Half of class 1 (normal-looking) becomes class 2, noise: class 2's AUROC
+    is near 1, class 1's near chance, and the whole split's AUROC is their
+    mean weighted by images (the chance an anomalous image outscores a normal one)."""
+    model_dir, _ = detector_run
+    config = training.resolve(detector_config(blobs_dir, model_dir))
+    split = anomaly.normal_split(data.load(config.data), [0], 0.5, 0.01, seed=0)
+    labels, images = split.test_labels.copy(), split.test_images.copy()
+    noise = np.flatnonzero(labels == 1)[::2]
+    labels[noise] = 2
+    images[noise] = np.random.default_rng(0).integers(0, 256, images[noise].shape)
+    model = keras.saving.load_model(model_dir / "model.keras")
+    metrics = training.evaluate(
+        model, dataclasses.replace(split, test_labels=labels, test_images=images), config,
+        str(tmp_path))
+    by_class = metrics["test_auroc_by_class"]
+    assert set(by_class) == {"1", "2"} and by_class["2"] > 0.99 and by_class["1"] < 0.6
+    counts = {"1": np.sum(labels == 1), "2": len(noise)}
+    weighted = sum(counts[c] * by_class[c] for c in counts) / sum(counts.values())
+    assert np.isclose(metrics["test_auroc"], weighted)
+
+
 def test_a_folder_of_good_parts_and_a_test_folder_of_good_and_defective_ones(tmp_path):
     # anomalib's Folder layout: normal images to train on; test/good, test/defect.
     rng = np.random.default_rng(0)

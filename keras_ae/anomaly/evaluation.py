@@ -65,9 +65,23 @@ class DetectorTest:
             "test_anomalous_images": int(anomalous.sum()),
             "test_auroc": area,
             "test_average_precision": metrics.average_precision(scores, anomalous),
+            "test_auroc_by_class": self._auroc_by_class(scores),
             **{f"test_{name}_at_threshold": value for name, value in rates.items()},
             **(self._pixel_figures(directory) if self.masks is not None else {}),
         }
+
+    def _auroc_by_class(self, scores):
+        """`{class name: AUROC}`: each anomalous test class's images against
+        the normal ones (MVTec AD's defect types, or the other classes)."""
+        normal = scores[~self.anomalous]
+        by_class = {}
+        for label in np.unique(self.labels[self.anomalous]):
+            chosen = scores[self.labels == label]
+            name = self.names[label] if len(self.names) > label else str(label)
+            by_class[name] = metrics.auroc(np.r_[normal, chosen],
+                                           np.r_[np.zeros(len(normal), bool),
+                                                 np.ones(len(chosen), bool)])
+        return by_class
 
     def _pixel_figures(self, directory):
         """Pixel AUROC and PRO over the test images with a ground truth (the
