@@ -228,6 +228,7 @@ def exported_detector(detector_run, tmp_path_factory):
     return export.export_run(str(model_dir), config)  # checks every output vs Keras
 
 
+@pytest.mark.slow  # exports: a fresh SavedModel process, a TFLite conversion
 def test_the_export_answers_is_anomaly_as_keras_does(exported_detector, detector_run):
     report = exported_detector
     _, metrics = detector_run
@@ -291,6 +292,7 @@ def test_the_export_serves_every_view_of_the_restoration_detector_as_keras(resto
     assert abs(metrics["test_fpr_at_threshold"] - 0.01) < 0.015
 
 
+@pytest.mark.slow  # exports: a fresh SavedModel process, a TFLite conversion
 def test_a_new_threshold_changes_the_served_decisions(exported_detector):
     loaded = tf.saved_model.load(exported_detector["path"])
     images = tf.constant(make_images(64, seed=5)[..., None] / 255.0, tf.float32)
@@ -304,6 +306,7 @@ def test_a_new_threshold_changes_the_served_decisions(exported_detector):
     assert after["is_anomaly"].numpy().sum() == 32 != before["is_anomaly"].numpy().sum()
 
 
+@pytest.mark.slow  # exports: a fresh SavedModel process, a TFLite conversion
 def test_the_client_prints_each_files_score_and_decision_and_writes_its_map(exported_detector, tmp_path):
     # Two blobs, and an image of noise that looks like no blob.
     blobs = make_images(2, seed=7)
