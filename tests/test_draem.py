@@ -17,6 +17,7 @@ from keras_ae import distribute
 from keras_ae import export
 from keras_ae import model_dir as model_dir_lib
 from keras_ae import training
+from keras_ae.data import anomalies
 from keras_ae.models import tiles
 from keras_ae.training import memory
 from keras_ae.variants.draem import model as draem
@@ -37,9 +38,9 @@ def test_depth_follows_the_image_and_the_parameters_stay_bounded():
     sizes = {side: keras_ae.build("draem", (side, side, 3), tile=side).count_params()
              for side in (256, 1024, 4096)}
     assert sizes[1024] == sizes[4096] < 4_000_000  # no layer grows with the image
-    # By default the networks take tiles: those of a 128x128 image.
+    # By default the networks take tiles: those of an image of one tile.
     assert keras_ae.build("draem", (1024, 1024, 3)).count_params() == keras_ae.build(
-        "draem", (128, 128, 3)).count_params()
+        "draem", (draem.TILE, draem.TILE, 3)).count_params()
 
 
 def test_without_a_variant_a_defects_folder_trains_draem_and_labelled_classes_restoration():
@@ -58,7 +59,7 @@ def test_without_a_variant_a_defects_folder_trains_draem_and_labelled_classes_re
 
 
 def test_a_run_too_large_for_memory_is_refused_with_a_batch_size_that_fits():
-    # Whole 1024x1024 images (the default trains on tiles of 128).
+    # Whole 1024x1024 images (the default trains on tiles).
     config = training.resolve(config_lib.RunConfig(
         config_lib.DataConfig("folder", data_dir="part/train", test_dir="part/test"),
         config_lib.ModelConfig(tile=1024), config_lib.TrainConfig("r"),
@@ -111,6 +112,26 @@ def test_simulated_anomalies_change_only_their_masks_and_are_drawn_from_the_seed
     assert shares.min() < 0.05 and shares.max() < 0.6
 
 
+def test_mask_noise_is_scaled_per_axis_and_turned_at_any_angle():
+    """DRAEM's Perlin masks: cells drawn per axis make streaks (a scratch),
+    turned by a random angle (`anomalies._noise`, `anomalies._turned`)."""
+    def draw(key, shape):
+        return tf.random.stateless_uniform([2, *shape], key)
+
+    noise = anomalies._noise(draw, [0, 1], 64, 64, tf.constant([[2.0, 32.0], [32.0, 2.0]]))
+
+    def rough(images, axis):  # mean change from one pixel to the next
+        return np.abs(np.diff(images.numpy(), axis=axis)).mean()
+
+    assert 0 <= noise.numpy().min() and noise.numpy().max() <= 1
+    assert rough(noise[0], 1) > 8 * rough(noise[0], 0)  # 2 cells down, 32 across
+    assert rough(noise[1], 0) > 8 * rough(noise[1], 1)
+    quarter = anomalies._turned(noise[:1], tf.constant([1.0]))  # +90 degrees
+    assert min(np.abs(quarter[0] - np.rot90(noise[0], k)).max() for k in (1, 3)) < 1e-4
+    eighth = anomalies._turned(noise[:1], tf.constant([0.75]))  # +45: rough both ways
+    assert 0.5 < rough(eighth[0], 0) / rough(eighth[0], 1) < 2
+
+
 def test_the_loss_is_squared_error_ssim_and_focal_loss():
     keras.utils.set_random_seed(0)
     model = keras_ae.build("draem", (16, 16, 1), width=4)
@@ -132,8 +153,8 @@ def test_the_loss_is_squared_error_ssim_and_focal_loss():
 
 def test_the_map_is_the_segmentation_and_the_score_its_box_blurred_maximum():
     keras.utils.set_random_seed(1)
-    side = 144  # a box of 3 px (SCORE_BOX of the side, odd)
-    model = keras_ae.build("draem", (side, side, 1), width=4)
+    side = 144  # one tile, a box of 3 px (SCORE_BOX of the side, odd)
+    model = keras_ae.build("draem", (side, side, 1), width=4, tile=side)
     images = _stripes(3, side, seed=1)
     _, views, maps = model.anomaly_parts(tf.constant(images))
     segmentation = model.segment(images).numpy()[..., 0]

@@ -5,16 +5,17 @@ pastes foreign texture into normal images, inside masks shaped by thresholded
 Perlin noise, and learns to restore the image and to segment the paste.
 `simulate` does this in the `tf.data` pipeline, for a batch at a time:
 
-- the mask: smooth noise at one of `SCALES` (a grid of random values
-  interpolated bicubically, "value noise", as smooth as Perlin's and a
-  resize away), thresholded; blobs from a few pixels (small defects) to a
-  third of the image, gathered in a part of it, in half of the images, none
-  in the rest;
+- the mask: smooth noise with one of `SCALES` cells along each axis (a
+  grid of random values interpolated by smoothstep, "value noise", as
+  smooth as Perlin's), turned by a random angle and thresholded; blobs
+  from a few pixels (small defects) to a third of the image, and streaks
+  (scratches) where the axes' scales differ, gathered in a part of it, in
+  half of the images, none in the rest;
 - the paste: another training image (the caller's `foreign`), turned by a
-  quarter turn, shifted, its contrast and brightness changed, and in three
-  quarters of the images inverted, blurred or one flat grey instead (DRAEM
-  pastes photographs of other textures, which cannot be downloaded here),
-  blended with the image by a random opacity.
+  quarter turn, shifted, its contrast and brightness changed, and in four
+  fifths of the images inverted, blurred, one flat grey or a grain of
+  smooth noise instead (DRAEM pastes photographs of other textures, which
+  cannot be downloaded here), blended with the image by a random opacity.
 
 Every draw comes from stateless random ops keyed by the batch's seed, for the
 whole global batch, so a replica's rows are the same however the batch is
@@ -27,12 +28,16 @@ Example:
 
 import tensorflow as tf
 
-# Cells of the noise grid along the image's shorter side: 2 cells make blobs
-# of about a third of the side, 32 of a few pixels at 128x128.
+# Cells of the noise grid along an axis, per the image's shorter side, drawn
+# for each axis: 2 cells make blobs of about a third of the side, 32 of a few
+# pixels at 128x128, 2 by 32 a streak.
 SCALES = (2, 4, 8, 16, 32)
 ANOMALOUS_SHARE = 0.5  # of training images, given an anomaly (DRAEM: half)
 THRESHOLD = (0.7, 0.9)  # of the noise, in [0, 1]: masks of under 1% to ~15% of the image
-OPACITY = (0.2, 1.0)  # of the paste over the image (DRAEM: 1 - beta, beta in [0, 0.8])
+OPACITY = (0.4, 1.0)  # of the paste over the image (DRAEM: 1 - beta, beta in [0, 0.8])
+MIN_BRIGHTNESS, MAX_BRIGHTNESS = 0.1, 0.3  # of the paste's change of brightness
+FILLS = ("paste", "inverted", "blurred", "grey", "grain")
+GRAIN_CELLS = (16, 64)  # the grain fill's cells along the shorter side
 
 
 def simulate(images, foreign, seed, first_row=0, rows=None):
@@ -48,7 +53,7 @@ def simulate(images, foreign, seed, first_row=0, rows=None):
     count = tf.shape(images)[0]
     rows = count if rows is None else tf.cast(rows, tf.int32)
     height, width = images.shape[1], images.shape[2]
-    keys = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(9)]
+    keys = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(10)]
 
     def draw(key, shape, low=0.0, high=1.0):  # the rows of the global batch's draw
         full = tf.concat([[rows], tf.constant(shape, tf.int32)], 0)
@@ -57,44 +62,89 @@ def simulate(images, foreign, seed, first_row=0, rows=None):
 
     masks = _masks(draw, keys[:3], height, width)
     # The paste: a quarter turn and a shift, drawn per batch; contrast and
-    # brightness per image.
+    # brightness per image, the brightness at least MIN_BRIGHTNESS off.
     turned = tf.image.rot90(foreign, _uniform_int(keys[3], 4)) if height == width else foreign
     shift = tf.random.stateless_uniform([2], keys[4], 0, min(height, width), tf.int32)
     turned = tf.roll(turned, shift, axis=[1, 2])
     contrast = draw(keys[5], [1, 1, 1], 0.5, 1.5)
-    brightness = draw(keys[7], [1, 1, 1], -0.25, 0.25)
+    brightness = draw(keys[7], [1, 1, 1], -1.0, 1.0)
+    brightness = tf.sign(brightness) * (MIN_BRIGHTNESS
+                                        + (MAX_BRIGHTNESS - MIN_BRIGHTNESS) * tf.abs(brightness))
     paste = tf.clip_by_value((turned - 0.5) * contrast + 0.5 + brightness, 0.0, 1.0)
-    # Per image, the paste as it is, inverted, blurred (a smear), or one flat
-    # grey (a stain): a paste of the same texture alone can be invisible.
-    kind = tf.one_hot(tf.cast(draw(keys[6], []) * 4, tf.int32), 4)
-    grey = draw(keys[8], [1, 1, 2])
+    # Per image one of FILLS: the paste as it is, inverted, blurred (a smear),
+    # one flat grey (a stain), or a grain of another scale about a grey (a
+    # foreign texture): a paste of the same texture alone can be invisible.
+    kind = tf.one_hot(tf.cast(draw(keys[6], []) * len(FILLS), tf.int32), len(FILLS))
+    grey = draw(keys[8], [1, 1, 3])
     small = (max(1, height // 8), max(1, width // 8))
     blurred = tf.image.resize(tf.image.resize(paste, small, "area"), (height, width), "bilinear")
-    fills = tf.stack([paste, 1.0 - paste, blurred, tf.broadcast_to(grey[..., :1],
-                                                                   tf.shape(paste))])
+    side = min(height, width)
+    grain_cells = draw(keys[9], [2], *GRAIN_CELLS) * [height / side, width / side]
+    grain = _noise(draw, tf.random.experimental.stateless_fold_in(keys[9], 1), height, width,
+                   grain_cells, most=GRAIN_CELLS[1])
+    grain = grey[..., :1] + (grain - 0.5) * (1.0 + 2.0 * grey[..., 2:])
+    flat = tf.broadcast_to(grey[..., :1], tf.shape(paste))
+    grain = tf.broadcast_to(tf.clip_by_value(grain, 0.0, 1.0), tf.shape(paste))
+    fills = tf.stack([paste, 1.0 - paste, blurred, flat, grain])
     paste = tf.einsum("knhwc,nk->nhwc", fills, kind)
-    opacity = masks * (OPACITY[0] + (OPACITY[1] - OPACITY[0]) * grey[..., 1:])
+    opacity = masks * (OPACITY[0] + (OPACITY[1] - OPACITY[0]) * grey[..., 1:2])
     return images * (1.0 - opacity) + paste * opacity, masks
 
 
 def _masks(draw, keys, height, width):
-    """float32 `[n, h, w, 1]`: smooth noise at a random one of `SCALES`,
-    thresholded, kept where the coarsest noise is above its median (so that
-    fine blobs gather in a part of the image, as a defect does), zero in all
-    but about ANOMALOUS_SHARE of the images."""
+    """float32 `[n, h, w, 1]`: smooth noise (`_noise`) with a random number of
+    cells along each axis, one of `SCALES` each (DRAEM's Perlin scales, drawn
+    per axis: blobs, or streaks where they differ), turned by a random angle,
+    thresholded; kept where a coarse noise is above its median (so that fine
+    blobs gather in a part of the image, as a defect does); zero in all but
+    about ANOMALOUS_SHARE of the images."""
     side = min(height, width)
-    noise = []
-    for scale in SCALES:
-        cells = (max(1, round(scale * height / side)) + 1, max(1, round(scale * width / side)) + 1)
-        grid = draw(tf.random.experimental.stateless_fold_in(keys[0], scale), [*cells, 1])
-        noise.append(tf.image.resize(grid, (height, width), "bicubic"))
-    which = tf.one_hot(tf.cast(draw(keys[1], []) * len(SCALES), tf.int32), len(SCALES))
-    chosen = tf.einsum("snhwc,ns->nhwc", tf.stack(noise), which)
+    scales = tf.gather(tf.constant(SCALES, tf.float32),
+                       tf.cast(draw(keys[1], [2]) * len(SCALES), tf.int32))
+    fine = _noise(draw, keys[0], height, width, scales * [height / side, width / side])
+    fine = _turned(fine, draw(tf.random.experimental.stateless_fold_in(keys[1], 1), []))
+    coarse = _noise(draw, tf.random.experimental.stateless_fold_in(keys[0], 1), height, width,
+                    tf.fill([tf.shape(scales)[0], 2], 2.0) * [height / side, width / side])
     uniform = draw(keys[2], [2])
     threshold = THRESHOLD[0] + (THRESHOLD[1] - THRESHOLD[0]) * uniform[:, 0]
     present = tf.cast(uniform[:, 1] < ANOMALOUS_SHARE, tf.float32)
-    inside = (chosen > threshold[:, None, None, None]) & (noise[0] > 0.5)
+    inside = (fine > threshold[:, None, None, None]) & (coarse > 0.5)
     return tf.cast(inside, tf.float32) * present[:, None, None, None]
+
+
+def _noise(draw, key, height, width, cells, most=max(SCALES)):
+    """Value noise `[n, h, w, 1]` in [0, 1]: uniform values on a grid of
+    `cells` `[n, 2]` cells along (height, width) per image (float, rounded,
+    at least 1, at most `most` along the shorter side), interpolated by
+    smoothstep one axis at a time (as smooth as Perlin's noise, and two
+    matrix products)."""
+    cells = tf.maximum(1.0, tf.round(cells))
+    nodes = int(most * max(height, width) / min(height, width)) + 2  # a static bound
+    grid = draw(key, [nodes, nodes])
+
+    def weights(length, count):  # [n, length, nodes]: pixel centres on the cell grid
+        position = (tf.range(length, dtype=tf.float32) + 0.5) / length * count[:, None]
+        tent = tf.nn.relu(1.0 - tf.abs(position[..., None] - tf.range(nodes, dtype=tf.float32)))
+        return tent * tent * (3.0 - 2.0 * tent)  # smoothstep: still sums to 1
+
+    noise = tf.matmul(tf.matmul(weights(height, cells[:, 0]), grid),
+                      weights(width, cells[:, 1]), transpose_b=True)
+    return noise[..., None]
+
+
+def _turned(images, uniform):
+    """`images` `[n, h, w, c]` each turned about its centre by an angle of
+    `(uniform - 0.5) * pi` (DRAEM: -90 to 90 degrees), edges reflected."""
+    height, width = images.shape[1], images.shape[2]
+    angle = (uniform - 0.5) * 3.14159265
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    x, y = (width - 1) / 2, (height - 1) / 2
+    transforms = tf.stack([cos, -sin, x - x * cos + y * sin,
+                           sin, cos, y - x * sin - y * cos,
+                           tf.zeros_like(cos), tf.zeros_like(cos)], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=[height, width], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="REFLECT")
 
 
 def _uniform_int(key, count):

@@ -37,10 +37,10 @@ SMALLEST_SIDE = 6  # a level is added while it leaves a side of at least this
 SCORE_BOX = 1 / 48
 FOCAL_GAMMA = 2.0
 # The side of the crops it trains on and of the tiles a larger image is scored
-# by. DRAEM trains on 256x256 images; 128 keeps a run on two CPU cores within
-# minutes (bench/textures.py) and sees a defect of a few pixels at the
-# camera's resolution.
-TILE = 128
+# by. DRAEM trains on 256x256 images. On two CPU cores a crop of 64 trains in
+# under a quarter of the time of one of 128, and on bench/textures.py's
+# photographs 64 scored better in less than half the time (BUILD.md, "Tiles").
+TILE = 64
 
 
 def levels(input_shape):
@@ -183,10 +183,10 @@ class DraemAutoencoder(Autoencoder):
 
     Example:
 
-        model = DraemAutoencoder((128, 128, 1))
+        model = DraemAutoencoder((64, 64, 1))
         model.compile()
         model.fit(train_dataset(images, batch_size=8, epochs=60, anomalies=True), ...)
-        model.segment(test_images)  # [batch, 128, 128, 1]
+        model.segment(test_images)  # [batch, 64, 64, 1]
     """
 
     def __init__(self, input_shape, width=16, upsampling="nearest", tile=TILE, **kwargs):
