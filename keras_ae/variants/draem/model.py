@@ -39,7 +39,8 @@ FOCAL_GAMMA = 2.0
 # The side of the crops it trains on and of the tiles a larger image is scored
 # by. DRAEM trains on 256x256 images. On two CPU cores a crop of 64 trains in
 # under a quarter of the time of one of 128, and on bench/textures.py's
-# photographs 64 scored better in less than half the time (BUILD.md, "Tiles").
+# grass 64 scored better in less than half the time (BUILD.md, "Defects on
+# photographs").
 TILE = 64
 
 
