@@ -75,19 +75,19 @@ def simulate(images, foreign, seed, first_row=0, rows=None):
     # one flat grey (a stain), or a grain of another scale about a grey (a
     # foreign texture): a paste of the same texture alone can be invisible.
     kind = tf.one_hot(tf.cast(draw(keys[6], []) * len(FILLS), tf.int32), len(FILLS))
-    grey = draw(keys[8], [1, 1, 3])
+    grey, strength, roughness = tf.split(draw(keys[8], [1, 1, 3]), 3, axis=-1)
     small = (max(1, height // 8), max(1, width // 8))
     blurred = tf.image.resize(tf.image.resize(paste, small, "area"), (height, width), "bilinear")
     side = min(height, width)
     grain_cells = draw(keys[9], [2], *GRAIN_CELLS) * [height / side, width / side]
     grain = _noise(draw, tf.random.experimental.stateless_fold_in(keys[9], 1), height, width,
                    grain_cells, most=GRAIN_CELLS[1])
-    grain = grey[..., :1] + (grain - 0.5) * (1.0 + 2.0 * grey[..., 2:])
-    flat = tf.broadcast_to(grey[..., :1], tf.shape(paste))
+    grain = grey + (grain - 0.5) * (1.0 + 2.0 * roughness)
+    flat = tf.broadcast_to(grey, tf.shape(paste))
     grain = tf.broadcast_to(tf.clip_by_value(grain, 0.0, 1.0), tf.shape(paste))
     fills = tf.stack([paste, 1.0 - paste, blurred, flat, grain])
     paste = tf.einsum("knhwc,nk->nhwc", fills, kind)
-    opacity = masks * (OPACITY[0] + (OPACITY[1] - OPACITY[0]) * grey[..., 1:2])
+    opacity = masks * (OPACITY[0] + (OPACITY[1] - OPACITY[0]) * strength)
     return images * (1.0 - opacity) + paste * opacity, masks
 
 
