@@ -26,6 +26,8 @@ Example:
     images, masks = anomalies.simulate(clean, foreign, seed=[0, 1])
 """
 
+import math
+
 import tensorflow as tf
 
 # Cells of the noise grid along an axis, per the image's shorter side, drawn
@@ -136,7 +138,7 @@ def _turned(images, uniform):
     """`images` `[n, h, w, c]` each turned about its centre by an angle of
     `(uniform - 0.5) * pi` (DRAEM: -90 to 90 degrees), edges reflected."""
     height, width = images.shape[1], images.shape[2]
-    angle = (uniform - 0.5) * 3.14159265
+    angle = (uniform - 0.5) * math.pi
     cos, sin = tf.cos(angle), tf.sin(angle)
     x, y = (width - 1) / 2, (height - 1) / 2
     transforms = tf.stack([cos, -sin, x - x * cos + y * sin,
