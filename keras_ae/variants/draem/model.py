@@ -37,10 +37,9 @@ SMALLEST_SIDE = 6  # a level is added while it leaves a side of at least this
 SCORE_BOX = 1 / 48
 FOCAL_GAMMA = 2.0
 # The side of the crops it trains on and of the tiles a larger image is scored
-# by. DRAEM trains on 256x256 images. On two CPU cores a crop of 64 trains in
-# under a quarter of the time of one of 128, and on bench/textures.py's
-# grass 64 scored better in less than half the time (BUILD.md, "Defects on
-# photographs").
+# by. DRAEM trains on 256x256 images. On bench/textures.py's grass, on two CPU
+# cores, 64 scored better than 128 in less than half the time (BUILD.md,
+# "Defects on photographs").
 TILE = 64
 
 
