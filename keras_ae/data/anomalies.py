@@ -17,12 +17,17 @@ Perlin noise, and learns to restore the image and to segment the paste.
   smooth noise instead (DRAEM pastes photographs of other textures, which
   cannot be downloaded here), blended with the image by a random opacity.
 
+Before any of this, `turn_some` turns about TURNED_SHARE of the normal images
+by -90 to 90 degrees, as DRAEM augments its training images, so that a
+texture or a part seen at a new angle is not taken for a defect.
+
 Every draw comes from stateless random ops keyed by the batch's seed, for the
 whole global batch, so a replica's rows are the same however the batch is
 split, and a run resumed at an epoch sees what it saw.
 
 Example:
 
+    clean = anomalies.turn_some(clean, seed=[0, 1])
     images, masks = anomalies.simulate(clean, foreign, seed=[0, 1])
 """
 
@@ -40,6 +45,18 @@ OPACITY = (0.4, 1.0)  # of the paste over the image (DRAEM: 1 - beta, beta in [0
 MIN_BRIGHTNESS, MAX_BRIGHTNESS = 0.1, 0.3  # of the paste's change of brightness
 FILLS = ("paste", "inverted", "blurred", "grey", "grain")
 GRAIN_CELLS = (16, 64)  # the grain fill's cells along the shorter side
+TURNED_SHARE = 0.3  # of normal training images, turned by -90 to 90 degrees (DRAEM's)
+
+
+def turn_some(images, seed, first_row=0, rows=None):
+    """`images` `[n, h, w, c]` with about TURNED_SHARE of them turned about
+    their centre by -90 to 90 degrees (`_turned`, edges reflected); the
+    others as they are. `seed`, `first_row` and `rows` as `simulate`'s."""
+    draw = _drawer(images, first_row, rows)
+    key = tf.random.experimental.stateless_fold_in(seed, 10)
+    turned = draw(key, []) < TURNED_SHARE
+    angles = draw(tf.random.experimental.stateless_fold_in(key, 1), [], then=_angle)
+    return tf.where(turned[:, None, None, None], _turned(images, angles), images)
 
 
 def simulate(images, foreign, seed, first_row=0, rows=None):
@@ -51,17 +68,9 @@ def simulate(images, foreign, seed, first_row=0, rows=None):
     rows `first_row, ...` of a batch of `rows` images and get those rows of
     the anomalies drawn for the whole batch (as `pipeline.add_noise`).
     """
-    first_row = tf.cast(first_row, tf.int32)
-    count = tf.shape(images)[0]
-    rows = count if rows is None else tf.cast(rows, tf.int32)
     height, width = images.shape[1], images.shape[2]
     keys = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(10)]
-
-    def draw(key, shape, low=0.0, high=1.0):  # the rows of the global batch's draw
-        full = tf.concat([[rows], tf.constant(shape, tf.int32)], 0)
-        values = tf.random.stateless_uniform(full, key, low, high)
-        return values[first_row:first_row + count]
-
+    draw = _drawer(images, first_row, rows)
     masks = _masks(draw, keys[:3], height, width)
     # The paste: a quarter turn and a shift, drawn per batch; contrast and
     # brightness per image, the brightness at least MIN_BRIGHTNESS off.
@@ -93,6 +102,24 @@ def simulate(images, foreign, seed, first_row=0, rows=None):
     return images * (1.0 - opacity) + paste * opacity, masks
 
 
+def _drawer(images, first_row, rows):
+    """`draw(key, shape, low=0, high=1, then=None)`: the rows of `images`
+    (rows `first_row, ...` of a global batch of `rows`, or all of it) in a
+    uniform draw `[rows, *shape]` for the whole global batch, mapped by
+    `then` before its rows are taken: vectorized math (a cosine) can round
+    an element otherwise in a batch of another size."""
+    first_row = tf.cast(first_row, tf.int32)
+    count = tf.shape(images)[0]
+    rows = count if rows is None else tf.cast(rows, tf.int32)
+
+    def draw(key, shape, low=0.0, high=1.0, then=None):
+        full = tf.concat([[rows], tf.constant(shape, tf.int32)], 0)
+        values = tf.random.stateless_uniform(full, key, low, high)
+        return (then(values) if then else values)[first_row:first_row + count]
+
+    return draw
+
+
 def _masks(draw, keys, height, width):
     """float32 `[n, h, w, 1]`: smooth noise (`_noise`) with a random number of
     cells along each axis, one of `SCALES` each (DRAEM's Perlin scales, drawn
@@ -104,7 +131,8 @@ def _masks(draw, keys, height, width):
     scales = tf.gather(tf.constant(SCALES, tf.float32),
                        tf.cast(draw(keys[1], [2]) * len(SCALES), tf.int32))
     fine = _noise(draw, keys[0], height, width, scales * [height / side, width / side])
-    fine = _turned(fine, draw(tf.random.experimental.stateless_fold_in(keys[1], 1), []))
+    fine = _turned(fine, draw(tf.random.experimental.stateless_fold_in(keys[1], 1), [],
+                              then=_angle))
     coarse = _noise(draw, tf.random.experimental.stateless_fold_in(keys[0], 1), height, width,
                     tf.fill([tf.shape(scales)[0], 2], 2.0) * [height / side, width / side])
     uniform = draw(keys[2], [2])
@@ -134,12 +162,18 @@ def _noise(draw, key, height, width, cells, most=max(SCALES)):
     return noise[..., None]
 
 
-def _turned(images, uniform):
-    """`images` `[n, h, w, c]` each turned about its centre by an angle of
-    `(uniform - 0.5) * pi` (DRAEM: -90 to 90 degrees), edges reflected."""
-    height, width = images.shape[1], images.shape[2]
+def _angle(uniform):
+    """`[n, 2]`: the cosine and sine of angles of `(uniform - 0.5) * pi`
+    (DRAEM's -90 to 90 degrees), for `_turned`."""
     angle = (uniform - 0.5) * math.pi
-    cos, sin = tf.cos(angle), tf.sin(angle)
+    return tf.stack([tf.cos(angle), tf.sin(angle)], axis=-1)
+
+
+def _turned(images, angles):
+    """`images` `[n, h, w, c]` each turned about its centre by its angle
+    (`angles` `[n, 2]`, `_angle`), edges reflected."""
+    height, width = images.shape[1], images.shape[2]
+    cos, sin = angles[:, 0], angles[:, 1]
     x, y = (width - 1) / 2, (height - 1) / 2
     transforms = tf.stack([cos, -sin, x - x * cos + y * sin,
                            sin, cos, y - x * sin - y * cos,
