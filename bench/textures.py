@@ -2,6 +2,7 @@
 
     python bench/textures.py [--variants=draem,conv,restoration] [--textures=brick,grass,gravel]
     python bench/textures.py --layout_only   # write the folders, print train.py's command
+                                             # and how alike the held-out region is
 
 scikit-image's wheel ships photographs of textures (`skimage/data/`: brick,
 grass, gravel; 512x512 grey). This reads their PNGs from --photos, or
@@ -128,6 +129,17 @@ def held_out_region(side, size):
     if top >= size:
         return top, top + band, 0
     return side // 2, side, side // 2
+def sharpness_ratio(photo, region):
+    """The mean squared difference of horizontal neighbours inside `region`
+    `(top, bottom, left)` (as `held_out_region`) over that outside it."""
+    squared = np.zeros_like(photo)
+    squared[:, :-1] = np.diff(photo, axis=1) ** 2
+    top, bottom, left = region
+    inside = np.zeros(photo.shape, bool)
+    inside[top:bottom, left:] = True
+    return squared[inside].mean() / squared[~inside].mean()
+
+
 def _ellipse(size, rng, radii):
     """A filled ellipse's mask (float, soft-edged by 1 px) at a random place."""
     a, b = np.minimum(rng.uniform(*radii, 2), size / 3)  # room for it on small crops
@@ -228,6 +240,11 @@ def main(argv):
         write_layout(photos, texture, directories[texture], FLAGS.seed, FLAGS.size,
                      FLAGS.train, FLAGS.good, FLAGS.per_defect)
         if FLAGS.layout_only:
+            side = photos[texture].shape[0]
+            print(f"{texture}: sharpness of the held-out region over the rest "
+                  f"{sharpness_ratio(photos[texture], held_out_region(side, FLAGS.size)):.2f} "
+                  f"(of the bottom-right quarter, the region until d027059: "
+                  f"{sharpness_ratio(photos[texture], (side // 2, side, side // 2)):.2f})")
             print(defects.train_command(directories[texture]))
     if FLAGS.layout_only:
         return
