@@ -129,6 +129,8 @@ def held_out_region(side, size):
     if top >= size:
         return top, top + band, 0
     return side // 2, side, side // 2
+
+
 def sharpness_ratio(photo, region):
     """The mean squared difference of horizontal neighbours inside `region`
     `(top, bottom, left)` (as `held_out_region`) over that outside it."""

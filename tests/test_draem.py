@@ -126,10 +126,10 @@ def test_mask_noise_is_scaled_per_axis_and_turned_at_any_angle():
     assert 0 <= noise.numpy().min() and noise.numpy().max() <= 1
     assert rough(noise[0], 1) > 8 * rough(noise[0], 0)  # 2 cells down, 32 across
     assert rough(noise[1], 0) > 8 * rough(noise[1], 1)
-    quarter = anomalies._turned(noise[:1], anomalies._angle(tf.constant([1.0])))  # +90 degrees
+    quarter = anomalies._turned(noise[:1], anomalies._angle(tf.constant([1.0])))  # +90 deg
     assert min(np.abs(quarter[0] - np.rot90(noise[0], k)).max() for k in (1, 3)) < 1e-4
-    eighth = anomalies._turned(noise[:1], anomalies._angle(tf.constant([0.75])))  # +45: rough both ways
-    assert 0.5 < rough(eighth[0], 0) / rough(eighth[0], 1) < 2
+    eighth = anomalies._turned(noise[:1], anomalies._angle(tf.constant([0.75])))  # +45 deg
+    assert 0.5 < rough(eighth[0], 0) / rough(eighth[0], 1) < 2  # rough both ways
 
 
 def test_about_a_third_of_the_normal_images_are_turned_the_same_in_any_split():
