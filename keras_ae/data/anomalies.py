@@ -17,17 +17,12 @@ Perlin noise, and learns to restore the image and to segment the paste.
   smooth noise instead (DRAEM pastes photographs of other textures, which
   cannot be downloaded here), blended with the image by a random opacity.
 
-Before any of this, `turn_some` turns about TURNED_SHARE of the normal images
-by -90 to 90 degrees, as DRAEM augments its training images, so that a
-texture or a part seen at a new angle is not taken for a defect.
-
 Every draw comes from stateless random ops keyed by the batch's seed, for the
 whole global batch, so a replica's rows are the same however the batch is
 split, and a run resumed at an epoch sees what it saw.
 
 Example:
 
-    clean = anomalies.turn_some(clean, seed=[0, 1])
     images, masks = anomalies.simulate(clean, foreign, seed=[0, 1])
 """
 
@@ -45,18 +40,6 @@ OPACITY = (0.4, 1.0)  # of the paste over the image (DRAEM: 1 - beta, beta in [0
 MIN_BRIGHTNESS, MAX_BRIGHTNESS = 0.1, 0.3  # of the paste's change of brightness
 FILLS = ("paste", "inverted", "blurred", "grey", "grain")
 GRAIN_CELLS = (16, 64)  # the grain fill's cells along the shorter side
-TURNED_SHARE = 0.3  # of normal training images, turned by -90 to 90 degrees (DRAEM's)
-
-
-def turn_some(images, seed, first_row=0, rows=None):
-    """`images` `[n, h, w, c]` with about TURNED_SHARE of them turned about
-    their centre by -90 to 90 degrees (`_turned`, edges reflected); the
-    others as they are. `seed`, `first_row` and `rows` as `simulate`'s."""
-    draw = _drawer(images, first_row, rows)
-    key = tf.random.experimental.stateless_fold_in(seed, 10)
-    turned = draw(key, []) < TURNED_SHARE
-    angles = draw(tf.random.experimental.stateless_fold_in(key, 1), [], then=_angle)
-    return tf.where(turned[:, None, None, None], _turned(images, angles), images)
 
 
 def simulate(images, foreign, seed, first_row=0, rows=None):

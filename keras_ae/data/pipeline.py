@@ -53,12 +53,10 @@ def add_noise(images, stddev, seed, first_row=0, rows=None):
 
 def with_anomalies(clean, foreign, seed, first_row=0, rows=None):
     """`(inputs, targets)` for a detector trained on simulated anomalies:
-    `clean`, some of it turned (`anomalies.turn_some`), with `foreign`
-    pasted in (`anomalies.simulate`), both from their own stream of the
-    batch's `seed`; and those clean images with the masks stacked on their
-    channels."""
+    `clean` with `foreign` pasted in (`anomalies.simulate`, its own stream of
+    the batch's `seed`), and the clean images with the masks stacked on
+    their channels."""
     seed = tf.random.experimental.stateless_fold_in(seed, ANOMALY_STREAM)
-    clean = anomalies_lib.turn_some(clean, seed, first_row, rows)
     inputs, masks = anomalies_lib.simulate(clean, foreign, seed, first_row, rows)
     return inputs, tf.concat([clean, masks], axis=-1)
 
