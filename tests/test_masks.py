@@ -162,18 +162,21 @@ def test_the_defects_benchmark_writes_mvtec_layout_with_masks_of_what_it_changed
 
 def test_the_textures_benchmark_holds_out_its_test_crops_and_masks_each_defect(tmp_path):
     """bench/textures.py's folders: training crops never overlap the held-out
-    quarter the test crops come from; a defect changes its masked pixels
-    visibly and nothing beyond its soft 1 px edge."""
+    region the test crops come from (a band across the middle, or the
+    bottom-right quarter for crops too large for one); a defect changes its
+    masked pixels visibly and nothing beyond its soft 1 px edge."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "bench"))
     import textures  # pylint: disable=import-outside-toplevel
     rng = np.random.default_rng(0)
     # Each pixel's value its own place: a crop's values tell where it came from.
     place = (np.arange(128 * 128).reshape(128, 128) / (128 * 128)).astype(np.float32)
-    held_out = set(place[64:, 64:].ravel().tolist())
-    for crop in textures.crops(place, 40, 32, rng, held_out=False):
-        assert held_out.isdisjoint(crop.ravel().tolist())
-    for crop in textures.crops(place, 10, 32, rng, held_out=True):
-        assert held_out.issuperset(crop.ravel().tolist())
+    for size, region in ((32, (44, 84, 0)), (48, (64, 128, 64))):
+        assert textures.held_out_region(128, size) == region
+        held_out = set(place[region[0]:region[1], region[2]:].ravel().tolist())
+        for crop in textures.crops(place, 40, size, rng, held_out=False):
+            assert held_out.isdisjoint(crop.ravel().tolist())
+        for crop in textures.crops(place, 10, size, rng, held_out=True):
+            assert held_out.issuperset(crop.ravel().tolist())
     photos = {name: rng.random((128, 128)).astype(np.float32) for name in textures.TEXTURES}
     for kind in textures.DEFECTS:
         for _ in range(5):
