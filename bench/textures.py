@@ -128,6 +128,12 @@ def held_out_region(side, size):
     top = (side - band) // 2
     if top >= size:
         return top, top + band, 0
+    return quarter(side)
+
+
+def quarter(side):
+    """`(top, bottom, left)` of a `side`-pixel photograph's bottom-right
+    quarter (as `held_out_region`): the held-out region until d027059."""
     return side // 2, side, side // 2
 
 
@@ -246,7 +252,7 @@ def main(argv):
             print(f"{texture}: sharpness of the held-out region over the rest "
                   f"{sharpness_ratio(photos[texture], held_out_region(side, FLAGS.size)):.2f} "
                   f"(of the bottom-right quarter, the region until d027059: "
-                  f"{sharpness_ratio(photos[texture], (side // 2, side, side // 2)):.2f})")
+                  f"{sharpness_ratio(photos[texture], quarter(side)):.2f})")
             print(defects.train_command(directories[texture]))
     if FLAGS.layout_only:
         return
