@@ -12,11 +12,14 @@ declared and checked without loading TensorFlow, and the two never disagree
 # "folder" or a TensorFlow Datasets name.
 BUILT_IN_DATASETS = ("mnist", "fashion_mnist", "kmnist", "cifar10")
 INPUTS = ("auto", "memory", "stream")
+# The image files a folder holds: the extensions
+# `keras.utils.image_dataset_from_directory` accepts.
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 
-ANOMALY_SCORES = ("mse", "top_k")
+ANOMALY_SCORES = ("mse", "top_k", "map_max")
 
 FORMATS = ("saved_model", "tflite")
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")

@@ -13,8 +13,9 @@ same image was seen in training.
 
 import tensorflow as tf
 
-# The extensions `keras.utils.image_dataset_from_directory` accepts.
-EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+from keras_ae import choices
+
+EXTENSIONS = choices.IMAGE_EXTENSIONS
 
 
 def decode(encoded):

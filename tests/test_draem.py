@@ -1,6 +1,7 @@
 """The detector trained on simulated anomalies: its anomalies, its loss, its map
 and score, its size, and a run served as Keras scores it."""
 
+import dataclasses
 import json
 import os
 
@@ -43,11 +44,29 @@ def test_depth_follows_the_image_and_the_parameters_stay_bounded():
         "draem", (draem.TILE, draem.TILE, 3)).count_params()
 
 
-def test_without_a_variant_a_defects_folder_trains_draem_and_labelled_classes_restoration():
-    def chosen(data, normal_classes=("good",)):
-        return config_lib.RunConfig(data, config_lib.ModelConfig(), config_lib.TrainConfig("r"),
+def test_without_a_variant_a_defects_folder_trains_by_its_image_size_and_classes_restoration(
+        tmp_path):
+    def chosen(data, normal_classes=("good",), model=config_lib.ModelConfig()):
+        return config_lib.RunConfig(data, model, config_lib.TrainConfig("r"),
                                     config_lib.AnomalyConfig(normal_classes=normal_classes or None))
 
+    def folder(side):  # MVTec AD's layout, one image of side x side px
+        os.makedirs(tmp_path / f"{side}" / "train" / "good")
+        Image.new("L", (side + 3, side)).save(tmp_path / f"{side}" / "train" / "good" / "0.png")
+        return config_lib.DataConfig("folder", data_dir=str(tmp_path / f"{side}" / "train"),
+                                     test_dir=str(tmp_path / f"{side}" / "test"))
+
+    small, large = folder(keras_ae.variants.SMALL_SIDE), folder(keras_ae.variants.SMALL_SIDE + 1)
+    assert chosen(small).model.variant == "conv"
+    assert chosen(large).model.variant == "draem"
+    # Unless told its size, or given an option of draem's alone.
+    assert chosen(dataclasses.replace(small, image_size=(64, 64))).model.variant == "draem"
+    assert chosen(small, model=config_lib.ModelConfig(tile=16)).model.variant == "draem"
+    assert chosen(small, model=config_lib.ModelConfig(upsampling="transpose")).model.variant == \
+        "conv"
+    _, why = chosen(small).default_variant()
+    assert f"images of {keras_ae.variants.SMALL_SIDE}x{keras_ae.variants.SMALL_SIDE + 3}" in why
+    # A folder not there (yet): its data is read later, and refused then if missing.
     mvtec = config_lib.DataConfig("folder", data_dir="part/train", test_dir="part/test")
     assert chosen(mvtec).model.variant == "draem"
     assert chosen(config_lib.DataConfig("folder", data_dir="classes")).model.variant == \

@@ -7,11 +7,13 @@ import types
 import numpy as np
 from PIL import Image
 import pytest
+import tensorflow as tf
 
 from keras_ae import anomaly
 from keras_ae import config as config_lib
 from keras_ae import data
 from keras_ae import distribute
+from keras_ae import export
 from keras_ae import model_dir as model_dir_lib
 from keras_ae import models
 from keras_ae import plots
@@ -19,6 +21,7 @@ from keras_ae import training
 from keras_ae.commands import train as train_command
 from keras_ae.data import DataError
 from keras_ae.data import masks as masks_lib
+from keras_ae.export import signatures
 
 
 def _save(path, pixels):
@@ -106,6 +109,7 @@ def test_a_detector_with_masks_reports_where_the_defects_are(scratches_run):
     ran, _, detector = model_dir_lib.read_run(config.train.model_dir)  # what ran, written in
     assert ran.data.test_mask_dir == os.path.dirname(config.data.test_dir) + "/ground_truth"
     assert ran.anomaly.anomaly_map_sigma == detector["map_sigma"] == 32 / 16
+    assert detector["score"] == "map_max"  # conv's on a folder of defects
     line = train_command.summary(metrics, config.train.model_dir)  # train.py's last line
     assert f"pixel AUROC {metrics['test_pixel_auroc']:.4f}, PRO " in line
 
@@ -117,14 +121,35 @@ def test_one_pass_pixel_metrics_are_the_exact_ones_within_their_bound(scratches_
     loaded = data.load(config.data)
     _, model_file, detector = model_dir_lib.read_run(config.train.model_dir)
     detector = anomaly.Detector.from_dict(detector)
-    maps = anomaly.outputs_of(models.load(model_file), loaded.test_images,
-                              config.data.batch_size, detector=detector)["anomaly_map"]
+    outputs = anomaly.outputs_of(models.load(model_file), loaded.test_images,
+                                 config.data.batch_size, detector=detector)
+    maps = outputs["anomaly_map"]
+    # "map_max": the score is the map's highest pixel (the map divided by its
+    # constant, the validation images' mean score, as the score is).
+    np.testing.assert_allclose(outputs["anomaly_score"], maps.max(axis=(1, 2)), rtol=1e-5)
     masks, has_mask = loaded.test_masks.chunk(0, len(maps))
     known = (loaded.test_labels == loaded.class_names.index("good")) | has_mask
     for name, exact in (("pixel_auroc", anomaly.pixel_auroc), ("pro", anomaly.pro)):
         bound = metrics[f"test_{name}_bound"]
         assert bound < 2e-3
         assert abs(metrics[f"test_{name}"] - exact(maps[known], masks[known])) <= bound + 1e-6
+
+
+@pytest.mark.slow  # exports: a fresh SavedModel process, a TFLite conversion
+def test_a_map_max_detector_is_served_as_keras_scores_it(scratches_run, tmp_path):
+    config, metrics = scratches_run
+    report = export.export_run(config.train.model_dir, config_lib.ExportConfig(
+        str(tmp_path), quantize=("float32",)))  # checks every output against Keras
+    for entry in ("saved_model", "tflite/reconstruct_float32.tflite"):
+        differences = report["files"][entry]["max_abs_diff"]
+        assert differences["serving_default/is_anomaly"] == 0, entry
+        assert differences["serving_default/anomaly_score"] < 1e-5, entry
+    loaded = tf.saved_model.load(report["path"])
+    images = next(data.as_images(data.load(config.data).test_images).float_chunks(64))
+    served = loaded.signatures[signatures.RECONSTRUCT](images=tf.constant(images))
+    np.testing.assert_allclose(served["anomaly_score"],
+                               np.max(served["anomaly_map"], axis=(1, 2)), rtol=1e-5)
+    assert report["anomaly"]["threshold"] == metrics["anomaly_threshold"]
 
 
 def test_the_defects_benchmark_writes_mvtec_layout_with_masks_of_what_it_changed(tmp_path):
@@ -226,8 +251,9 @@ def test_sixty_four_good_images_train_and_calibrate_with_the_defaults(tmp_path, 
     """MVTec AD's smallest categories: 64 good images hold out 6, too few for
     a 1% false-positive rate. The run calibrates at their highest score and
     says what that flags of normal images, 1/7, in the log and anomaly.json.
-    (The default detector, `draem`, for 1 epoch: its own 276 take minutes.)"""
-    root = make_layout(str(tmp_path), train=64, test=4)
+    (The default detector of images over 32 px, `draem`, for 1 epoch: its
+    own 276 take minutes.)"""
+    root = make_layout(str(tmp_path), size=40, train=64, test=4)
     config = config_lib.RunConfig(
         config_lib.DataConfig("folder", data_dir=f"{root}/train", test_dir=f"{root}/test"),
         config_lib.ModelConfig(), config_lib.TrainConfig(str(tmp_path / "run"), epochs=1),

@@ -7,6 +7,9 @@ better than anything else, so its reconstruction error scores anomalies:
     mse     the image's mean squared error (what `reconstruction_error` serves)
     top_k   the mean of its worst TOP_FRACTION of squared pixel errors: a small
             defect on a large image moves it, where it barely moves the mean
+    map_max the anomaly map's highest pixel, after its smoothing: a defect of
+            a few pixels decides it (the default of `conv` on a folder of
+            defects)
 
 One module a job:
 
@@ -53,6 +56,7 @@ from keras_ae.anomaly.scoring import combine_maps
 from keras_ae.anomaly.scoring import gaussian
 from keras_ae.anomaly.scoring import in_batches
 from keras_ae.anomaly.scoring import outputs_of
+from keras_ae.anomaly.scoring import parts
 from keras_ae.anomaly.scoring import score
 from keras_ae.anomaly.scoring import smooth
 from keras_ae.anomaly.scoring import traced

@@ -87,7 +87,7 @@ def calibrated_detector(model, validation_images, options, batch_size):
     (an `Images`) by `options` (the run's `AnomalyConfig`): each view's
     constant, then the threshold."""
     validation_views = scoring.views_of(model, validation_images, options.anomaly_score,
-                                        batch_size)
+                                        batch_size, options.anomaly_map_sigma or 0.0)
     constants = view_constants(validation_views)
     validation = scoring.combine(validation_views, constants).numpy()
     check_separates(validation)

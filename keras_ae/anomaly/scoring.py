@@ -25,6 +25,22 @@ TOP_FRACTION = autoencoder.TOP_FRACTION
 score = autoencoder.image_error  # an image's reconstruction error, "mse" or "top_k"
 
 
+def parts(model, images, kind, sigma=0.0):
+    """`model.anomaly_parts(images, kind)`: `(reconstruction, views,
+    maps)`. With "map_max" each view that has a map is its map's highest
+    pixel once smoothed by a Gaussian of `sigma` pixels: the score of the
+    served map, which a defect of a few pixels decides (the others, the
+    restoration detector's head, as they are)."""
+    if kind != "map_max":
+        return model.anomaly_parts(images, kind)
+    reconstruction, views, maps = model.anomaly_parts(images, "mse")
+    count, height, width = maps.shape[1:]
+    smoothed = tf.reshape(smooth(tf.reshape(maps, [-1, height, width]), sigma),
+                          [-1, count, height, width])
+    highest = tf.cast(tf.reduce_max(smoothed, axis=[2, 3]), views.dtype)
+    return reconstruction, tf.concat([highest, views[:, count:]], axis=1), maps
+
+
 def combine(views, constants):
     """`[batch]` anomaly scores from `[batch, views]` errors (a model's
     `anomaly_views`): the mean over views of each divided by its constant."""
@@ -41,7 +57,8 @@ def combine_maps(views, maps, constants, sigma=0.0):
     alike at every pixel; then `smooth`ed by a Gaussian of `sigma` pixels.
     Unsmoothed, with the "mse" score, a map's mean is the image's score;
     with "top_k", the score averages the worst of each view's errors instead
-    of all of them."""
+    of all of them; with "map_max" (`parts`) a single view's score is the
+    map's highest pixel."""
     views, maps = tf.convert_to_tensor(views), tf.convert_to_tensor(maps)
     constants = tf.cast(constants, views.dtype)
     pixel_views = maps.shape[1]
@@ -95,7 +112,7 @@ class Detector:
     evaluation, served by exports (`threshold` and `view_constants` may then
     be variables)."""
 
-    score: str  # each view's error, "mse" or "top_k"
+    score: str  # each view's error, "mse", "top_k" or "map_max" (`parts`)
     threshold: float
     fpr: float
     normal_classes: tuple
@@ -131,17 +148,19 @@ class Detector:
                 "is_anomaly": score > threshold}
 
 
-def traced(model, kind, detector=None):
+def traced(model, kind, detector=None, sigma=0.0):
     """A tf.function of a batch of float images `[None, *image shape]`, traced
     once for any batch: `{reconstruction, views}` from one run of the model
-    (`Autoencoder.anomaly_parts`, views of `kind`), and with `detector` its
-    `outputs` too: one graph, not the model called eagerly layer by layer."""
+    (`parts`, views of `kind`, "map_max" of maps smoothed by `sigma` or the
+    detector's), and with `detector` its `outputs` too: one graph, not the
+    model called eagerly layer by layer."""
     spec = tf.TensorSpec((None, *model.image_shape), tf.float32)
+    sigma = detector.map_sigma if detector is not None else sigma
 
     @tf.function(input_signature=[spec])
     def run(images):
         images = tf.cast(images, model.outputs[0].dtype)  # a float64 model's: float64
-        reconstruction, views, maps = model.anomaly_parts(images, kind)
+        reconstruction, views, maps = parts(model, images, kind, sigma)
         result = {"reconstruction": reconstruction, "views": views}
         if detector is not None:
             result.update(detector.outputs(views, maps))
@@ -150,21 +169,21 @@ def traced(model, kind, detector=None):
     return run
 
 
-def views_of(model, images, kind, batch_size):
-    """`[n, views]` numpy: the model's `anomaly_views` of `images` (an
-    `Images`, or an array), read chunk by chunk through one traced graph."""
-    return outputs_of(model, images, batch_size, kind=kind)["views"]
+def views_of(model, images, kind, batch_size, sigma=0.0):
+    """`[n, views]` numpy: the views (`parts`) of `images` (an `Images`, or
+    an array), read chunk by chunk through one traced graph."""
+    return outputs_of(model, images, batch_size, kind=kind, sigma=sigma)["views"]
 
 
-def outputs_of(model, images, batch_size, kind=None, detector=None):
-    """`traced(model, kind or detector.score, detector)`'s outputs for
-    `images` (an `Images`, or an array), numpy, read chunk by chunk."""
-    function = traced(model, kind or detector.score, detector)
-    parts = [in_batches(function, chunk, batch_size)
-             for chunk in data_lib.as_images(images).float_chunks(batch_size)]
-    if not parts:
+def outputs_of(model, images, batch_size, kind=None, detector=None, sigma=0.0):
+    """`traced(model, kind or detector.score, detector, sigma)`'s outputs
+    for `images` (an `Images`, or an array), numpy, read chunk by chunk."""
+    function = traced(model, kind or detector.score, detector, sigma)
+    pieces = [in_batches(function, chunk, batch_size)
+              for chunk in data_lib.as_images(images).float_chunks(batch_size)]
+    if not pieces:
         return {"views": np.zeros((0, len(model.view_names())), np.float32)}
-    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    return {name: np.concatenate([piece[name] for piece in pieces]) for name in pieces[0]}
 
 
 def in_batches(function, images, batch_size):

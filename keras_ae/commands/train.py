@@ -24,7 +24,6 @@ from keras_ae import data as data_lib
 from keras_ae import distribute
 from keras_ae import export
 from keras_ae import training
-from keras_ae import variants
 from keras_ae.commands import train_flags  # defines the flags
 
 FLAGS = flags.FLAGS
@@ -96,8 +95,8 @@ def main(argv):
     try:
         config, export_config = make_configs()
         if FLAGS.variant is None:
-            logging.info("variant: %s, %s; --variant chooses another", *variants.default(
-                config.anomaly.normal_classes, config.defects_layout()))
+            logging.info("variant: %s, %s; --variant chooses another",
+                         *config.default_variant())
         if train_flags.CPU_DEVICES.value > 1:
             distribute.split_cpu(train_flags.CPU_DEVICES.value)
         strategy = make_strategy(config)

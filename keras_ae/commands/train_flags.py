@@ -103,8 +103,9 @@ flags.DEFINE_float(
 )
 flags.DEFINE_enum(
     "anomaly_score", Anomaly.anomaly_score, choices.ANOMALY_SCORES,
-    "With --normal_classes: mse (each image's mean squared error) or top_k (the mean of "
-    "its worst 10% of squared pixel errors, for small defects)" + RECIPE + ".",
+    "With --normal_classes: mse (each image's mean squared error), top_k (the mean of "
+    "its worst 10% of squared pixel errors, for small defects) or map_max (the smoothed "
+    "anomaly_map's highest pixel; conv's on a folder of defects)" + RECIPE + ".",
 )
 flags.DEFINE_float(
     "anomaly_map_sigma", Anomaly.anomaly_map_sigma,

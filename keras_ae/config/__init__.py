@@ -4,7 +4,9 @@ This package declares; it does nothing. It imports no other part of keras-ae
 but `keras_ae.choices` (the valid values) and the variants' declarations of
 their options (`keras_ae.variants`), and nothing that imports TensorFlow, so
 a configuration can be written, read and checked anywhere
-(`tests/test_layout.py` holds it to that). A module a concern: data.py,
+(`tests/test_layout.py` holds it to that). The one file it reads is a
+header: a folder of defects' first image, whose size chooses the detector
+when the run names none (`RunConfig.default_variant`). A module a concern: data.py,
 model.py, train.py, anomaly.py, export.py; checks.py their shared checks.
 
 A `RunConfig` is written to `model_dir/config.json` so that a run can be
@@ -48,8 +50,16 @@ class RunConfig:
 
     def __post_init__(self):
         if self.model.variant is None:  # the tutorial's model, or a detector
-            variant, _ = variants.default(self.anomaly.normal_classes, self.defects_layout())
+            variant, _ = self.default_variant()
             object.__setattr__(self, "model", dataclasses.replace(self.model, variant=variant))
+
+    def default_variant(self):
+        """`(variant, why)`: what the run trains when it names no variant
+        (`keras_ae.variants.default`), by its data."""
+        layout = self.defects_layout()
+        return variants.default(self.anomaly.normal_classes, layout,
+                                self.data.known_image_size() if layout else None,
+                                self.model.options())
 
     def defects_layout(self):
         """Whether the data is a folder with its own test folder, as MVTec AD's."""

@@ -20,8 +20,9 @@ class AnomalyConfig:
             out (seeded) to calibrate the threshold on. Default 0.1.
         anomaly_fpr: the false-positive rate the threshold is calibrated to
             on them. Default 0.01.
-        anomaly_score: "mse" or "top_k" (see `keras_ae.anomaly`). Default
-            None: the recipe's ("mse"; the restoration detector's "top_k").
+        anomaly_score: "mse", "top_k" or "map_max" (see `keras_ae.anomaly`).
+            Default None: the recipe's ("mse"; the restoration detector's
+            "top_k"; conv's on a folder of defects "map_max").
         anomaly_map_sigma: the Gaussian (sigma in pixels of the model's input)
             that smooths the served `anomaly_map`; 0 leaves it as computed.
             Default None: the recipe's share of the image's shorter side

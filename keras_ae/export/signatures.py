@@ -78,7 +78,7 @@ def functions(model, crop_to_aspect_ratio=False, detector=None):
         error = tf.reduce_mean(tf.square(reconstruction - images), axis=[1, 2, 3])
         outputs = {"reconstruction": reconstruction, "reconstruction_error": error}
         if detector is not None:
-            views, maps = model.anomaly_views(images, detector.score, maps=True)
+            _, views, maps = anomaly.parts(model, images, detector.score, detector.map_sigma)
             outputs.update(anomaly_views=views, **detector.outputs(views, maps))
         return outputs
 

@@ -10,7 +10,8 @@ def resolve(config):
     """`config` with every default the run uses written in.
 
     Noise, batch size, epochs, learning rate, schedule and anomaly score
-    left None come from the variant's recipe
+    (on a folder of defects, the recipe's `defects_anomaly_score` if it has
+    one) left None come from the variant's recipe
     (`keras_ae.variants.recipe`), the test noise from the training noise, and
     model options from the model's constructor (`default_options`). A model's
     own `seed` option is not a field: it is the run's `data.seed`.
@@ -40,8 +41,8 @@ def resolve(config):
     )
     anomaly = config.anomaly
     if anomaly.normal_classes:
-        anomaly = dataclasses.replace(
-            anomaly, anomaly_score=_or(anomaly.anomaly_score, recipe.anomaly_score))
+        score = config.defects_layout() and recipe.defects_anomaly_score or recipe.anomaly_score
+        anomaly = dataclasses.replace(anomaly, anomaly_score=_or(anomaly.anomaly_score, score))
     return dataclasses.replace(config, data=data, model=model, train=train, anomaly=anomaly)
 
 

@@ -38,8 +38,12 @@ class Recipe:
     # With epochs None: how many training images the run shows the model,
     # whatever their number.
     images_shown = None
-    # With --normal_classes: each image's (each view's) error, "mse" or "top_k".
+    # With --normal_classes: each image's (each view's) error, "mse" or "top_k"
+    # (or "map_max", `keras_ae.anomaly`).
     anomaly_score = "mse"
+    # On a folder of defects (MVTec AD's layout): the score, where it is not
+    # `anomaly_score`.
+    defects_anomaly_score = None
     # With --normal_classes: the anomaly map's Gaussian smoothing, its sigma
     # a share of the image's shorter side (1.75 px at 28): the best of
     # bench/defects.py's sweep of sigmas (BUILD.md, "Synthetic defects").
