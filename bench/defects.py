@@ -1,6 +1,7 @@
 """Where is the defect: Fashion-MNIST with synthetic defects, in MVTec AD's layout.
 
     python bench/defects.py [--variants=restoration] [--classes=0,...,9] [--epochs=N]
+    python bench/defects.py --variants=default --classes=1   # as train.py without --variant
     python bench/defects.py --layout_only --classes=6   # write the folder, print train.py's command
 
 For each class c, writes a folder laid out as MVTec AD is (`write_layout`):
@@ -70,7 +71,8 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():  # only when run: tests import write_layout
-    flags.DEFINE_list("variants", ["restoration"], "Variants to run.")
+    flags.DEFINE_list("variants", ["restoration"], "Variants to run; default: none named, "
+                      "as train.py without --variant.")
     flags.DEFINE_list("classes", [str(c) for c in range(10)], "Normal classes.")
     flags.DEFINE_integer("epochs", None, "Epochs of each run. Default: the recipe's.")
     flags.DEFINE_integer("seed", 0, "Seed of the defects and of every run.")
@@ -176,12 +178,12 @@ def write_layout(fashion, normal_class, directory, seed, good=GOOD_TEST_IMAGES,
 def layout_config(directory, variant, seed, epochs, **model_options):
     """The run `python train.py --dataset=folder --data_dir=DIRECTORY/train
     --test_dir=DIRECTORY/test --normal_classes=good --variant=VARIANT` makes
-    (with `model_options` as flags), its model_dir DIRECTORY/runs/VARIANT
-    (bench/textures.py's too)."""
+    (with `model_options` as flags; VARIANT "default": without --variant),
+    its model_dir DIRECTORY/runs/VARIANT (bench/textures.py's too)."""
     return config_lib.RunConfig(
         config_lib.DataConfig("folder", data_dir=os.path.join(directory, "train"),
                               test_dir=os.path.join(directory, "test"), seed=seed),
-        config_lib.ModelConfig(variant, **model_options),
+        config_lib.ModelConfig(None if variant == "default" else variant, **model_options),
         config_lib.TrainConfig(os.path.join(directory, "runs", variant), epochs=epochs),
         config_lib.AnomalyConfig(normal_classes=("good",)),
     )
@@ -202,7 +204,7 @@ def run(variant, normal_class, directory):
     keys = ("test_auroc", "test_pixel_auroc", "test_pro", "test_normal_images",
             "test_masked_images", "test_anomalous_images_without_mask", "test_fpr_at_threshold",
             "test_tpr_at_threshold", "train_seconds", "epochs_trained")
-    result = {"variant": variant, "normal_class": normal_class,
+    result = {"variant": variant, "trained": metrics["variant"], "normal_class": normal_class,
               "seconds": time.perf_counter() - start, **{k: metrics[k] for k in keys}}
     kinds, encoded, pixels, masks = test_set(directory)
     result.update(served(config.train.model_dir, kinds, encoded, masks))

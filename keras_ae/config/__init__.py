@@ -6,8 +6,9 @@ their options (`keras_ae.variants`), and nothing that imports TensorFlow, so
 a configuration can be written, read and checked anywhere
 (`tests/test_layout.py` holds it to that). The one file it reads is a
 header: a folder of defects' first image, whose size chooses the detector
-when the run names none (`RunConfig.default_variant`). A module a concern: data.py,
-model.py, train.py, anomaly.py, export.py; checks.py their shared checks.
+when the run names none (`RunConfig.default_variant`). A module a concern:
+data.py, model.py, train.py, anomaly.py, export.py; checks.py their shared
+checks.
 
 A `RunConfig` is written to `model_dir/config.json` so that a run can be
 reproduced and resumed. Field names are the `train.py` flag names. A field left
