@@ -242,8 +242,11 @@ def defects(*sources, command="python bench/defects.py"):
     """Synthetic defects: image AUROC, pixel AUROC and PRO per class and
     variant; then each variant's means, by kind of defect, and with the map
     smoothed otherwise; and how the served maps agree. `sources`: `(results,
-    file name)` pairs, each of the same classes."""
-    results = {**sources[0][0], "runs": [r for part, _ in sources for r in part["runs"]]}
+    file name)` pairs, each of the same classes; a variant's runs are the
+    last source's that has it."""
+    latest = {r["variant"]: name for part, name in sources for r in part["runs"]}
+    results = {**sources[0][0], "runs": [r for part, name in sources for r in part["runs"]
+                                         if latest[r["variant"]] == name]}
     kinds = results["defects"]
     variants = list(dict.fromkeys(r["variant"] for r in results["runs"]))
     by = {(r["variant"], r["normal_class"]): r for r in results["runs"]}
@@ -288,7 +291,8 @@ def defects(*sources, command="python bench/defects.py"):
         f"{first['test_normal_images']} good ones, as served. The pixel AUROC "
         f"recomputed from each exported SavedModel's `anomaly_map` (PNG bytes in, masks read "
         f"apart) differs from the reported one by {gap:.1g} at most. ")
-        + " ".join(provenance(part, name, command) for part, name in sources)]
+        + " ".join(provenance(part, name, command, ", ".join(
+            v for v in variants if latest[v] == name) + ":") for part, name in sources)]
     return "\n".join(lines)
 
 
@@ -465,6 +469,7 @@ BLOCKS = {
     "memory": lambda: memory(load("memory.json")),
     "evaluation": lambda: evaluation(load("evaluation.json")),
     "defects": lambda: defects((load("defects.json"), "defects.json"),
+                               (load("defects-conv.json"), "defects-conv.json"),
                                (load("defects-draem.json"), "defects-draem.json")),
     "large": lambda: large(load("large.json")),
     "textures": lambda: textures((load("textures.json"), "textures.json"),
