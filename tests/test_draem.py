@@ -64,6 +64,9 @@ def test_without_a_variant_a_defects_folder_trains_by_its_image_size_and_classes
     assert chosen(small, model=config_lib.ModelConfig(tile=16)).model.variant == "draem"
     assert chosen(small, model=config_lib.ModelConfig(upsampling="transpose")).model.variant == \
         "conv"
+    # Sized by the first file that reads, as a stream is.
+    (tmp_path / f"{keras_ae.variants.SMALL_SIDE}" / "train" / "00.png").write_bytes(b"damaged")
+    assert chosen(small).model.variant == "conv"
     _, why = chosen(small).default_variant()
     assert f"images of {keras_ae.variants.SMALL_SIDE}x{keras_ae.variants.SMALL_SIDE + 3}" in why
     # A folder not there (yet): its data is read later, and refused then if missing.

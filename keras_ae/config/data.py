@@ -131,8 +131,9 @@ class DataConfig:
 
     def known_image_size(self):
         """`(height, width)` of the images: `image_size`, or a local folder's
-        first image's (in the reader's order), read from its header; None
-        where neither is known (other sources, URLs, no readable image)."""
+        first readable image's (in the reader's order, as the reader sizes a
+        stream), read from its header; None where neither is known (other
+        sources, URLs, no readable image)."""
         if self.image_size or self.dataset != "folder" or not os.path.isdir(self.data_dir):
             return self.image_size
         from PIL import Image  # here: the one file config reads
@@ -144,6 +145,6 @@ class DataConfig:
                     try:
                         with Image.open(os.path.join(root, name)) as image:
                             return image.height, image.width
-                    except OSError:
-                        return None
+                    except OSError:  # not an image after all: the reader skips or refuses it
+                        continue
         return None
