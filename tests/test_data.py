@@ -335,6 +335,28 @@ def test_noise_is_clipped_gaussian_with_the_given_stddev():
     assert heavy.numpy().min() == 0.0 and heavy.numpy().max() == 1.0
 
 
+def test_masking_noise_hides_the_share_in_squares_and_is_fresh_every_epoch():
+    images = np.full((64, 28, 28, 1), 0.5, np.float32)
+    stream = data.train_dataset(images, batch_size=64, epochs=30, masking=0.25, seed=0)
+    sides, hidden = set(), []
+    for masked, clean in stream:
+        np.testing.assert_array_equal(clean.numpy(), images)  # the targets: clean
+        visible = masked.numpy()[..., 0] == 0.5
+        assert np.all(masked.numpy()[..., 0][~visible] == 0)
+        hidden.append(1 - visible.mean())
+        # The hidden pixels make squares of one side, on its grid (the last
+        # ones clipped by the border): each square is all hidden or all shown.
+        side = next(s for s in (7, 4, 2)  # the largest: a 4 px grid is a 2 px one too
+                    if np.array_equal(visible, np.repeat(np.repeat(
+                        visible[:, ::s, ::s], s, axis=1), s, axis=2)[:, :28, :28]))
+        sides.add(side)
+    assert sides == {2, 4, 7}  # each batch draws one of the three
+    assert abs(np.mean(hidden) - 0.25) < 0.01
+    first, second = _epochs(data.train_dataset(
+        images, batch_size=64, epochs=2, masking=0.25, seed=3), 1)
+    assert not np.array_equal(first[0][0], second[0][0])
+
+
 def test_noise_is_fresh_every_epoch():
     images = _numbered_images(24)
     epochs = _epochs(
@@ -352,7 +374,7 @@ def test_noise_is_fresh_every_epoch():
 
 def test_a_resumed_stream_continues_exactly():
     images = _numbered_images(30)
-    kwargs = dict(batch_size=10, epochs=4, noise_stddev=0.2, seed=9)
+    kwargs = dict(batch_size=10, epochs=4, noise_stddev=0.2, masking=0.25, seed=9)
     full = [x.numpy() for x, _ in data.train_dataset(images, **kwargs)]
     resumed = [x.numpy() for x, _ in data.train_dataset(images, first_epoch=2, **kwargs)]
     assert len(resumed) == 6

@@ -110,6 +110,7 @@ def test_a_detector_with_masks_reports_where_the_defects_are(scratches_run):
     assert ran.data.test_mask_dir == os.path.dirname(config.data.test_dir) + "/ground_truth"
     assert ran.anomaly.anomaly_map_sigma == detector["map_sigma"] == 32 / 16
     assert detector["score"] == "map_max"  # conv's on a folder of defects
+    assert ran.data.masking_noise == 0.125
     line = train_command.summary(metrics, config.train.model_dir)  # train.py's last line
     assert f"pixel AUROC {metrics['test_pixel_auroc']:.4f}, PRO " in line
 

@@ -151,8 +151,8 @@ def test_a_cache_of_decoded_images_feeds_the_same_batches_and_follows_changes(
 def test_pipelines_read_disjoint_shares_that_make_up_the_global_batches(
         numbered, pipelines, replicas, anomalies, crop):
     files = load(numbered, input="stream").train_images
-    options = dict(batch_size=8, epochs=2, noise_stddev=0.3, seed=4, smallest_batch=replicas,
-                   anomalies=anomalies, crop=crop)
+    options = dict(batch_size=8, epochs=2, noise_stddev=0.3, masking=0.25, seed=4,
+                   smallest_batch=replicas, anomalies=anomalies, crop=crop)
     global_batches = batches(data.train_dataset(files, **options))
     assert crop is None or global_batches[0][0].shape[1:3] == crop
     shares = [batches(data.train_dataset(

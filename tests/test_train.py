@@ -210,6 +210,7 @@ def parse():
         (["--latent_dim=0"], "latent_dim", "positive integer"),
         (["--cpu_devices=0"], "cpu_devices", "positive integer"),
         (["--noise_stddev=-0.1"], "noise_stddev", ">= 0"),
+        (["--masking_noise=1"], "masking_noise", "below 1, e.g. 0.25"),
         (["--learning_rate=0"], "learning_rate", "> 0"),
         (["--upsampling=bilinear", "--variant=conv"], "upsampling", "nearest, transpose"),
         (["--upsampling=nearest"], "upsampling", "does not apply to variant 'linear'"),
@@ -286,6 +287,7 @@ def test_config_json_has_every_default_that_ran_written_in(variant, tmp_path):
     config = training.resolve(tiny_run_config(tmp_path, "unused", variant, seed=7))
     recipe = variants.recipe(variant)
     assert config.data.noise_stddev == config.data.eval_noise_stddev == recipe.noise_stddev
+    assert config.data.masking_noise == recipe.masking_noise == 0  # conv's is on defects only
     assert config.train.learning_rate == recipe.learning_rate
     assert config.train.learning_rate_schedule == recipe.learning_rate_schedule
     taken = set(models.option_names(variant)) - {"seed"}  # the run's seed

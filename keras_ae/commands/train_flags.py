@@ -146,6 +146,10 @@ flags.DEFINE_float(
     "noise_stddev", None, "Stddev of Gaussian noise added to inputs on the fly" + RECIPE + "."
 )
 flags.DEFINE_float(
+    "masking_noise", None, "Share of each training input hidden on the fly, in black "
+    "squares (masking noise)" + RECIPE + "."
+)
+flags.DEFINE_float(
     "eval_noise_stddev", None,
     "Noise of the test inputs for the PSNR metrics and denoising.png "
     "(default: --noise_stddev; 0 skips them).",

@@ -31,6 +31,10 @@ class DataConfig:
             None: the variant's recipe's (64 for most).
         noise_stddev: stddev of the Gaussian noise added on the fly to the
             inputs; 0 feeds `(x, x)` pairs. Default None: the recipe's.
+        masking_noise: the share of each training input hidden on the fly,
+            in squares of 1/14, 1/7 or 1/4 of the shorter side set to black
+            (`keras_ae.data.pipeline.add_masking`); 0 for none. Default
+            None: the recipe's.
         eval_noise_stddev: noise of the test inputs for the PSNR figures
             (`test_psnr_noisy`, `test_psnr_denoised`) and `denoising.png`; 0
             skips them. Default None: the training noise.
@@ -79,6 +83,7 @@ class DataConfig:
     train_examples: int | None = None
     batch_size: int | None = None
     noise_stddev: float | None = None
+    masking_noise: float | None = None
     eval_noise_stddev: float | None = None
     seed: int = 0
     download: bool = True
@@ -101,7 +106,10 @@ class DataConfig:
             raise checks.ConfigError("dataset", f"{self.dataset!r} is not a dataset name; valid: "
                               f"{', '.join(choices.BUILT_IN_DATASETS)}, folder, or a TFDS name")
         checks.require_positive(self, "train_examples", "batch_size")
-        checks.require_non_negative(self, "noise_stddev", "eval_noise_stddev")
+        checks.require_non_negative(self, "noise_stddev", "eval_noise_stddev", "masking_noise")
+        if self.masking_noise is not None and self.masking_noise >= 1:
+            raise checks.ConfigError("masking_noise", f"{self.masking_noise} would hide every "
+                                     "square; give a share below 1, e.g. 0.25")
         if self.image_size is not None:
             size = tuple(self.image_size)  # a list from JSON or flags
             if len(size) != 2 or not all(isinstance(d, int) and d > 0 for d in size):

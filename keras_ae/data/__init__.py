@@ -85,7 +85,7 @@ def train_dataset(images, **options):
     """The training stream: epochs `first_epoch .. epochs-1`, back to back.
 
     Each epoch visits every image once in a fresh order and yields
-    `(noisy, clean)` batches (`(x, x)` when `noise_stddev` is 0) of
+    `(noisy, clean)` batches (`(x, x)` without noise or masking) of
     `batch_size` images, the global batch. Use it with
     `fit(..., epochs=epochs, steps_per_epoch=images.steps_per_epoch(batch_size))`.
 
@@ -104,6 +104,8 @@ def train_dataset(images, **options):
         batch_size: global batch size.
         epochs: index one past the last epoch.
         noise_stddev: Gaussian noise stddev; 0 for none. Default 0.
+        masking: the share of each input's squares hidden (set to 0),
+            masking noise (`pipeline.add_masking`); 0 for none. Default 0.
         anomalies: paste simulated anomalies into the inputs
             (`keras_ae.data.anomalies`, from other images of the epoch) and
             yield `(inputs, clean images with their masks stacked on the

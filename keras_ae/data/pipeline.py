@@ -6,7 +6,8 @@ consumes, for several epochs: each epoch takes them in a fresh shuffled order,
 in batches of the global batch size (or one input pipeline's per-replica
 pieces of them), crops them at random if asked (a network that scores large
 images by tiles trains on crops), pastes simulated anomalies in
-(`anomalies.py`) and adds Gaussian noise on the fly if asked, and prefetches.
+(`anomalies.py`) and adds Gaussian or masking noise on the fly if asked, and
+prefetches.
 Epoch `e` is a pure function of `(seed, e)`: its order is a permutation drawn
 from both, and the noise, anomalies and crops of its global batch `b` come
 from stateless random ops keyed by `(seed, e, b)` (an input pipeline draws its
@@ -28,6 +29,10 @@ from keras_ae.data import anomalies as anomalies_lib
 TRAIN_STREAM, EVAL_STREAM = 0, 1
 ANOMALY_STREAM = 2  # folded into a training batch's seed: its anomalies
 CROP_STREAM = 3  # and its crops: the images', then the pasted images'
+MASKING_STREAM = 4  # and its masking noise
+# Masking noise hides squares of these shares of the shorter side, one drawn
+# per batch: 2, 4 or 7 px at 28x28 (bench/defects.py's sweep, BUILD.md).
+MASKING_CELLS = (1 / 14, 1 / 7, 1 / 4)
 
 
 def to_float(images):
@@ -49,6 +54,30 @@ def add_noise(images, stddev, seed, first_row=0, rows=None):
         [[tf.cast(rows, tf.int32)], tf.shape(images)[1:]], 0)
     noise = tf.random.stateless_normal(shape, seed=seed)[first_row:first_row + count]
     return tf.clip_by_value(images + stddev * noise, 0.0, 1.0)
+
+
+def add_masking(images, share, seed, first_row=0, rows=None):
+    """Masking noise (Vincent et al., 2008): `images` `[n, h, w, c]` with
+    each square of a grid set to 0 with probability `share`. The squares'
+    side is one of MASKING_CELLS of the shorter side (at least 1 px), drawn
+    per batch from the stateless `seed`; with `rows`, as `add_noise`, the
+    rows `first_row, ...` of the draw for a batch of `rows` images.
+
+    A network that must fill in hidden squares from what surrounds them
+    learns less of a copy: on `bench/defects.py` its plain reconstruction
+    error finds small defects better."""
+    height, width = images.shape[1], images.shape[2]
+    first_row, count = tf.cast(first_row, tf.int32), tf.shape(images)[0]
+    rows = count if rows is None else tf.cast(rows, tf.int32)
+    sides = [max(1, round(cell * min(height, width))) for cell in MASKING_CELLS]
+    which = tf.random.stateless_uniform([], seed, 0, len(sides), tf.int32)
+    side = tf.gather(sides, which)
+    grid = tf.random.stateless_uniform(  # a static bound: the grid of the smallest squares
+        [rows, -(-height // min(sides)), -(-width // min(sides))],
+        tf.random.experimental.stateless_fold_in(seed, MASKING_STREAM))[first_row:first_row + count]
+    grid = tf.gather(tf.gather(grid, tf.range(height) // side, axis=1),
+                     tf.range(width) // side, axis=2)
+    return images * tf.cast(grid >= share, images.dtype)[..., None]
 
 
 def with_anomalies(clean, foreign, seed, first_row=0, rows=None):
@@ -99,8 +128,8 @@ def steps_per_epoch(num_examples, batch_size, smallest_batch=1):
     return full + (last >= smallest_batch)
 
 
-def indexed_stream(load, count, *, batch_size, epochs, noise_stddev=0.0, anomalies=False,
-                   crop=None, seed=0, first_epoch=0, smallest_batch=1, input_context=None,
+def indexed_stream(load, count, *, batch_size, epochs, noise_stddev=0.0, masking=0.0,
+                   anomalies=False, crop=None, seed=0, first_epoch=0, smallest_batch=1, input_context=None,
                    ram_budget=None):
     """`keras_ae.data.train_dataset` of `count` images read at random by `load`
     (int64 indices `[n]` → their images)."""
@@ -132,6 +161,8 @@ def indexed_stream(load, count, *, batch_size, epochs, noise_stddev=0.0, anomali
                 inputs, targets = with_anomalies(clean, to_float(foreign), seed, row, rows)
             if noise_stddev:
                 inputs = add_noise(inputs, noise_stddev, seed, row, rows)
+            if masking:
+                inputs = add_masking(inputs, masking, seed, row, rows)
             return inputs, targets
 
         return tf.data.Dataset.from_tensor_slices((starts, sizes)).map(

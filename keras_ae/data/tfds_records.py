@@ -180,8 +180,8 @@ class TfdsRecords(image_data.Images):
         """The images in order, decoded: a tf.data stream."""
         return reads(self.share()).map(self.decoder(), num_parallel_calls=tf.data.AUTOTUNE)
 
-    def train_stream(self, *, batch_size, epochs, noise_stddev=0.0, anomalies=False, crop=None,
-                     seed=0, first_epoch=0, smallest_batch=1, input_context=None,
+    def train_stream(self, *, batch_size, epochs, noise_stddev=0.0, masking=0.0, anomalies=False,
+                     crop=None, seed=0, first_epoch=0, smallest_batch=1, input_context=None,
                      ram_budget=None):
         """`keras_ae.data.train_dataset` of the records, read in the order they allow.
 
@@ -231,6 +231,8 @@ class TfdsRecords(image_data.Images):
                     inputs, targets = pipeline.with_anomalies(x, pipeline.to_float(foreign), seed)
                 if noise_stddev:
                     inputs = pipeline.add_noise(inputs, noise_stddev, seed)
+                if masking:
+                    inputs = pipeline.add_masking(inputs, masking, seed)
                 return inputs, targets
 
             return clean.enumerate().map(inputs_and_targets)

@@ -9,9 +9,9 @@ from keras_ae import variants
 def resolve(config):
     """`config` with every default the run uses written in.
 
-    Noise, batch size, epochs, learning rate, schedule and anomaly score
-    (on a folder of defects, the recipe's `defects_anomaly_score` if it has
-    one) left None come from the variant's recipe
+    Noise, masking noise, batch size, epochs, learning rate, schedule and
+    anomaly score left None come from the variant's recipe (on a folder of
+    defects, its `on_defects` first)
     (`keras_ae.variants.recipe`), the test noise from the training noise, and
     model options from the model's constructor (`default_options`). A model's
     own `seed` option is not a field: it is the run's `data.seed`.
@@ -23,10 +23,13 @@ def resolve(config):
         # ... learning_rate=0.003, learning_rate_schedule="cosine", latent_dim=32, ...
     """
     recipe = variants.recipe(config.model.variant)
+    on_defects = recipe.on_defects if config.defects_layout() else {}
     noise = _or(config.data.noise_stddev, recipe.noise_stddev)
     data = dataclasses.replace(
         config.data, noise_stddev=noise, batch_size=_or(config.data.batch_size, recipe.batch_size),
         eval_noise_stddev=_or(config.data.eval_noise_stddev, noise),
+        masking_noise=_or(config.data.masking_noise,
+                          on_defects.get("masking_noise", recipe.masking_noise)),
     )
     options = models.VARIANTS[config.model.variant].default_options(**config.model.options())
     options.pop("seed", None)
@@ -41,7 +44,7 @@ def resolve(config):
     )
     anomaly = config.anomaly
     if anomaly.normal_classes:
-        score = config.defects_layout() and recipe.defects_anomaly_score or recipe.anomaly_score
+        score = on_defects.get("anomaly_score", recipe.anomaly_score)
         anomaly = dataclasses.replace(anomaly, anomaly_score=_or(anomaly.anomaly_score, score))
     return dataclasses.replace(config, data=data, model=model, train=train, anomaly=anomaly)
 

@@ -256,7 +256,7 @@ def training_stream(config, strategy, data, first_epoch, crop=None):
             data.train_images,
             batch_size=config.data.batch_size,
             epochs=config.train.epochs,
-            noise_stddev=config.data.noise_stddev,
+            noise_stddev=config.data.noise_stddev, masking=config.data.masking_noise,
             anomalies=variants.recipe(config.model.variant).simulated_anomalies,
             crop=crop,
             seed=config.data.seed,

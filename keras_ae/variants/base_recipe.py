@@ -27,6 +27,9 @@ class Recipe:
 
     # Stddev of the Gaussian noise the input pipeline adds to training images.
     noise_stddev = 0.0
+    # Share of each training input the pipeline hides in black squares
+    # (masking noise, `keras_ae.data.pipeline.add_masking`).
+    masking_noise = 0.0
     # Whether the input pipeline pastes simulated anomalies into training
     # images (`keras_ae.data.train_dataset`'s `anomalies`).
     simulated_anomalies = False
@@ -41,9 +44,9 @@ class Recipe:
     # With --normal_classes: each image's (each view's) error, "mse" or "top_k"
     # (or "map_max", `keras_ae.anomaly`).
     anomaly_score = "mse"
-    # On a folder of defects (MVTec AD's layout): the score, where it is not
-    # `anomaly_score`.
-    defects_anomaly_score = None
+    # On a folder of defects (MVTec AD's layout): the defaults that differ
+    # there, by field name ("anomaly_score", "masking_noise").
+    on_defects = {}
     # With --normal_classes: the anomaly map's Gaussian smoothing, its sigma
     # a share of the image's shorter side (1.75 px at 28): the best of
     # bench/defects.py's sweep of sigmas (BUILD.md, "Synthetic defects").
