@@ -1,6 +1,7 @@
 """Where is the defect: Fashion-MNIST with synthetic defects, in MVTec AD's layout.
 
     python bench/defects.py [--variants=restoration] [--classes=0,...,9] [--epochs=N]
+    python bench/defects.py --variants=conv --classes=0,8 --masking_noise=0.25  # another share
     python bench/defects.py --variants=default --classes=1   # as train.py without --variant
     python bench/defects.py --layout_only --classes=6   # write the folder, print train.py's command
 
@@ -75,6 +76,8 @@ def define_flags():  # only when run: tests import write_layout
                       "as train.py without --variant.")
     flags.DEFINE_list("classes", [str(c) for c in range(10)], "Normal classes.")
     flags.DEFINE_integer("epochs", None, "Epochs of each run. Default: the recipe's.")
+    flags.DEFINE_float("masking_noise", None, "--masking_noise of each run. Default: the "
+                       "recipe's.")
     flags.DEFINE_integer("seed", 0, "Seed of the defects and of every run.")
     flags.DEFINE_string("root", os.path.join(tempfile.gettempdir(), "defects-bench"),
                         "Where each class's folder (ROOT/class-C) and runs go.")
@@ -175,14 +178,15 @@ def write_layout(fashion, normal_class, directory, seed, good=GOOD_TEST_IMAGES,
     open(done, "w").close()
 
 
-def layout_config(directory, variant, seed, epochs, **model_options):
+def layout_config(directory, variant, seed, epochs, masking_noise=None, **model_options):
     """The run `python train.py --dataset=folder --data_dir=DIRECTORY/train
     --test_dir=DIRECTORY/test --normal_classes=good --variant=VARIANT` makes
-    (with `model_options` as flags; VARIANT "default": without --variant),
-    its model_dir DIRECTORY/runs/VARIANT (bench/textures.py's too)."""
+    (with `masking_noise` and `model_options` as flags; VARIANT "default":
+    without --variant), its model_dir DIRECTORY/runs/VARIANT (bench/textures.py's too)."""
     return config_lib.RunConfig(
         config_lib.DataConfig("folder", data_dir=os.path.join(directory, "train"),
-                              test_dir=os.path.join(directory, "test"), seed=seed),
+                              test_dir=os.path.join(directory, "test"), seed=seed,
+                              masking_noise=masking_noise),
         config_lib.ModelConfig(None if variant == "default" else variant, **model_options),
         config_lib.TrainConfig(os.path.join(directory, "runs", variant), epochs=epochs),
         config_lib.AnomalyConfig(normal_classes=("good",)),
@@ -196,7 +200,7 @@ def train_command(directory):
 
 
 def run(variant, normal_class, directory):
-    config = layout_config(directory, variant, FLAGS.seed, FLAGS.epochs)
+    config = layout_config(directory, variant, FLAGS.seed, FLAGS.epochs, FLAGS.masking_noise)
     start = time.perf_counter()
     loaded = data.load(config.data)
     metrics = training.train(config, distribute.get_strategy("default"), loaded, verbose=0,

@@ -31,7 +31,8 @@ ANOMALY_STREAM = 2  # folded into a training batch's seed: its anomalies
 CROP_STREAM = 3  # and its crops: the images', then the pasted images'
 MASKING_STREAM = 4  # and its masking noise
 # Masking noise hides squares of these shares of the shorter side, one drawn
-# per batch: 2, 4 or 7 px at 28x28 (bench/defects.py's sweep, BUILD.md).
+# per batch: 2, 4 or 7 px at 28x28, as RIAD (Zavrtanik et al., 2021) hides
+# squares of several sizes.
 MASKING_CELLS = (1 / 14, 1 / 7, 1 / 4)
 
 
@@ -72,9 +73,9 @@ def add_masking(images, share, seed, first_row=0, rows=None):
     sides = [max(1, round(cell * min(height, width))) for cell in MASKING_CELLS]
     which = tf.random.stateless_uniform([], seed, 0, len(sides), tf.int32)
     side = tf.gather(sides, which)
+    key = tf.random.experimental.stateless_fold_in(seed, MASKING_STREAM)
     grid = tf.random.stateless_uniform(  # a static bound: the grid of the smallest squares
-        [rows, -(-height // min(sides)), -(-width // min(sides))],
-        tf.random.experimental.stateless_fold_in(seed, MASKING_STREAM))[first_row:first_row + count]
+        [rows, -(-height // min(sides)), -(-width // min(sides))], key)[first_row:first_row + count]
     grid = tf.gather(tf.gather(grid, tf.range(height) // side, axis=1),
                      tf.range(width) // side, axis=2)
     return images * tf.cast(grid >= share, images.dtype)[..., None]
@@ -129,8 +130,8 @@ def steps_per_epoch(num_examples, batch_size, smallest_batch=1):
 
 
 def indexed_stream(load, count, *, batch_size, epochs, noise_stddev=0.0, masking=0.0,
-                   anomalies=False, crop=None, seed=0, first_epoch=0, smallest_batch=1, input_context=None,
-                   ram_budget=None):
+                   anomalies=False, crop=None, seed=0, first_epoch=0, smallest_batch=1,
+                   input_context=None, ram_budget=None):
     """`keras_ae.data.train_dataset` of `count` images read at random by `load`
     (int64 indices `[n]` → their images)."""
     used = min(count, steps_per_epoch(count, batch_size, smallest_batch) * batch_size)
