@@ -81,6 +81,17 @@ def add_masking(images, share, seed, first_row=0, rows=None):
     return images * tf.cast(grid >= share, images.dtype)[..., None]
 
 
+def corrupted(inputs, noise_stddev, masking, seed, first_row=0, rows=None):
+    """`inputs` with the Gaussian noise (`add_noise`), then the masking noise
+    (`add_masking`) asked for, each skipped at 0; `first_row` and `rows` as
+    theirs."""
+    if noise_stddev:
+        inputs = add_noise(inputs, noise_stddev, seed, first_row, rows)
+    if masking:
+        inputs = add_masking(inputs, masking, seed, first_row, rows)
+    return inputs
+
+
 def with_anomalies(clean, foreign, seed, first_row=0, rows=None):
     """`(inputs, targets)` for a detector trained on simulated anomalies:
     `clean` with `foreign` pasted in (`anomalies.simulate`, its own stream of
@@ -160,11 +171,7 @@ def indexed_stream(load, count, *, batch_size, epochs, noise_stddev=0.0, masking
             inputs = targets = clean = to_float(clean)
             if anomalies:
                 inputs, targets = with_anomalies(clean, to_float(foreign), seed, row, rows)
-            if noise_stddev:
-                inputs = add_noise(inputs, noise_stddev, seed, row, rows)
-            if masking:
-                inputs = add_masking(inputs, masking, seed, row, rows)
-            return inputs, targets
+            return corrupted(inputs, noise_stddev, masking, seed, row, rows), targets
 
         return tf.data.Dataset.from_tensor_slices((starts, sizes)).map(
             piece, num_parallel_calls=tf.data.AUTOTUNE)

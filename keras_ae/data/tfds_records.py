@@ -229,11 +229,7 @@ class TfdsRecords(image_data.Images):
                 inputs = targets = x = pipeline.to_float(x)
                 if anomalies:
                     inputs, targets = pipeline.with_anomalies(x, pipeline.to_float(foreign), seed)
-                if noise_stddev:
-                    inputs = pipeline.add_noise(inputs, noise_stddev, seed)
-                if masking:
-                    inputs = pipeline.add_masking(inputs, masking, seed)
-                return inputs, targets
+                return pipeline.corrupted(inputs, noise_stddev, masking, seed), targets
 
             return clean.enumerate().map(inputs_and_targets)
 
