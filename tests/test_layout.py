@@ -31,6 +31,15 @@ def test_config_imports_nothing_that_imports_tensorflow():
     assert not [name for name in loaded if name.split(".")[0] in ("tensorflow", "keras", "numpy")]
 
 
+def test_a_variants_model_module_imports_first():
+    """Its model module imports `keras_ae.models`, which lists every
+    variant's model class: on first use, or this import was circular."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import keras_ae.variants.draem.model as m, keras_ae.models as k; "
+         "print(k.VARIANTS['draem'] is m.MODEL)"], capture_output=True, text=True)
+    assert loaded.stdout.split() == ["True"], loaded.stderr[-2000:]
+
+
 def test_declared_model_options_are_the_constructors():
     for variant, options in variants.OPTIONS.items():
         assert [o.name for o in options] == [o for o in models.option_names(variant)

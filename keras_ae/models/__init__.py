@@ -1,6 +1,7 @@
 """Autoencoder variants and the one entry point that builds them."""
 
 import contextlib
+import functools
 
 import keras
 import numpy as np
@@ -9,14 +10,25 @@ from keras_ae import variants
 from keras_ae.models.autoencoder import Autoencoder
 from keras_ae.models.backbone import ARCHITECTURES, UPSAMPLING_MODES
 
-# Every variant's model class, by name; importing them registers them with
-# Keras, which `load` needs.
-VARIANTS = {name: variants.model_class(name) for name in variants.NAMES}
+
+@functools.cache
+def _variant_classes():
+    """Every variant's model class, by name; importing them registers them
+    with Keras, which `load` needs. On first use, not at import: the
+    variants' model modules import this package's, so that importing one of
+    them first would otherwise find it half-initialized here."""
+    return {name: variants.model_class(name) for name in variants.NAMES}
+
+
+def __getattr__(name):
+    if name == "VARIANTS":
+        return _variant_classes()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def option_names(variant):
     """The keyword options `build(variant, ...)` accepts, besides input_shape."""
-    return list(VARIANTS[variant].default_options())
+    return list(_variant_classes()[variant].default_options())
 
 
 def build(variant, input_shape, **options):
@@ -36,9 +48,10 @@ def build(variant, input_shape, **options):
         model = keras_ae.build("conv", (28, 28, 1), latent_dim=16)
         model.compile()
     """
-    if variant not in VARIANTS:
+    classes = _variant_classes()
+    if variant not in classes:
         raise ValueError(
-            f"unknown variant {variant!r}; valid variants: {', '.join(VARIANTS)}"
+            f"unknown variant {variant!r}; valid variants: {', '.join(classes)}"
         )
     unknown = sorted(set(options) - set(option_names(variant)))
     if unknown:
@@ -46,12 +59,13 @@ def build(variant, input_shape, **options):
             f"variant {variant!r} does not take option(s) {', '.join(unknown)}; "
             f"it takes: {', '.join(option_names(variant))}"
         )
-    return VARIANTS[variant](input_shape, **options)
+    return classes[variant](input_shape, **options)
 
 
 def load(path):
     """A model saved as `.keras` by a run; its classes are registered by this
-    package's imports, and no code is run from the file (safe mode)."""
+    package's variants, and no code is run from the file (safe mode)."""
+    _variant_classes()
     return keras.saving.load_model(path, safe_mode=True)
 
 
