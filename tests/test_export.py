@@ -149,6 +149,25 @@ def test_an_export_that_fails_its_checks_publishes_nothing(trained_run, tmp_path
     assert os.listdir(tmp_path / "m") == []
 
 
+def test_the_summary_counts_decisions_apart_from_the_values():
+    """A decision flipped at the threshold (a difference of 1) is not the
+    file's largest difference: the values' is, and the flips are counted."""
+    def entry(decision_share):
+        name = "serving_default"
+        return {"size_bytes": 1000, "max_abs_diff": {f"{name}/anomaly_map": 3e-4,
+                                                     f"{name}/is_anomaly": 1.0 * bool(
+                                                         decision_share)},
+                "mse_vs_keras": {f"{name}/anomaly_map": 1e-9,
+                                 f"{name}/is_anomaly": decision_share}}
+    report = {"variant": "draem", "model_dir": "run", "path": "exports/run/1",
+              "keras_test_mse": 0.01, "eval_examples": 24,
+              "files": {"saved_model": entry(0.0), "tflite/r.tflite": entry(1 / 24)}}
+    first, saved, tflite_file = export.summarize(report).splitlines()
+    assert saved == "  saved_model: 1,000 bytes, max |diff| vs Keras 0.0003"
+    assert tflite_file == ("  tflite/r.tflite: 1,000 bytes, max |diff| vs Keras 0.0003, is_anomaly "
+                           "other than Keras' on 1 of 24 images, scored at the threshold")
+
+
 def test_publish_replaces_a_version_only_when_complete(tmp_path):
     path = str(tmp_path / "m" / "3")
     staging = versions.staging_dir(path)

@@ -159,14 +159,24 @@ def _report(model_dir, config, model, run, detector, images, expected):
 
 
 def summarize(report):
-    """The report as text: one line per exported file, its size and checks."""
+    """The report as text: one line per exported file, its size and checks.
+    The largest difference is the values'; a decision (`is_anomaly`), 0 or
+    1, is counted apart: it may differ only where the score is at the
+    threshold (`checks.scales`)."""
     lines = [f"exported {report['variant']} ({report['model_dir']}) to {report['path']}; "
              f"Keras test MSE {report['keras_test_mse']:.6f} on {report['eval_examples']} images"]
     for name, entry in report["files"].items():
         line = f"  {name}: {entry['size_bytes']:,} bytes"
         if "size_vs_float32" in entry:
             line += f" ({entry['size_vs_float32']:.0%} of float32)"
-        line += f", max |diff| vs Keras {max(entry['max_abs_diff'].values()):.2g}"
+        values = [v for k, v in entry["max_abs_diff"].items() if not k.endswith("/is_anomaly")]
+        line += f", max |diff| vs Keras {max(values):.2g}"
+        # The mean squared difference of 0s and 1s: the share of images decided otherwise.
+        shares = [v for k, v in entry["mse_vs_keras"].items() if k.endswith("/is_anomaly")]
+        decided_otherwise = round(max(shares, default=0.0) * report["eval_examples"])
+        if decided_otherwise:
+            line += (f", is_anomaly other than Keras' on {decided_otherwise} of "
+                     f"{report['eval_examples']} images, scored at the threshold")
         if "test_mse" in entry:
             line += f", test MSE {entry['test_mse']:.6f} ({entry['test_mse_increase']:+.2%})"
         lines.append(line)
