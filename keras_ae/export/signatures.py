@@ -74,11 +74,14 @@ def functions(model, crop_to_aspect_ratio=False, detector=None, batch=None):
 
     def reconstruct(images):
         images = checked(images, images_spec)
-        reconstruction = model(images, training=False)
+        if detector is None:
+            reconstruction = model(images, training=False)
+        else:  # the reconstruction of the same run of the model as the views
+            reconstruction, views, maps = anomaly.parts(model, images, detector.score,
+                                                        detector.map_sigma)
         error = tf.reduce_mean(tf.square(reconstruction - images), axis=[1, 2, 3])
         outputs = {"reconstruction": reconstruction, "reconstruction_error": error}
         if detector is not None:
-            _, views, maps = anomaly.parts(model, images, detector.score, detector.map_sigma)
             outputs.update(anomaly_views=views, **detector.outputs(views, maps))
         return outputs
 
