@@ -165,7 +165,7 @@ def test_the_summary_counts_decisions_apart_from_the_values():
     first, saved, tflite_file = export.summarize(report).splitlines()
     assert saved == "  saved_model: 1,000 bytes, max |diff| vs Keras 0.0003"
     assert tflite_file == ("  tflite/r.tflite: 1,000 bytes, max |diff| vs Keras 0.0003, is_anomaly "
-                           "other than Keras' on 1 of 24 images, scored at the threshold")
+                           "other than Keras' on 1 of 24 images")
 
 
 def test_publish_replaces_a_version_only_when_complete(tmp_path):

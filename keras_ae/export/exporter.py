@@ -42,7 +42,6 @@ from keras_ae.export import saved_model
 from keras_ae.export import signatures
 from keras_ae.export import tflite
 from keras_ae.export import versions
-from keras_ae.models import tiles
 
 REPORT_FILE = "export_report.json"
 # The checks' test images and int8 calibration's training images are held in
@@ -91,7 +90,18 @@ def export_run(model_dir, config, data=None):
     detector = calibrated and anomaly.Detector.from_dict(calibrated)
     if data is None:
         data = data_lib.load(run.data)
-    images, inputs, expected, strays, scale = _expected(model, data, config, detector)
+    count = config.eval_examples or data.test_images.count_within(len(data.test_images),
+                                                                  IMAGE_BUDGET)
+    images = data_lib.to_float(data.test_images[:count].in_memory()).numpy()
+    inputs = signatures.inputs(model, images)
+    expected = signatures.keras_outputs(model, inputs, detector=detector)
+    rounding = data.test_images.count_within(checks.ROUNDOFF_IMAGES, checks.ROUNDOFF_BYTES)
+    first = {name: {k: v[:rounding] for k, v in values.items()}
+             for name, values in inputs.items()}
+    reference = signatures.keras_outputs(models.float64_twin(model), first, detector=detector)
+    strays = {signature: checks.strays(expected[signature], reference[signature])
+              for signature in expected}
+    scale = checks.scales(expected, detector, strays)
     report = _report(model_dir, config, model, run, calibrated, images, expected)
     report["float64_stray"] = {f"{signature}/{name}": value
                                for signature, values in strays.items()
@@ -114,14 +124,9 @@ def export_run(model_dir, config, data=None):
             left_out = _left_out(model, config.quantize)
             if left_out:
                 report["tflite_left_out"] = left_out
-            one_image_dir = None
-            if "int8" in config.quantize and model.training_crop is not None and not left_out:
-                one_image_dir = os.path.join(scratch, "one_image")
-                saved_model.write(model, one_image_dir, run.data.crop_to_aspect_ratio, detector,
-                                  batch=1)
             report["files"].update(_export_tflite(
                 saved_model_dir, staging, config.quantize, calibration, inputs, expected, scale,
-                left_out, one_image_dir))
+                left_out))
         files.write_json(os.path.join(staging, REPORT_FILE), report)
         versions.publish(staging, path, config.overwrite)
     except versions.VersionError as e:
@@ -131,26 +136,6 @@ def export_run(model_dir, config, data=None):
         shutil.rmtree(scratch, ignore_errors=True)
     report["path"] = path
     return report
-
-
-def _expected(model, data, config, detector):
-    """What the exported files are checked against: `(images, inputs,
-    expected, strays, scale)`, the test images (as many as
-    `--eval_examples`, or as fit IMAGE_BUDGET), each signature's inputs and
-    Keras' outputs for them, the float64 twin's strays from those outputs
-    on the first few (`checks.strays`), and `checks.scales`."""
-    count = config.eval_examples or data.test_images.count_within(len(data.test_images),
-                                                                  IMAGE_BUDGET)
-    images = data_lib.to_float(data.test_images[:count].in_memory()).numpy()
-    inputs = signatures.inputs(model, images)
-    expected = signatures.keras_outputs(model, inputs, detector=detector)
-    rounding = data.test_images.count_within(checks.ROUNDOFF_IMAGES, checks.ROUNDOFF_BYTES)
-    first = {name: {k: v[:rounding] for k, v in values.items()}
-             for name, values in inputs.items()}
-    reference = signatures.keras_outputs(models.float64_twin(model), first, detector=detector)
-    strays = {signature: checks.strays(expected[signature], reference[signature])
-              for signature in expected}
-    return images, inputs, expected, strays, checks.scales(expected, detector, strays)
 
 
 def _report(model_dir, config, model, run, detector, images, expected):
@@ -176,8 +161,9 @@ def _report(model_dir, config, model, run, detector, images, expected):
 def summarize(report):
     """The report as text: one line per exported file, its size and checks.
     The largest difference is the values'; a decision (`is_anomaly`), 0 or
-    1, is counted apart: it may differ only where the score is at the
-    threshold (`checks.scales`)."""
+    1, is counted apart (in the SavedModel and float32 files, checked
+    against a tolerance, only where the score is at the threshold:
+    `checks.scales`)."""
     lines = [f"exported {report['variant']} ({report['model_dir']}) to {report['path']}; "
              f"Keras test MSE {report['keras_test_mse']:.6f} on {report['eval_examples']} images"]
     for name, entry in report["files"].items():
@@ -191,7 +177,7 @@ def summarize(report):
         decided_otherwise = round(max(shares, default=0.0) * report["eval_examples"])
         if decided_otherwise:
             line += (f", is_anomaly other than Keras' on {decided_otherwise} of "
-                     f"{report['eval_examples']} images, scored at the threshold")
+                     f"{report['eval_examples']} images")
         if "test_mse" in entry:
             line += f", test MSE {entry['test_mse']:.6f} ({entry['test_mse_increase']:+.2%})"
         lines.append(line)
@@ -236,31 +222,23 @@ def _load_run(model_dir, config):
 
 
 def _left_out(model, flavours):
-    """`{file name: why}` of the TFLite files `model` cannot have. A model
-    that scores by tiles loops over a batch's images and over groups of
-    more than `tiles.GROUP` tiles (`models.tiles`), and TFLite's
-    full-integer converter crashed on such loops (a segmentation fault,
-    TensorFlow 2.21). Its int8 `reconstruct` file takes one image, with no
-    loop over images (`_export_tflite`), unless an image is more tiles than
-    a group; its float files and the tile's own encode and decode quantize
-    as any."""
-    crop = model.training_crop
-    if "int8" not in flavours or crop is None or len(
-            tiles.Tiling(model.image_shape[:2], crop)) <= tiles.GROUP:
+    """`{file name: why}` of the TFLite files `model` cannot have: a model
+    that scores by tiles loops over a batch's images (`models.tiles`), and
+    TFLite's full-integer converter crashed on that loop (a segmentation
+    fault, TensorFlow 2.21); its float files and the tile's own encode and
+    decode quantize as any."""
+    if "int8" not in flavours or model.training_crop is None:
         return {}
-    why = (f"full-integer quantization of a model that scores an image by more than "
-           f"{tiles.GROUP} tiles: TFLite's converter crashes on its loop over groups of tiles "
-           f"(float32, float16 and dynamic files serve it)")
+    why = ("full-integer quantization of a model that scores by tiles: TFLite's converter "
+           "crashes on its loop over images (float32, float16 and dynamic files serve it)")
     logging.warning("export: left out %s_int8.tflite: %s", ENDPOINTS[signatures.RECONSTRUCT], why)
     return {os.path.join(TFLITE_DIR, f"{ENDPOINTS[signatures.RECONSTRUCT]}_int8.tflite"): why}
 
 
 def _export_tflite(saved_model_dir, directory, flavours, calibration, inputs, expected, scale,
-                   left_out=(), one_image_dir=None):
+                   left_out=()):
     """Converts each endpoint in each flavour into `directory/tflite/` and checks
-    it, but the files `left_out` names; returns the report entries. The int8
-    `reconstruct` file is converted from `one_image_dir` if given: the
-    SavedModel with a batch of one image, for a model that scores by tiles."""
+    it, but the files `left_out` names; returns the report entries."""
     os.mkdir(os.path.join(directory, TFLITE_DIR))
     entries = {}
     for signature, endpoint in ENDPOINTS.items():
@@ -271,11 +249,8 @@ def _export_tflite(saved_model_dir, directory, flavours, calibration, inputs, ex
             if name in left_out:
                 continue
             logging.info("export: %s", name)
-            source = one_image_dir if (
-                one_image_dir and quantize == "int8" and signature == signatures.RECONSTRUCT
-            ) else saved_model_dir
             with open(os.path.join(directory, name), "wb") as f:
-                f.write(tflite.convert(source, signature, quantize, calibration[signature]))
+                f.write(tflite.convert(saved_model_dir, signature, quantize, calibration[signature]))
             entries[name] = checks.check_tflite(
                 os.path.join(directory, name), signature, quantize, inputs, expected, scale
             )

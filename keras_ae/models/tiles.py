@@ -7,8 +7,7 @@ follows the tile, not the image or the batch), and stitching its outputs
 back: each pixel is the mean of the tiles that cover it, weighted by a window
 that falls off towards a tile's edges (where a convolution's zero padding sees
 no context), so that seams do not show. Static slices and pads, and loops over
-the batch (none for a batch of one) and the groups: the same graph in a
-SavedModel and in TFLite.
+the batch (and the groups): the same graph in a SavedModel and in TFLite.
 
 Example:
 
@@ -87,36 +86,18 @@ class Tiling:
     def apply(self, function, images, channels, dtype=tf.float32):
         """`[batch, height, width, channels]` of `dtype`: `function` (tiles
         `[n, h, w, c]` → `[n, h, w, channels]`) run on the tiles of each of
-        `images` `[batch, height, width, c]`, one image at a time, stitched.
-        With `channels` a tuple, `function` returns a tuple of outputs of
-        those channels, and so does this: each stitched on its own (not
-        concatenated, which TFLite's int8 converter could not quantize
-        beside the segmenter's own concatenation of its inputs). A batch of
-        one (static: a batch-1 TFLite file) has no loop over images, which
-        that converter crashed on."""
-        several = isinstance(channels, tuple)
-        counts = channels if several else (channels,)
-        run = function if several else lambda tiles: (function(tiles),)
-
+        `images` `[batch, height, width, c]`, one image at a time, stitched."""
         def one_image(image):
             tiles = self.split(image)
             if len(self) <= self.group:
-                return tuple(self.stitch(output) for output in run(tiles))
+                return self.stitch(function(tiles))
             groups = -(-len(self) // self.group)
             tiles = tf.pad(tiles, [[0, groups * self.group - len(self)], [0, 0], [0, 0], [0, 0]])
             outputs = tf.map_fn(
-                run, tf.reshape(tiles, [groups, self.group, *tiles.shape[1:]]),
-                fn_output_signature=tuple(tf.TensorSpec((self.group, *self.tile, count), dtype)
-                                          for count in counts),
+                function, tf.reshape(tiles, [groups, self.group, *tiles.shape[1:]]),
+                fn_output_signature=tf.TensorSpec((self.group, *self.tile, channels), dtype),
                 parallel_iterations=1)
-            return tuple(self.stitch(tf.reshape(output, [-1, *self.tile, count])[:len(self)])
-                         for output, count in zip(outputs, counts))
+            return self.stitch(tf.reshape(outputs, [-1, *self.tile, channels])[:len(self)])
 
-        if images.shape[0] == 1:
-            stitched = tuple(output[None] for output in one_image(images[0]))
-        else:
-            stitched = tf.map_fn(
-                one_image, images, parallel_iterations=1,
-                fn_output_signature=tuple(tf.TensorSpec((*self.image, count), dtype)
-                                          for count in counts))
-        return tuple(stitched) if several else stitched[0]
+        return tf.map_fn(one_image, images, parallel_iterations=1,
+                         fn_output_signature=tf.TensorSpec((*self.image, channels), dtype))
