@@ -150,15 +150,14 @@ def test_an_export_that_fails_its_checks_publishes_nothing(trained_run, tmp_path
 
 
 def test_the_summary_counts_decisions_apart_from_the_values():
-    """A decision flipped at the threshold (a difference of 1) is not the
-    file's largest difference: the values' is, and the flips are counted."""
-    def entry(decision_share):
-        name = "serving_default"
-        return {"size_bytes": 1000, "max_abs_diff": {f"{name}/anomaly_map": 3e-4,
-                                                     f"{name}/is_anomaly": 1.0 * bool(
-                                                         decision_share)},
-                "mse_vs_keras": {f"{name}/anomaly_map": 1e-9,
-                                 f"{name}/is_anomaly": decision_share}}
+    """A flipped decision (a difference of 1) is not the file's largest
+    difference: the values' is, and the flips are counted."""
+    def entry(flipped):  # the share of images decided otherwise
+        return {"size_bytes": 1000,
+                "max_abs_diff": {"serving_default/anomaly_map": 3e-4,
+                                 "serving_default/is_anomaly": float(flipped > 0)},
+                "mse_vs_keras": {"serving_default/anomaly_map": 1e-9,
+                                 "serving_default/is_anomaly": flipped}}
     report = {"variant": "draem", "model_dir": "run", "path": "exports/run/1",
               "keras_test_mse": 0.01, "eval_examples": 24,
               "files": {"saved_model": entry(0.0), "tflite/r.tflite": entry(1 / 24)}}
