@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 import keras_ae
 from keras_ae import models
 from keras_ae import variants
@@ -31,6 +33,7 @@ def test_config_imports_nothing_that_imports_tensorflow():
     assert not [name for name in loaded if name.split(".")[0] in ("tensorflow", "keras", "numpy")]
 
 
+@pytest.mark.slow  # a fresh process that starts TensorFlow
 def test_a_variants_model_module_imports_first():
     """Its model module imports `keras_ae.models`, which lists every
     variant's model class: on first use, or this import was circular."""

@@ -3,6 +3,8 @@
 import os
 import re
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -39,6 +41,7 @@ def test_every_measured_table_is_rendered_from_its_results_file():
     assert report.rendered(report.rendered(readme)) == readme
 
 
+@pytest.mark.slow  # a fresh process that starts TensorFlow
 def test_readmes_way_to_load_a_runs_model_works_in_a_fresh_process(tmp_path):
     """README's `python -c` that loads `model.keras`, run as it stands on a
     saved model in a new process: the variants' classes must be registered."""
