@@ -20,6 +20,7 @@ from keras_ae import export
 from keras_ae import model_dir as model_dir_lib
 from keras_ae import training
 from keras_ae.commands import train as train_command
+from keras_ae.export import checks
 from keras_ae.export import signatures
 from tests.conftest import make_images, write_idx
 from tests.test_export import _StandInServer
@@ -226,6 +227,24 @@ def exported_detector(detector_run, tmp_path_factory):
     base = tmp_path_factory.mktemp("exports")
     config = config_lib.ExportConfig(str(base), model_name="m", quantize=("float32",))
     return export.export_run(str(model_dir), config)  # checks every output vs Keras
+
+
+@pytest.mark.slow  # TFLite conversions
+def test_a_quantized_detector_that_decides_otherwise_is_left_out(detector_run, tmp_path,
+                                                                 monkeypatch):
+    monkeypatch.setattr(checks, "MAX_DECIDED_OTHERWISE", -1.0)  # none may pass
+    config = config_lib.ExportConfig(str(tmp_path), model_name="m", formats=("tflite",),
+                                     quantize=("float32", "dynamic"), eval_examples=50)
+    report = export.export_run(str(detector_run[0]), config)
+    name = "tflite/reconstruct_dynamic.tflite"
+    assert list(report["tflite_left_out"]) == [name]
+    assert "dynamic quantization: is_anomaly other than" in report["tflite_left_out"][name]
+    published = sorted(os.listdir(os.path.join(report["path"], "tflite")))
+    # Encode and decode decide nothing; the float32 file is held to its tolerance.
+    assert published == ["decode_dynamic.tflite", "decode_float32.tflite",
+                         "encode_dynamic.tflite", "encode_float32.tflite",
+                         "reconstruct_float32.tflite"]
+    assert sorted(report["files"]) == sorted(f"tflite/{f}" for f in published)
 
 
 @pytest.mark.slow  # exports: a fresh SavedModel process, a TFLite conversion

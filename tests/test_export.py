@@ -151,7 +151,8 @@ def test_an_export_that_fails_its_checks_publishes_nothing(trained_run, tmp_path
 
 def test_the_summary_counts_decisions_apart_from_the_values():
     """A flipped decision (a difference of 1) is not the file's largest
-    difference: the values' is, and the flips are counted."""
+    difference: the values' is, and the flips are counted; too many leave a
+    quantized file out."""
     def entry(flipped):  # the share of images decided otherwise
         return {"size_bytes": 1000,
                 "max_abs_diff": {"serving_default/anomaly_map": 3e-4,
@@ -165,6 +166,14 @@ def test_the_summary_counts_decisions_apart_from_the_values():
     assert saved == "  saved_model: 1,000 bytes, max |diff| vs Keras 0.0003"
     assert tflite_file == ("  tflite/r.tflite: 1,000 bytes, max |diff| vs Keras 0.0003, is_anomaly "
                            "other than Keras' on 1 of 24 images")
+    # A quantized file that decides otherwise too often is left out, and said so.
+    assert checks.decided_otherwise(entry(1 / 24), "dynamic", 24) is None
+    assert checks.decided_otherwise(entry(3 / 24), "float32", 24) is None  # held to tolerance
+    why = checks.decided_otherwise(entry(3 / 24), "int8", 24)
+    assert why == ("int8 quantization: is_anomaly other than the Keras model's on 3 of 24 "
+                   "test images, more than 10%")
+    report["tflite_left_out"] = {"tflite/r_int8.tflite": why}
+    assert export.summarize(report).splitlines()[-1] == f"  tflite/r_int8.tflite: left out, {why}"
 
 
 def test_publish_replaces_a_version_only_when_complete(tmp_path):

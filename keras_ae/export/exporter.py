@@ -122,11 +122,11 @@ def export_run(model_dir, config, data=None):
         if "tflite" in config.formats:
             calibration = _calibration_inputs(model, data, config)
             left_out = _left_out(model, config.quantize)
-            if left_out:
-                report["tflite_left_out"] = left_out
             report["files"].update(_export_tflite(
                 saved_model_dir, staging, config.quantize, calibration, inputs, expected, scale,
                 left_out))
+            if left_out:
+                report["tflite_left_out"] = left_out
         files.write_json(os.path.join(staging, REPORT_FILE), report)
         versions.publish(staging, path, config.overwrite)
     except versions.VersionError as e:
@@ -159,11 +159,11 @@ def _report(model_dir, config, model, run, detector, images, expected):
 
 
 def summarize(report):
-    """The report as text: one line per exported file, its size and checks.
-    The largest difference is the values'; a decision (`is_anomaly`), 0 or
-    1, is counted apart (in the SavedModel and float32 files, checked
-    against a tolerance, only where the score is at the threshold:
-    `checks.scales`)."""
+    """The report as text: one line per exported file, its size and checks,
+    and one per TFLite file left out, why. The largest difference is the
+    values'; a decision (`is_anomaly`), 0 or 1, is counted apart (in the
+    SavedModel and float32 files, checked against a tolerance, only where the
+    score is at the threshold: `checks.scales`)."""
     lines = [f"exported {report['variant']} ({report['model_dir']}) to {report['path']}; "
              f"Keras test MSE {report['keras_test_mse']:.6f} on {report['eval_examples']} images"]
     for name, entry in report["files"].items():
@@ -181,6 +181,8 @@ def summarize(report):
         if "test_mse" in entry:
             line += f", test MSE {entry['test_mse']:.6f} ({entry['test_mse_increase']:+.2%})"
         lines.append(line)
+    left_out = report.get("tflite_left_out", {})
+    lines += [f"  {name}: left out, {why}" for name, why in left_out.items()]
     return "\n".join(lines)
 
 
@@ -236,9 +238,11 @@ def _left_out(model, flavours):
 
 
 def _export_tflite(saved_model_dir, directory, flavours, calibration, inputs, expected, scale,
-                   left_out=()):
+                   left_out):
     """Converts each endpoint in each flavour into `directory/tflite/` and checks
-    it, but the files `left_out` names; returns the report entries."""
+    it, but the files `left_out` (`{name: why}`) names; returns the report
+    entries. A quantized detector that decides otherwise than Keras too often
+    (`checks.decided_otherwise`) is removed and added to `left_out`."""
     os.mkdir(os.path.join(directory, TFLITE_DIR))
     entries = {}
     for signature, endpoint in ENDPOINTS.items():
@@ -251,9 +255,17 @@ def _export_tflite(saved_model_dir, directory, flavours, calibration, inputs, ex
             logging.info("export: %s", name)
             with open(os.path.join(directory, name), "wb") as f:
                 f.write(tflite.convert(saved_model_dir, signature, quantize, calibration[signature]))
-            entries[name] = checks.check_tflite(
+            entry = checks.check_tflite(
                 os.path.join(directory, name), signature, quantize, inputs, expected, scale
             )
+            why = checks.decided_otherwise(entry, quantize,
+                                           len(next(iter(inputs[signature].values()))))
+            if why:
+                logging.warning("export: left out %s: %s", name, why)
+                os.remove(os.path.join(directory, name))
+                left_out[name] = why
+                continue
+            entries[name] = entry
             sizes[quantize] = entries[name]["size_bytes"]
             if quantize != "float32" and "float32" in sizes:
                 entries[name]["size_vs_float32"] = sizes[quantize] / sizes["float32"]
