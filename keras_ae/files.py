@@ -1,4 +1,5 @@
-"""Writing files so that readers see them complete or not at all."""
+"""Files: written so that readers see them complete or not at all, and
+walked in one fixed order."""
 
 import contextlib
 import json
@@ -30,3 +31,13 @@ def write_json(path, value):
     """Writes `value` as indented JSON, atomically."""
     with atomic_path(path) as tmp, open(tmp, "w") as f:
         f.write(json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def walk_sorted(walk):
+    """`(folder, name)` of each file that `walk` (`os.walk(...)`, or
+    `tf.io.gfile.walk(...)`) finds, its subfolders and names in sorted
+    order: the order the folder reader takes images in."""
+    for root, dirs, names in walk:
+        dirs.sort()  # in place: the walk descends in this order
+        for name in sorted(names):
+            yield root, name

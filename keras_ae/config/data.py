@@ -4,6 +4,7 @@ import dataclasses
 import os
 
 from keras_ae import choices
+from keras_ae import files
 from keras_ae.choices import INPUTS
 from keras_ae.config import checks
 
@@ -31,10 +32,9 @@ class DataConfig:
             None: the variant's recipe's (64 for most).
         noise_stddev: stddev of the Gaussian noise added on the fly to the
             inputs; 0 feeds `(x, x)` pairs. Default None: the recipe's.
-        masking_noise: the share of each training input hidden on the fly,
-            in squares of 1/14, 1/7 or 1/4 of the shorter side set to black
-            (`keras_ae.data.pipeline.add_masking`); 0 for none. Default
-            None: the recipe's.
+        masking_noise: the share of each training input hidden on the fly
+            in black squares (`keras_ae.data.pipeline.add_masking`); 0 for
+            none. Default None: the recipe's.
         eval_noise_stddev: noise of the test inputs for the PSNR figures
             (`test_psnr_noisy`, `test_psnr_denoised`) and `denoising.png`; 0
             skips them. Default None: the training noise.
@@ -146,13 +146,11 @@ class DataConfig:
             return self.image_size
         from PIL import Image  # here: the one file config reads
 
-        for root, dirs, names in os.walk(self.data_dir, followlinks=True):
-            dirs.sort()
-            for name in sorted(names):
-                if name.lower().endswith(choices.IMAGE_EXTENSIONS):
-                    try:
-                        with Image.open(os.path.join(root, name)) as image:
-                            return image.height, image.width
-                    except OSError:  # not an image after all: the reader skips or refuses it
-                        continue
+        for root, name in files.walk_sorted(os.walk(self.data_dir, followlinks=True)):
+            if name.lower().endswith(choices.IMAGE_EXTENSIONS):
+                try:
+                    with Image.open(os.path.join(root, name)) as image:
+                        return image.height, image.width
+                except OSError:  # not an image after all: the reader skips or refuses it
+                    continue
         return None

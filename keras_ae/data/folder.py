@@ -17,6 +17,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from keras_ae import files
 from keras_ae import images
 from keras_ae.data import decoding
 from keras_ae.data import image_files
@@ -216,14 +217,12 @@ def _image_files(directory):
         raise DataError(f"{directory}: no such folder; pass the folder of images as --data_dir")
     walk = tf.io.gfile.walk(directory) if remote else os.walk(directory, followlinks=True)
     found, ignored = [], 0
-    for root, dirs, names in walk:
-        dirs.sort()  # in place: the walk descends in this order
-        for name in sorted(names):
-            if name.lower().endswith(images.EXTENSIONS):
-                path = f"{root.rstrip('/')}/{name}" if remote else os.path.join(root, name)
-                found.append((path, path[len(directory.rstrip("/")) + 1:]))
-            else:
-                ignored += 1
+    for root, name in files.walk_sorted(walk):
+        if name.lower().endswith(images.EXTENSIONS):
+            path = f"{root.rstrip('/')}/{name}" if remote else os.path.join(root, name)
+            found.append((path, path[len(directory.rstrip("/")) + 1:]))
+        else:
+            ignored += 1
     if not found:
         raise DataError(
             f"{directory}: no images in it or its subfolders (looked for "
