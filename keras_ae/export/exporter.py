@@ -172,9 +172,7 @@ def summarize(report):
             line += f" ({entry['size_vs_float32']:.0%} of float32)"
         values = [v for k, v in entry["max_abs_diff"].items() if not k.endswith("/is_anomaly")]
         line += f", max |diff| vs Keras {max(values):.2g}"
-        # The mean squared difference of 0s and 1s: the share of images decided otherwise.
-        shares = [v for k, v in entry["mse_vs_keras"].items() if k.endswith("/is_anomaly")]
-        decided_otherwise = round(max(shares, default=0.0) * report["eval_examples"])
+        decided_otherwise = checks.flipped(entry, report["eval_examples"])
         if decided_otherwise:
             line += (f", is_anomaly other than Keras' on {decided_otherwise} of "
                      f"{report['eval_examples']} images")
