@@ -169,6 +169,7 @@ def test_the_summary_counts_decisions_apart_from_the_values():
     # A quantized file that decides otherwise too often is left out, and said so.
     assert checks.decided_otherwise(entry(1 / 24), "dynamic", 24) is None
     assert checks.decided_otherwise(entry(3 / 24), "float32", 24) is None  # held to tolerance
+    assert checks.decided_otherwise({"mse_vs_keras": {"encode/latent": 0.5}}, "int8", 24) is None
     why = checks.decided_otherwise(entry(3 / 24), "int8", 24)
     assert why == ("int8 quantization: is_anomaly other than the Keras model's on 3 of 24 "
                    "test images, more than 10%")

@@ -198,7 +198,9 @@ def decided_otherwise(entry, quantize, count):
     `is_anomaly` differs from the Keras model's on more than
     MAX_DECIDED_OTHERWISE of the `count` test images (`flipped`); or None.
     (A float32 file is held to FLOAT_TOLERANCE instead: `compare`.)"""
-    if quantize == "float32" or flipped(entry, count) <= MAX_DECIDED_OTHERWISE * count:
+    decides = any(name.endswith("/is_anomaly") for name in entry["mse_vs_keras"])
+    if quantize == "float32" or not decides or (
+            flipped(entry, count) <= MAX_DECIDED_OTHERWISE * count):
         return None
     return (f"{quantize} quantization: is_anomaly other than the Keras model's on "
             f"{flipped(entry, count)} of {count} test images, more than "
