@@ -187,10 +187,10 @@ def compare(what, outputs, expected, scale):
 
 def flipped(entry, count):
     """On how many of the `count` test images a file's report `entry` says
-    its `is_anomaly` differs from the Keras model's (0 without decisions):
-    the mean squared difference of 0s and 1s is the share of them."""
+    its `is_anomaly` differs from the Keras model's (the mean squared
+    difference of 0s and 1s is the share of them); None if it decides nothing."""
     shares = [v for k, v in entry["mse_vs_keras"].items() if k.endswith("/is_anomaly")]
-    return round(max(shares, default=0.0) * count)
+    return round(max(shares) * count) if shares else None
 
 
 def decided_otherwise(entry, quantize, count):
@@ -198,13 +198,11 @@ def decided_otherwise(entry, quantize, count):
     `is_anomaly` differs from the Keras model's on more than
     MAX_DECIDED_OTHERWISE of the `count` test images (`flipped`); or None.
     (A float32 file is held to FLOAT_TOLERANCE instead: `compare`.)"""
-    decides = any(name.endswith("/is_anomaly") for name in entry["mse_vs_keras"])
-    if quantize == "float32" or not decides or (
-            flipped(entry, count) <= MAX_DECIDED_OTHERWISE * count):
+    flips = flipped(entry, count)
+    if quantize == "float32" or flips is None or flips <= MAX_DECIDED_OTHERWISE * count:
         return None
-    return (f"{quantize} quantization: is_anomaly other than the Keras model's on "
-            f"{flipped(entry, count)} of {count} test images, more than "
-            f"{MAX_DECIDED_OTHERWISE:.0%}")
+    return (f"{quantize} quantization: is_anomaly other than the Keras model's on {flips} of "
+            f"{count} test images, more than {MAX_DECIDED_OTHERWISE:.0%}")
 
 
 def mse(a, b):
