@@ -70,6 +70,7 @@ def define_flags():
     flags.DEFINE_integer("seed", 0, "Seed of the crops, the defects and every run.")
     flags.DEFINE_integer("epochs", None, "Epochs of each run. Default: the recipe's.")
     flags.DEFINE_integer("tile", None, "draem's --tile. Default: its own.")
+    flags.DEFINE_integer("width", None, "draem's --width. Default: its own.")
     flags.DEFINE_string("photos", None, "A folder with the textures' PNGs. Default: "
                         "unpacked from scikit-image's wheel under --root.")
     flags.DEFINE_string("root", os.path.join(tempfile.gettempdir(), "textures-bench"),
@@ -223,7 +224,8 @@ def write_layout(photos, texture, directory, seed, size, train, good, per_defect
 
 
 def run(variant, texture, directory):
-    options = {"tile": FLAGS.tile} if FLAGS.tile and variant == "draem" else {}
+    options = {name: value for name, value in (("tile", FLAGS.tile), ("width", FLAGS.width))
+               if value and variant == "draem"}
     config = defects.layout_config(directory, variant, FLAGS.seed, FLAGS.epochs, **options)
     start = time.perf_counter()
     try:
