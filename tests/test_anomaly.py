@@ -5,6 +5,7 @@ import http.server
 import json
 import os
 import threading
+import types
 
 import keras
 import numpy as np
@@ -122,6 +123,42 @@ def test_a_threshold_from_few_images_flags_what_it_promises():
         thresholds = [anomaly.calibrate(rng.gamma(2.0, size=n), 0.01) for _ in range(2000)]
         flagged = np.mean([np.mean(rng.gamma(2.0, size=2000) > t) for t in thresholds])
         assert abs(flagged - anomaly.expected_fpr(n, 0.01)) < 0.01, n
+
+
+def test_the_chance_of_flagging_normal_images_is_what_thresholds_do():
+    """`chance_of_flagging` against thresholds drawn again and again: the
+    highest of 30 validation scores (uniform: any distribution alike), and
+    60 fresh normal images each."""
+    rng = np.random.default_rng(2)
+    trials = 40_000
+    flagged = rng.binomial(60, 1 - rng.random((trials, 30)).max(axis=1))
+    for at_least in (1, 3, 6, 10):
+        simulated = np.mean(flagged >= at_least)
+        chance = anomaly.chance_of_flagging(at_least, 60, 30, 0.01)
+        assert abs(simulated - chance) < 4 * np.sqrt(chance * (1 - chance) / trials) + 1e-4
+    assert anomaly.chance_of_flagging(0, 60, 30, 0.01) == pytest.approx(1.0)
+
+
+def test_evaluation_says_when_normal_test_images_are_flagged_beyond_its_promise(
+        tmp_path, caplog):
+    rng = np.random.default_rng(3)
+    validation = rng.gamma(2.0, size=30)
+    detector = anomaly.Detector(score="mse", threshold=anomaly.calibrate(validation, 0.01),
+                                fpr=0.01, normal_classes=("good",), validation_images=30,
+                                validation_quantiles={}, expected_fpr=1 / 31)
+    labels = np.r_[np.zeros(60, int), np.ones(20, int)]
+    split = types.SimpleNamespace(test_labels=labels, train_labels=np.zeros(1, int),
+                                  class_names=["good", "scratch"], test_masks=None)
+    for shift, warned in ((1.0, False), (4.0, True)):  # as the validation scores, and larger
+        caplog.clear()
+        test = anomaly.DetectorTest(detector, split, "folder")
+        scores = np.r_[shift * rng.gamma(2.0, size=60), rng.gamma(2.0, size=20) + 5]
+        test.add(0, np.zeros((80, 4, 4, 1), np.float32), {"anomaly_score": scores})
+        with caplog.at_level("WARNING"):
+            test.finish(str(tmp_path))
+        flagged = int(np.sum(scores[:60] > detector.threshold))
+        assert (f"the threshold flags {flagged} of the 60 normal test images" in caplog.text) \
+            == warned, (flagged, caplog.text)
 
 
 def test_top_k_scores_a_small_defect_that_the_mean_hides():

@@ -33,6 +33,7 @@ below, so about `fpr` of normal images are flagged. Exports also give
 from keras_ae.anomaly.calibration import CalibrationError
 from keras_ae.anomaly.calibration import calibrate
 from keras_ae.anomaly.calibration import calibrated_detector
+from keras_ae.anomaly.calibration import chance_of_flagging
 from keras_ae.anomaly.calibration import check_separates
 from keras_ae.anomaly.calibration import expected_fpr
 from keras_ae.anomaly.calibration import needed_images

@@ -16,6 +16,11 @@ import numpy as np
 
 from keras_ae.anomaly import scoring
 
+# The chance (`chance_of_flagging`) below which evaluation says that the normal
+# test images are not of the validation images' kind: 1 run in 1,000 of alike
+# images is told so.
+SURPRISE = 1e-3
+
 
 class CalibrationError(ValueError):
     """Too few validation images for the asked false-positive rate."""
@@ -50,6 +55,21 @@ def expected_fpr(count, fpr):
     validation images, whatever their distribution: (n - k + 1) / (n + 1) for
     the k-th of n scores (its false-positive rate is Beta(n - k + 1, k))."""
     return (count - rank(count, fpr) + 1) / (count + 1)
+
+
+def chance_of_flagging(flagged, normal, count, fpr):
+    """The chance that a threshold calibrated at `fpr` on `count` validation
+    images flags at least `flagged` of `normal` fresh normal images, all drawn
+    from one distribution: its false-positive rate is Beta(a, b) with a = n -
+    k + 1, b = k for the k-th of n scores (`expected_fpr`), so the count it
+    flags is Beta-binomial(normal, a, b)."""
+    b = rank(count, fpr)
+    a = count - b + 1
+    log_beta = lambda x, y: math.lgamma(x) + math.lgamma(y) - math.lgamma(x + y)
+    terms = [math.lgamma(normal + 1) - math.lgamma(j + 1) - math.lgamma(normal - j + 1)
+             + log_beta(j + a, normal - j + b) - log_beta(a, b)
+             for j in range(max(flagged, 0), normal + 1)]
+    return min(1.0, math.fsum(math.exp(t) for t in terms))
 
 
 def calibrate(validation_scores, fpr):

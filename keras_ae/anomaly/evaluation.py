@@ -7,6 +7,7 @@ they draw (`figures.Highest`)."""
 from absl import logging
 import numpy as np
 
+from keras_ae.anomaly import calibration
 from keras_ae.anomaly import figures
 from keras_ae.anomaly import metrics
 from keras_ae.anomaly import normal
@@ -58,6 +59,7 @@ class DetectorTest:
         figures.save_score_figures(directory, scores, anomalous, threshold, area, self.highest,
                                    self.names)
         rates = metrics.at_threshold(scores, anomalous, threshold)
+        self._check_normal_flagged(scores[~anomalous])
         return {
             "anomaly_threshold": threshold,
             "anomaly_expected_fpr": self.detector.expected_fpr,
@@ -69,6 +71,24 @@ class DetectorTest:
             **{f"test_{name}_at_threshold": value for name, value in rates.items()},
             **(self._pixel_figures(directory) if self.masks is not None else {}),
         }
+
+    def _check_normal_flagged(self, normal):
+        """Warns when the threshold flags so many of the normal test images
+        (their scores `normal`) that one calibrated on images of their kind
+        would flag as many only by a chance below `calibration.SURPRISE`: its
+        promise (train.py's "expected to flag") does not hold for them."""
+        detector, flagged = self.detector, int(np.sum(normal > self.detector.threshold))
+        chance = calibration.chance_of_flagging(flagged, len(normal),
+                                                detector.validation_images, detector.fpr)
+        if chance < calibration.SURPRISE:  # 1.0 without normal test images
+            logging.warning(
+                "the threshold flags %d of the %d normal test images (%.1f%%), where its %d "
+                "validation images promise about %.1f%%, a chance of %.1g if they were alike: "
+                "the normal test images are unlike the validation images, which are held out "
+                "of the training images (crops that overlap them, or other conditions); "
+                "train on normal images taken as the test's are", flagged, len(normal),
+                100 * flagged / len(normal), detector.validation_images,
+                100 * calibration.expected_fpr(detector.validation_images, detector.fpr), chance)
 
     def _auroc_by_class(self, scores):
         """`{class name: AUROC}`: each anomalous test class's images against
