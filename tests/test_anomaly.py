@@ -159,6 +159,7 @@ def test_evaluation_says_when_normal_test_images_are_flagged_beyond_its_promise(
         flagged = int(np.sum(scores[:60] > detector.threshold))
         assert (f"the threshold flags {flagged} of the 60 normal test images" in caplog.text) \
             == warned, (flagged, caplog.text)
+    assert "where its 30 validation images promise about 3.2%" in caplog.text
 
 
 def test_top_k_scores_a_small_defect_that_the_mean_hides():

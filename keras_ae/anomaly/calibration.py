@@ -60,9 +60,9 @@ def expected_fpr(count, fpr):
 def chance_of_flagging(flagged, normal, count, fpr):
     """The chance that a threshold calibrated at `fpr` on `count` validation
     images flags at least `flagged` of `normal` fresh normal images, all drawn
-    from one distribution: its false-positive rate is Beta(a, b) with a = n -
-    k + 1, b = k for the k-th of n scores (`expected_fpr`), so the count it
-    flags is Beta-binomial(normal, a, b)."""
+    from one distribution: its false-positive rate is Beta(n - k + 1, k), the
+    threshold the k-th of n = `count` scores (`expected_fpr`), so the count it
+    flags is Beta-binomial."""
     b = rank(count, fpr)
     a = count - b + 1
     log_beta = lambda x, y: math.lgamma(x) + math.lgamma(y) - math.lgamma(x + y)
