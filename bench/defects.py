@@ -220,11 +220,12 @@ def run(variant, normal_class, directory):
     return result
 
 
-def test_set(directory):
-    """The test folder as written: each file's kind, PNG bytes, pixels
-    (float [0, 1]) and mask (read with Pillow; none for the good ones)."""
+def test_set(directory, defects=DEFECTS):
+    """The test folder as written: each file's kind (good, or one of
+    `defects`), PNG bytes, pixels (float [0, 1]) and mask (read with Pillow;
+    none for the good ones)."""
     kinds, encoded, pixels, masks = [], [], [], []
-    for kind in ("good", *DEFECTS):
+    for kind in ("good", *defects):
         folder = os.path.join(directory, "test", kind)
         for name in sorted(os.listdir(folder)):
             kinds.append(kind)

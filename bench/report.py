@@ -322,9 +322,13 @@ def textures(*sources, command="python bench/textures.py"):
             + f" | **{cell(runs)}** |")
     notes = [provenance(r, n, command) for r, n in sources]
     size = results["size"]
+    highest = "; ".join(f"{v} " + " / ".join(f"{100 * by[v, t]['map_max_auroc']:.1f}"
+                                             for t in textures)
+                        for v in variants if all("map_max_auroc" in by[v, t] for t in textures))
     lines += ["", (f"{size}x{size} crops; image AUROC / pixel AUROC / PRO / TPR at the "
                    f"threshold calibrated on held-out good crops, in %, and training seconds. ")
-              + " ".join(notes)]
+              + (f"Image AUROC of the map's highest pixel alone, {' / '.join(textures)}: "
+                 f"{highest}. " if highest else "") + " ".join(notes)]
     return "\n".join(lines)
 
 

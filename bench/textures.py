@@ -28,7 +28,8 @@ Then trains each of --variants on it as `python train.py --dataset=folder
 --variant=V` does (the recipe's defaults), and records image AUROC, pixel
 AUROC, PRO, the false- and true-positive rates at the calibrated threshold and
 the training seconds, or that training failed (collapsed, or diverged) as train.py
-would say it. Writes them, the command and the machine to --out;
+would say it; and the image AUROC of the map's highest pixel, a score the
+detector does not serve. Writes them, the command and the machine to --out;
 README's table is `bench/report.py`'s rendering of it.
 """
 
@@ -49,8 +50,11 @@ import numpy as np
 from PIL import Image
 from PIL import ImageDraw
 
+from keras_ae import anomaly
 from keras_ae import data
 from keras_ae import distribute
+from keras_ae import model_dir as model_dir_lib
+from keras_ae import models
 from keras_ae import training
 import defects  # bench/defects.py, beside this file: its run's config and command
 import environment  # bench/environment.py, beside this file
@@ -237,7 +241,18 @@ def run(variant, texture, directory):
             "test_fpr_at_threshold", "test_tpr_at_threshold", "train_seconds", "epochs_trained",
             "peak_memory_mib")
     return {"variant": variant, "texture": texture, "seconds": time.perf_counter() - start,
-            **{k: metrics.get(k) for k in keys}}
+            **{k: metrics.get(k) for k in keys},
+            "map_max_auroc": map_max_auroc(config.train.model_dir, directory)}
+
+
+def map_max_auroc(model_dir, directory):
+    """The image AUROC of the highest pixel of the run's `anomaly_map`
+    (the score as it is, unlike `draem`'s own)."""
+    kinds, _, pixels, _ = defects.test_set(directory, DEFECTS)
+    _, model_file, detector = model_dir_lib.read_run(model_dir)
+    maps = anomaly.outputs_of(models.load(model_file), pixels, 8,
+                              detector=anomaly.Detector.from_dict(detector))["anomaly_map"]
+    return anomaly.auroc(maps.max(axis=(1, 2)), kinds != "good")
 
 
 def main(argv):

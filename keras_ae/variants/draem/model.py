@@ -11,8 +11,8 @@ input pipeline) two networks end to end:
 - a discriminative U-Net (`segmenter`) that reads the input beside its
   restoration and segments the pasted region, by focal loss.
 
-The anomaly map is the segmentation, the image's score its highest value
-after a small box blur (`SCORE_BOX` of the side). The networks work on tiles
+The anomaly map is the segmentation, the image's score the mean of its
+TOP_PIXELS highest pixels. The networks work on tiles
 of at most `tile` (TILE) pixels a side: they train on random crops of that
 size, and score a larger image by overlapping tiles stitched in the graph
 (`keras_ae.models.tiles`), so that a 1024x1024 image is served whole, its
@@ -31,10 +31,12 @@ from keras_ae.models.autoencoder import Autoencoder
 MAX_LEVELS = 6
 MAX_WIDTH_FACTOR = 8  # the deepest levels' channels: at most 8 times `width`
 SMALLEST_SIDE = 6  # a level is added while it leaves a side of at least this
-# The score's box blur, a share of the shorter side: 3 px at 128, 1 (none) at
-# 28. DRAEM's 21 px at 256 would average away the 2-8 px defects that
-# bench/textures.py draws.
-SCORE_BOX = 1 / 48
+# The score: the mean of the segmentation's highest pixels, as many as the
+# smallest defect bench/textures.py draws covers (a disc 2 px across), at any
+# image size. One pixel alone (the map's maximum) is a noisier score; DRAEM's
+# box blur (21 px at 256) would average away defects of 2-8 px, and neighbours
+# are not a thin scratch's pixels, where the highest are.
+TOP_PIXELS = 4
 FOCAL_GAMMA = 2.0
 # The side of the crops it trains on and of the tiles a larger image is scored
 # by. DRAEM trains on 256x256 images. On bench/textures.py's grass, on two CPU
@@ -163,7 +165,7 @@ class DraemAutoencoder(Autoencoder):
 
     Called on images it returns their reconstruction, as every variant does;
     `segment` gives the segmentation, and `anomaly_parts` the map (the
-    segmentation) and the score (its highest value after a box blur).
+    segmentation) and the score (the mean of its highest pixels).
     Training takes `(images with anomalies, clean images and masks stacked
     on the channels)`, as the pipeline gives with the recipe's
     `simulated_anomalies`; clean targets without masks count as no anomaly.
@@ -259,14 +261,13 @@ class DraemAutoencoder(Autoencoder):
 
     def anomaly_parts(self, images, kind="mse"):
         """`(reconstruction, views, maps)`: the reconstruction, `[batch, 1]`
-        the segmentation's highest value after a box blur of SCORE_BOX of the
-        side, and `[batch, 1, height, width]` the segmentation. (`kind` is
-        the plain variants' choice of error, which this score does not use.)"""
+        the mean of the segmentation's TOP_PIXELS highest pixels, and `[batch,
+        1, height, width]` the segmentation. (`kind` is the plain variants'
+        choice of error, which this score does not use.)"""
         reconstruction, segmentation = self._restore_and_segment(tf.convert_to_tensor(images))
-        # Of the tile's side: a defect's size in pixels does not grow with the image.
-        box = max(1, round(SCORE_BOX * min(self.input_shape[1:3]))) // 2 * 2 + 1
-        blurred = tf.nn.avg_pool2d(segmentation, box, 1, "SAME")
-        views = tf.reduce_max(blurred, axis=[1, 2])
+        pixels = segmentation.shape[1] * segmentation.shape[2]
+        highest = tf.math.top_k(tf.reshape(segmentation, [-1, pixels]), min(TOP_PIXELS, pixels))
+        views = tf.reduce_mean(highest.values, axis=1, keepdims=True)
         return reconstruction, views, tf.transpose(segmentation, [0, 3, 1, 2])
 
 
