@@ -28,8 +28,8 @@ Then trains each of --variants on it as `python train.py --dataset=folder
 --variant=V` does (the recipe's defaults), and records image AUROC, pixel
 AUROC, PRO, the false- and true-positive rates at the calibrated threshold and
 the training seconds, or that training failed (collapsed, or diverged) as train.py
-would say it; and the image AUROC of the map's highest pixel, a score the
-detector does not serve. Writes them, the command and the machine to --out;
+would say it; and the image AUROC of the map's highest pixel (`draem`
+serves the mean of its highest pixels). Writes them, the command and the machine to --out;
 README's table is `bench/report.py`'s rendering of it.
 """
 
@@ -246,8 +246,8 @@ def run(variant, texture, directory):
 
 
 def map_max_auroc(model_dir, directory):
-    """The image AUROC of the highest pixel of the run's `anomaly_map`
-    (the score as it is, unlike `draem`'s own)."""
+    """The image AUROC of the highest pixel of the run's `anomaly_map` as
+    the score (`draem` serves the mean of its highest pixels instead)."""
     kinds, _, pixels, _ = defects.test_set(directory, DEFECTS)
     _, model_file, detector = model_dir_lib.read_run(model_dir)
     maps = anomaly.outputs_of(models.load(model_file), pixels, 8,

@@ -12,9 +12,9 @@ input pipeline) two networks end to end:
   restoration and segments the pasted region, by focal loss.
 
 The anomaly map is the segmentation, the image's score the mean of its
-TOP_PIXELS highest pixels. The networks work on tiles
-of at most `tile` (TILE) pixels a side: they train on random crops of that
-size, and score a larger image by overlapping tiles stitched in the graph
+TOP_PIXELS highest pixels. The networks work on tiles of at most `tile`
+(TILE) pixels a side: they train on random crops of that size, and score a
+larger image by overlapping tiles stitched in the graph
 (`keras_ae.models.tiles`), so that a 1024x1024 image is served whole, its
 map at its own size, and training memory follows the tile. Depth follows the
 tile: stride-2 levels down to a side of 6 to 11 pixels, at most MAX_LEVELS,
@@ -33,9 +33,10 @@ MAX_WIDTH_FACTOR = 8  # the deepest levels' channels: at most 8 times `width`
 SMALLEST_SIDE = 6  # a level is added while it leaves a side of at least this
 # The score: the mean of the segmentation's highest pixels, as many as the
 # smallest defect bench/textures.py draws covers (a disc 2 px across), at any
-# image size. One pixel alone (the map's maximum) is a noisier score; DRAEM's
-# box blur (21 px at 256) would average away defects of 2-8 px, and neighbours
-# are not a thin scratch's pixels, where the highest are.
+# image size. One pixel alone (the map's maximum) is a noisier score, and a box
+# blur (DRAEM's: 21 px at 256) averages a thin scratch's pixels with their
+# neighbours, where the highest pixels follow the scratch (BUILD.md, "Defects
+# on photographs", measures it).
 TOP_PIXELS = 4
 FOCAL_GAMMA = 2.0
 # The side of the crops it trains on and of the tiles a larger image is scored
