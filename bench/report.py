@@ -324,7 +324,8 @@ def textures(*sources, command="python bench/textures.py"):
     size = results["size"]
     highest = "; ".join(f"{v} " + " / ".join(f"{100 * by[v, t]['map_max_auroc']:.1f}"
                                              for t in textures)
-                        for v in variants if all("map_max_auroc" in by[v, t] for t in textures))
+                        for v in variants
+                        if all("map_max_auroc" in by.get((v, t), {}) for t in textures))
     lines += ["", (f"{size}x{size} crops; image AUROC / pixel AUROC / PRO / TPR at the "
                    f"threshold calibrated on held-out good crops, in %, and training seconds. ")
               + (f"Image AUROC of the map's highest pixel alone, {' / '.join(textures)}: "
