@@ -28,9 +28,9 @@ Then trains each of --variants on it as `python train.py --dataset=folder
 --variant=V` does (the recipe's defaults), and records image AUROC, pixel
 AUROC, PRO, the false- and true-positive rates at the calibrated threshold and
 the training seconds, or that training failed (collapsed, or diverged) as train.py
-would say it; and the image AUROC of the map's highest pixel (`draem`
-serves the mean of its highest pixels). Writes them, the command and the machine to --out;
-README's table is `bench/report.py`'s rendering of it.
+would say it; and the image AUROC of the map's highest pixel (`draem` serves
+the mean of its highest pixels). Writes them, the command and the machine to
+--out; README's table is `bench/report.py`'s rendering of it.
 """
 
 import glob
