@@ -322,15 +322,26 @@ def textures(*sources, command="python bench/textures.py"):
             + f" | **{cell(runs)}** |")
     notes = [provenance(r, n, command) for r, n in sources]
     size = results["size"]
-    highest = "; ".join(f"{v} " + " / ".join(f"{100 * by[v, t]['map_max_auroc']:.1f}"
-                                             for t in textures)
-                        for v in variants
-                        if all("map_max_auroc" in by.get((v, t), {}) for t in textures))
+    highest = _per_texture(by, variants, textures, ("map_max_auroc",))
+    checked = _per_texture(by, variants, textures,
+                           ("validation_simulated_auroc", "validation_simulated_pixel_auroc"))
     lines += ["", (f"{size}x{size} crops; image AUROC / pixel AUROC / PRO / TPR at the "
                    f"threshold calibrated on held-out good crops, in %, and training seconds. ")
-              + (f"Image AUROC of the map's highest pixel alone, {' / '.join(textures)}: "
-                 f"{highest}. " if highest else "") + " ".join(notes)]
+              + (f"Image AUROC of the map's highest pixel alone, {', '.join(textures)}: "
+                 f"{highest}. " if highest else "")
+              + (f"Simulated anomalies in the validation crops' tiles (the run's self-check), "
+                 f"image / pixel AUROC, {', '.join(textures)}: {checked}. " if checked else "")
+              + " ".join(notes)]
     return "\n".join(lines)
+
+
+def _per_texture(by, variants, textures, keys):
+    """"variant a / b, c / d; ...": each of `keys` in % per texture, for the
+    variants whose runs of every texture have them."""
+    return "; ".join(
+        f"{v} " + ", ".join(" / ".join(f"{100 * by[v, t][k]:.1f}" for k in keys) for t in textures)
+        for v in variants if all(by.get((v, t), {}).get(k) is not None
+                                 for t in textures for k in keys))
 
 
 def large(results, name="large.json", command="python bench/large.py"):

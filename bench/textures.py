@@ -27,10 +27,12 @@ Then trains each of --variants on it as `python train.py --dataset=folder
 --data_dir=FOLDER/train --test_dir=FOLDER/test --normal_classes=good
 --variant=V` does (the recipe's defaults), and records image AUROC, pixel
 AUROC, PRO, the false- and true-positive rates at the calibrated threshold and
-the training seconds, or that training failed (collapsed, or diverged) as train.py
-would say it; and the image AUROC of the map's highest pixel (`draem` serves
-the mean of its highest pixels). Writes them, the command and the machine to
---out; README's table is `bench/report.py`'s rendering of it.
+the training seconds, or that training failed (collapsed, or diverged) as
+train.py would say it; the image AUROC of the map's highest pixel (`draem`
+serves the mean of its highest pixels); and `draem`'s check on simulated
+anomalies in its validation images (`keras_ae.anomaly.simulated_check`).
+Writes them, the command and the machine to --out; README's table is
+`bench/report.py`'s rendering of it.
 """
 
 import glob
@@ -239,7 +241,7 @@ def run(variant, texture, directory):
         return {"variant": variant, "texture": texture, "failed": str(e).split(":")[0]}
     keys = ("test_auroc", "test_auroc_by_class", "test_pixel_auroc", "test_pro",
             "test_fpr_at_threshold", "test_tpr_at_threshold", "train_seconds", "epochs_trained",
-            "peak_memory_mib")
+            "peak_memory_mib", "validation_simulated_auroc", "validation_simulated_pixel_auroc")
     return {"variant": variant, "texture": texture, "seconds": time.perf_counter() - start,
             **{k: metrics.get(k) for k in keys},
             "map_max_auroc": map_max_auroc(config.train.model_dir, directory)}

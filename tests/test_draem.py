@@ -186,6 +186,35 @@ def test_the_map_is_the_segmentation_and_the_score_the_mean_of_its_highest_pixel
     assert not np.allclose(views.numpy()[:, 0], segmentation.max(axis=(1, 2)))
 
 
+def _segmenter_of_flat_images(tile, gain):
+    """A segmenter that knows the images are a flat grey of 0.5: each pixel's
+    distance from it, times `gain` (0: a constant map), through a sigmoid."""
+    images = keras.Input((tile, tile, 1))
+    restored = keras.Input((tile, tile, 1))
+    brighter = keras.layers.ReLU()(keras.layers.Rescaling(1.0, offset=-0.5)(images))
+    darker = keras.layers.ReLU()(keras.layers.Rescaling(-1.0, offset=0.5)(images))
+    distance = keras.layers.Add()([brighter, darker])
+    segmentation = keras.layers.Activation("sigmoid")(
+        keras.layers.Rescaling(gain, offset=-0.02 * gain)(distance))
+    return keras.Model([images, restored], segmentation)
+
+
+def test_the_self_check_scores_simulated_anomalies_in_tiles_of_the_validation_images():
+    model = keras_ae.build("draem", (32, 48, 1), width=4, tile=16)
+    validation = data.as_images(np.full((2, 32, 48, 1), 128, np.uint8))  # 12 tiles each
+    detector = keras_ae.anomaly.Detector("mse", 1.0, 0.01, ("good",), 2, {})
+
+    def check(gain):
+        model.segmenter = _segmenter_of_flat_images(16, gain)
+        return keras_ae.anomaly.simulated_check(model, validation, detector, 8, seed=0)
+
+    # A map that is the anomalies (but for a paste as grey as the image) finds them.
+    found = check(gain=1000.0)
+    assert found["validation_simulated_auroc"] > 0.95
+    assert found["validation_simulated_pixel_auroc"] > 0.95
+    assert set(check(gain=0.0).values()) == {0.5}  # a constant map: chance
+
+
 def test_crops_are_windows_of_their_images_drawn_from_the_seed():
     images = tf.reshape(tf.range(4 * 9 * 7, dtype=tf.float32), (4, 9, 7, 1))
     crops = data.pipeline.random_crops(images, (3, 5), seed=[0, 1]).numpy()
@@ -272,6 +301,8 @@ def test_a_defects_folder_trains_this_detector_and_serves_its_segmentation(defec
     ran = json.load(open(model_dir / model_dir_lib.CONFIG_FILE))
     assert ran["model"]["variant"] == "draem"
     assert metrics["test_masked_images"] == 8 and metrics["test_pixel_auroc"] is not None
+    for name in ("validation_simulated_auroc", "validation_simulated_pixel_auroc"):
+        assert 0 <= metrics[name] <= 1, name
     for entry in ("saved_model", "tflite/reconstruct_float32.tflite"):
         differences = report["files"][entry]["max_abs_diff"]
         assert differences["serving_default/anomaly_map"] < 1e-4, entry

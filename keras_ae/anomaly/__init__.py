@@ -23,6 +23,8 @@ One module a job:
                       exact over arrays held whole
     pixel_metrics.py  pixel AUROC and PRO accumulated in bounded memory
     evaluation.py     a detector tested chunk by chunk (`DetectorTest`)
+    self_check.py     how well a detector trained on simulated anomalies
+                      finds them in the validation images
     figures.py        its figures
 
 The threshold is the score that `1 - fpr` of the validation images stay at or
@@ -62,3 +64,4 @@ from keras_ae.anomaly.scoring import score
 from keras_ae.anomaly.scoring import smooth
 from keras_ae.anomaly.scoring import traced
 from keras_ae.anomaly.scoring import views_of
+from keras_ae.anomaly.self_check import simulated_check

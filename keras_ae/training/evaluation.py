@@ -33,7 +33,9 @@ def evaluate(model, data, config, figure_dir):
     Returns `test_mse` (per pixel, clean test input → reconstruction), the
     recipe's own metrics (`keras_ae.variants.recipe`), with `normal_classes` the
     detector's (calibrated on `data.validation_images` and written to
-    `anomaly.json` first; `keras_ae.anomaly.DetectorTest`), with test noise
+    `anomaly.json` first; `keras_ae.anomaly.DetectorTest`; a detector trained
+    on simulated anomalies, how well it finds them in the validation images,
+    `keras_ae.anomaly.simulated_check`), with test noise
     (`config.data.eval_noise_stddev` > 0) the mean PSNR (dB) of the noisy test
     input and of its reconstruction against the clean images, the noise of
     test batch b drawn from the run's seed and b (`data.pipeline.eval_noise`:
@@ -49,6 +51,10 @@ def evaluate(model, data, config, figure_dir):
                          dataclasses.asdict(detector))
         detector_test = anomaly.DetectorTest(detector, data, config.data.dataset)
     recipe = variants.recipe(config.model.variant)
+    checked = {}
+    if detector_test and recipe.simulated_anomalies:
+        checked = anomaly.simulated_check(model, data.validation_images, detector, batch_size,
+                                          config.data.seed)
     test = _test_pass(model, data.test_images, config, recipe, detector_test)
     shown = test["shown"]
     plots.save_image_rows(os.path.join(figure_dir, model_dir.FIGURE_FILE),
@@ -66,7 +72,7 @@ def evaluate(model, data, config, figure_dir):
         )
     recipe.save_figures(model, figure_dir, data.test_images, data.test_labels, config.data.seed)
     if detector_test is not None:
-        metrics.update(detector_test.finish(figure_dir))
+        metrics.update(detector_test.finish(figure_dir), **checked)
     metrics["evaluation_seconds"] = time.perf_counter() - start
     return metrics
 
