@@ -10,16 +10,16 @@ half of them get an anomaly) and the pixel AUROC. It measures how well the
 model learnt its task on these images, not how well it finds real defects,
 which are unlike the simulated ones; but where it is low, real defects fare
 no better. On `bench/textures.py` (BUILD.md, "Defects on photographs") brick,
-which the detector finds whole, checks near 100, and grass, near chance on its
-real defects, checks well below.
+whose real defects the detector finds all of, checks near 100, and grass, whose
+real defects it finds little better than chance, checks far lower.
 """
 
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from keras_ae.anomaly import pixel_metrics
 from keras_ae.anomaly import metrics
+from keras_ae.anomaly import pixel_metrics
 from keras_ae.data import anomalies
 
 TILES = 256  # tiles checked at most, from the first validation images on
