@@ -27,17 +27,17 @@ score = autoencoder.image_error  # an image's reconstruction error, "mse" or "to
 
 def parts(model, images, kind, sigma=0.0):
     """`model.anomaly_parts(images, kind)`: `(reconstruction, views,
-    maps)`. With "map_max" each view that has a map is its map's highest
-    pixel once smoothed by a Gaussian of `sigma` pixels: the score of the
-    served map, which a defect of a few pixels decides (the others, the
-    restoration detector's head, as they are)."""
+    maps)`. With "map_max" the maps are smoothed by a Gaussian of `sigma`
+    pixels, and each view that has a map is its map's highest pixel: the
+    score of the served map, which a defect of a few pixels decides (the
+    others, the restoration detector's head, as they are)."""
     if kind != "map_max":
         return model.anomaly_parts(images, kind)
     reconstruction, views, maps = model.anomaly_parts(images, "mse")
     count, height, width = maps.shape[1:]
-    smoothed = tf.reshape(smooth(tf.reshape(maps, [-1, height, width]), sigma),
-                          [-1, count, height, width])
-    highest = tf.cast(tf.reduce_max(smoothed, axis=[2, 3]), views.dtype)
+    maps = tf.reshape(smooth(tf.reshape(maps, [-1, height, width]), sigma),
+                      [-1, count, height, width])
+    highest = tf.cast(tf.reduce_max(maps, axis=[2, 3]), views.dtype)
     return reconstruction, tf.concat([highest, views[:, count:]], axis=1), maps
 
 
@@ -133,17 +133,26 @@ class Detector:
         known = {field.name for field in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in fields.items() if k in known})
 
+    def served(self, model, images):
+        """`(reconstruction, views, outputs)`: one run of `model` on float
+        `images`, its views of this detector's score (`parts`) and the served
+        `outputs`: what evaluation scores and every export serves."""
+        reconstruction, views, maps = parts(model, images, self.score, self.map_sigma)
+        return reconstruction, views, self.outputs(views, maps)
+
     def outputs(self, views, maps):
         """The served anomaly outputs of a batch's `views` and per-view `maps`
-        (a model's `anomaly_views(..., maps=True)`): `anomaly_score`,
-        `anomaly_map`, `normalized_score` (the threshold at 0.5) and
-        `is_anomaly` (score above the threshold)."""
+        (`parts` of this detector's score): `anomaly_score`, `anomaly_map`,
+        `normalized_score` (the threshold at 0.5) and `is_anomaly` (score
+        above the threshold)."""
         views = tf.convert_to_tensor(views)
         constants = tf.cast(self.view_constants, views.dtype)
         threshold = tf.cast(self.threshold, views.dtype)
         score = combine(views, constants)
+        # "map_max"'s maps are smoothed already (`parts`: its score is theirs).
+        sigma = 0.0 if self.score == "map_max" else self.map_sigma
         return {"anomaly_score": score,
-                "anomaly_map": combine_maps(views, maps, constants, self.map_sigma),
+                "anomaly_map": combine_maps(views, maps, constants, sigma),
                 "normalized_score": 0.5 * score / threshold,
                 "is_anomaly": score > threshold}
 
@@ -151,20 +160,19 @@ class Detector:
 def traced(model, kind, detector=None, sigma=0.0):
     """A tf.function of a batch of float images `[None, *image shape]`, traced
     once for any batch: `{reconstruction, views}` from one run of the model
-    (`parts`, views of `kind`, "map_max" of maps smoothed by `sigma` or the
-    detector's), and with `detector` its `outputs` too: one graph, not the
-    model called eagerly layer by layer."""
+    (`parts`, views of `kind`, "map_max" of maps smoothed by `sigma`), or
+    with `detector` its views and `outputs` instead (`Detector.served`): one
+    graph, not the model called eagerly layer by layer."""
     spec = tf.TensorSpec((None, *model.image_shape), tf.float32)
-    sigma = detector.map_sigma if detector is not None else sigma
 
     @tf.function(input_signature=[spec])
     def run(images):
         images = tf.cast(images, model.outputs[0].dtype)  # a float64 model's: float64
-        reconstruction, views, maps = parts(model, images, kind, sigma)
-        result = {"reconstruction": reconstruction, "views": views}
-        if detector is not None:
-            result.update(detector.outputs(views, maps))
-        return result
+        if detector is None:
+            reconstruction, views, _ = parts(model, images, kind, sigma)
+            return {"reconstruction": reconstruction, "views": views}
+        reconstruction, views, outputs = detector.served(model, images)
+        return {"reconstruction": reconstruction, "views": views, **outputs}
 
     return run
 

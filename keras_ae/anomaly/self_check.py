@@ -79,8 +79,7 @@ def _traced(model, detector, shape):
     """The detector's served outputs on tiles of `shape`, traced once."""
     @tf.function(input_signature=[tf.TensorSpec((None, *shape), tf.float32)])
     def run(tiles):
-        _, views, maps = model.anomaly_parts(tf.cast(tiles, model.outputs[0].dtype))
-        return detector.outputs(views, maps)
+        return detector.served(model, tf.cast(tiles, model.outputs[0].dtype))[2]
     return run
 
 

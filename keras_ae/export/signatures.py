@@ -77,12 +77,11 @@ def functions(model, crop_to_aspect_ratio=False, detector=None):
         if detector is None:
             reconstruction = model(images, training=False)
         else:  # the reconstruction of the same run of the model as the views
-            reconstruction, views, maps = anomaly.parts(model, images, detector.score,
-                                                        detector.map_sigma)
+            reconstruction, views, served = detector.served(model, images)
         error = tf.reduce_mean(tf.square(reconstruction - images), axis=[1, 2, 3])
         outputs = {"reconstruction": reconstruction, "reconstruction_error": error}
         if detector is not None:
-            outputs.update(anomaly_views=views, **detector.outputs(views, maps))
+            outputs.update(anomaly_views=views, **served)
         return outputs
 
     def encode(images):
