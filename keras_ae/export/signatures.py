@@ -75,14 +75,12 @@ def functions(model, crop_to_aspect_ratio=False, detector=None):
     def reconstruct(images):
         images = checked(images, images_spec)
         if detector is None:
-            reconstruction = model(images, training=False)
+            reconstruction, served = model(images, training=False), {}
         else:  # the reconstruction of the same run of the model as the views
             reconstruction, views, served = detector.served(model, images)
+            served = {"anomaly_views": views, **served}
         error = tf.reduce_mean(tf.square(reconstruction - images), axis=[1, 2, 3])
-        outputs = {"reconstruction": reconstruction, "reconstruction_error": error}
-        if detector is not None:
-            outputs.update(anomaly_views=views, **served)
-        return outputs
+        return {"reconstruction": reconstruction, "reconstruction_error": error, **served}
 
     def encode(images):
         codes = tf.nest.flatten(model.encoder(checked(images, tile_spec), training=False))
