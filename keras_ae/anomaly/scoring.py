@@ -157,13 +157,14 @@ class Detector:
                 "is_anomaly": score > threshold}
 
 
-def traced(model, kind, detector=None, sigma=0.0):
-    """A tf.function of a batch of float images `[None, *image shape]`, traced
-    once for any batch: `{reconstruction, views}` from one run of the model
-    (`parts`, views of `kind`, "map_max" of maps smoothed by `sigma`), or
-    with `detector` its views and `outputs` instead (`Detector.served`): one
-    graph, not the model called eagerly layer by layer."""
-    spec = tf.TensorSpec((None, *model.image_shape), tf.float32)
+def traced(model, kind, detector=None, sigma=0.0, shape=None):
+    """A tf.function of a batch of float images `[None, *shape]` (default
+    the model's `image_shape`), traced once for any batch: `{reconstruction,
+    views}` from one run of the model (`parts`, views of `kind`, "map_max" of
+    maps smoothed by `sigma`), or with `detector` its views and `outputs`
+    instead (`Detector.served`): one graph, not the model called eagerly
+    layer by layer."""
+    spec = tf.TensorSpec((None, *(shape or model.image_shape)), tf.float32)
 
     @tf.function(input_signature=[spec])
     def run(images):

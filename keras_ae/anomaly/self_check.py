@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from keras_ae.anomaly import metrics
 from keras_ae.anomaly import pixel_metrics
+from keras_ae.anomaly import scoring
 from keras_ae.data import anomalies
 
 TILES = 256  # tiles checked at most, from the first validation images on
@@ -39,7 +40,7 @@ def simulated_check(model, images, detector, batch_size, seed):
     tiles = _tiles(images, model.input_shape[1:], batch_size)
     if len(tiles) < 2:
         return {}
-    run = _traced(model, detector, tiles.shape[1:])
+    run = scoring.traced(model, detector.score, detector, shape=tiles.shape[1:])
     foreign = np.roll(tiles, len(tiles) // 2, axis=0)  # another image's tile, as in training
     scores, anomalous, pixels = [], [], pixel_metrics.PixelMetrics()
     for draw in range(DRAWS):
@@ -73,14 +74,6 @@ def _tiles(images, shape, batch_size):
         if sum(map(len, tiles)) >= count:
             break
     return np.concatenate(tiles)[:count] if tiles else np.zeros((0, *shape), np.float32)
-
-
-def _traced(model, detector, shape):
-    """The detector's served outputs on tiles of `shape`, traced once."""
-    @tf.function(input_signature=[tf.TensorSpec((None, *shape), tf.float32)])
-    def run(tiles):
-        return detector.served(model, tf.cast(tiles, model.outputs[0].dtype))[2]
-    return run
 
 
 def _log(result, tiles, shape):
