@@ -52,7 +52,7 @@ def evaluate(model, data, config, figure_dir):
         detector_test = anomaly.DetectorTest(detector, data, config.data.dataset)
     recipe = variants.recipe(config.model.variant)
     checked = {}
-    if detector_test and recipe.simulated_anomalies:
+    if detector_test is not None and recipe.simulated_anomalies:
         checked = anomaly.simulated_check(model, data.validation_images, detector, batch_size,
                                           config.data.seed)
     test = _test_pass(model, data.test_images, config, recipe, detector_test)
