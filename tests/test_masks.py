@@ -1,5 +1,6 @@
 """Ground-truth masks in MVTec AD's layout, and the pixel metrics they give a detector."""
 
+import dataclasses
 import os
 import sys
 import types
@@ -245,6 +246,58 @@ def test_a_detector_run_with_a_wide_map_blur_completes(tmp_path):
     )
     metrics = training.train(config, distribute.get_strategy("default"), verbose=0)
     assert metrics["test_masked_images"] == 3 and 0 <= metrics["test_pixel_auroc"] <= 1
+
+
+def test_mvtec_ad_2s_layout_calibrates_on_its_validation_folder(tmp_path):
+    """MVTec AD 2 lays out `validation/good/` beside `train/` and the masks
+    inside the test folder (`test_public/ground_truth/bad/`). The run trains
+    on every good training image, calibrates on the validation folder's good
+    images (its threshold their highest score: 5 are too few for 1%), and
+    reads the masks as masks, not as test images of a class "ground_truth"."""
+    root = str(tmp_path / "can")
+    rng = np.random.default_rng(0)
+    for i in range(16):
+        _save(f"{root}/train/good/{i:03d}_regular.png", _part(rng, 32))
+    for i in range(5):
+        _save(f"{root}/validation/good/{i:03d}_regular.png", _part(rng, 32))
+    _save(f"{root}/validation/bad/000_regular.png", np.full((32, 32), 255, np.uint8))
+    for i in range(3):
+        _save(f"{root}/test_public/good/{i:03d}_regular.png", _part(rng, 32))
+        image, mask = _part(rng, 32), np.zeros((32, 32), np.uint8)
+        image[10:13, 4:20] = mask[10:13, 4:20] = 255
+        _save(f"{root}/test_public/bad/{i:03d}_regular.png", image)
+        _save(f"{root}/test_public/ground_truth/bad/{i:03d}_regular_mask.png", mask)
+    config = config_lib.RunConfig(
+        config_lib.DataConfig("folder", data_dir=f"{root}/train",
+                              test_dir=f"{root}/test_public", batch_size=8),
+        config_lib.ModelConfig("conv", latent_dim=8, filters=(8, 16)),
+        config_lib.TrainConfig(str(tmp_path / "run"), epochs=1),
+        config_lib.AnomalyConfig(normal_classes=("good",)))
+    metrics = training.train(config, distribute.get_strategy("default"), verbose=0)
+    assert metrics["train_images"] == 16
+    assert (metrics["test_normal_images"], metrics["test_masked_images"],
+            metrics["test_anomalous_images_without_mask"]) == (3, 3, 0)
+    ran, model_file, detector = model_dir_lib.read_run(config.train.model_dir)
+    assert ran.data.validation_dir == f"{root}/validation"
+    assert ran.data.test_mask_dir == f"{root}/test_public/ground_truth"
+    assert detector["validation_images"] == 5
+    loaded = data.load(config.data)
+    good = loaded.validation_images.subset(
+        np.flatnonzero(loaded.validation_labels == loaded.class_names.index("good")))
+    scores = anomaly.outputs_of(models.load(model_file), good, 8,
+                                detector=anomaly.Detector.from_dict(detector))["anomaly_score"]
+    assert detector["threshold"] == pytest.approx(float(scores.max()), rel=1e-5)
+    streamed = data.load(config.data, input="stream").validation_images
+    assert streamed.streamed and len(streamed) == 6
+    np.testing.assert_array_equal(streamed.in_memory(), data.load(
+        config.data, input="memory").validation_images)
+    # A validation folder with no good image, or one named without --normal_classes.
+    no_good = dataclasses.replace(config.data, validation_dir=f"{root}/test_public/ground_truth")
+    with pytest.raises(config_lib.ConfigError, match="no images of the normal classes"):
+        training.train(dataclasses.replace(config, data=no_good),
+                       distribute.get_strategy("default"), verbose=0, overwrite=True)
+    with pytest.raises(config_lib.ConfigError, match="name the normal classes"):
+        config_lib.RunConfig(no_good, config.model, config.train)
 
 
 @pytest.mark.slow  # a draem run with the defaults: 23 s of the fast tier

@@ -85,8 +85,8 @@ def calibrate(validation_scores, fpr):
         logging.warning(
             "%d validation images cannot calibrate a false-positive rate of %g (that needs "
             "%d): the threshold is their highest score, which flags about %.1f%% of normal "
-            "images; hold out more (--validation_fraction) or add normal images for a "
-            "tighter one", len(scores), fpr, needed_images(fpr),
+            "images; add validation images (to --validation_dir, or hold out more by "
+            "--validation_fraction) for a tighter one", len(scores), fpr, needed_images(fpr),
             100 * expected_fpr(len(scores), fpr))
     return float(scores[rank(len(scores), fpr) - 1])
 

@@ -32,8 +32,12 @@ def normal_ids(data, normal_classes, dataset):
 def normal_split(data, ids, validation_fraction, fpr, seed):
     """`data` for one-class training: training images of the classes `ids`
     only, less a seeded `validation_fraction` of them (`validation_images`,
-    of the same kind) to calibrate on; the test split whole, labels as they are."""
+    of the same kind) to calibrate on, or all of them when `data` has
+    validation images of its own (a folder's `validation_dir`: then those of
+    the classes `ids`); the test split whole, labels as they are."""
     normal = np.flatnonzero(np.isin(data.train_labels, ids))
+    if data.validation_dir is not None:
+        return _own_validation(data, ids, normal, fpr)
     rng = np.random.default_rng([seed, 1_000_003])
     count = round(validation_fraction * len(normal))
     if not 0 < count < len(normal):
@@ -42,16 +46,36 @@ def normal_split(data, ids, validation_fraction, fpr, seed):
             "validation images, which leaves "
             + ("none to calibrate on: raise --validation_fraction, or add normal images"
                if not count else "none to train on: lower --validation_fraction"))
-    if count < needed_images(fpr):
-        logging.warning(
-            "%d validation images (%g of %d normal training images) cannot calibrate a "
-            "false-positive rate of %g, which needs %d: the threshold will flag about %.1f%% "
-            "of normal images", count, validation_fraction, len(normal), fpr,
-            needed_images(fpr), 100 * expected_fpr(count, fpr))
+    _warn_if_few(count, f"{validation_fraction:g} of {len(normal)} normal training images", fpr)
     held_out = np.zeros(len(normal), bool)
     held_out[rng.choice(len(normal), count, replace=False)] = True
     train, validation = normal[~held_out], normal[held_out]
     images = data.train_images  # streamed, both stay files
     return dataclasses.replace(
         data, train_images=images.subset(train), train_labels=data.train_labels[train],
-        validation_images=images.subset(validation))
+        validation_images=images.subset(validation), validation_labels=None)
+
+
+def _own_validation(data, ids, normal, fpr):
+    """`normal_split` with a folder's own validation images."""
+    own = np.flatnonzero(np.isin(data.validation_labels, ids))
+    if not len(own):
+        names = ", ".join(repr(data.class_names[i]) for i in ids)
+        raise CalibrationError(
+            f"{data.validation_dir} holds no images of the normal classes ({names}): put them "
+            f"in subfolders named after them, as under the training folder (e.g. "
+            f"{data.validation_dir}/{data.class_names[ids[0]]}/)")
+    logging.info("calibrating on the %d normal images in %s", len(own), data.validation_dir)
+    _warn_if_few(len(own), data.validation_dir, fpr)
+    return dataclasses.replace(
+        data, train_images=data.train_images.subset(normal), train_labels=data.train_labels[normal],
+        validation_images=data.validation_images.subset(own),
+        validation_labels=data.validation_labels[own])
+
+
+def _warn_if_few(count, where, fpr):
+    if count < needed_images(fpr):
+        logging.warning(
+            "%d validation images (%s) cannot calibrate a false-positive rate of %g, which "
+            "needs %d: the threshold will flag about %.1f%% of normal images", count, where,
+            fpr, needed_images(fpr), 100 * expected_fpr(count, fpr))

@@ -58,7 +58,14 @@ flags.DEFINE_string(
     "test_mask_dir", None,
     "--dataset=folder: ground-truth masks of the test images, <defect>/<name>_mask.png as in "
     "MVTec AD; a detector then reports pixel AUROC and PRO. Default: ground_truth/ beside "
-    "--test_dir, if there.",
+    "--test_dir (MVTec AD), else inside it (MVTec AD 2), if there.",
+)
+flags.DEFINE_string(
+    "validation_dir", None,
+    "--dataset=folder with --normal_classes: normal images photographed apart from the "
+    "training images, in class subfolders as under --data_dir (MVTec AD 2's "
+    "validation/good/), to calibrate the threshold on. Default: validation/ beside "
+    "--data_dir, if there; else --validation_fraction of the training images.",
 )
 flags.DEFINE_float(
     "test_fraction", Data.test_fraction,
@@ -94,7 +101,8 @@ flags.DEFINE_list(
 )
 flags.DEFINE_float(
     "validation_fraction", Anomaly.validation_fraction,
-    "With --normal_classes: the share of normal training images held out to calibrate on.",
+    "With --normal_classes and no validation folder (--validation_dir): the share of normal "
+    "training images held out to calibrate on.",
 )
 flags.DEFINE_float(
     "anomaly_fpr", Anomaly.anomaly_fpr,

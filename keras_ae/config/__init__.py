@@ -50,6 +50,9 @@ class RunConfig:
     anomaly: AnomalyConfig = AnomalyConfig()
 
     def __post_init__(self):
+        if self.data.validation_dir and not self.anomaly.normal_classes:
+            raise ConfigError("validation_dir", "holds the normal images a detector's threshold "
+                              "is calibrated on: name the normal classes with --normal_classes")
         if self.model.variant is None:  # the tutorial's model, or a detector
             variant, _ = self.default_variant()
             object.__setattr__(self, "model", dataclasses.replace(self.model, variant=variant))

@@ -17,7 +17,9 @@ class AnomalyConfig:
             folder's class names); the test split keeps every class, the
             others anomalous. Default None: no detector.
         validation_fraction: the share of the normal training images held
-            out (seeded) to calibrate the threshold on. Default 0.1.
+            out (seeded) to calibrate the threshold on, unless a folder has
+            validation images of its own (`DataConfig.validation_dir`).
+            Default 0.1.
         anomaly_fpr: the false-positive rate the threshold is calibrated to
             on them. Default 0.01.
         anomaly_score: "mse", "top_k" or "map_max" (see `keras_ae.anomaly`).

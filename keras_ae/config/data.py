@@ -11,6 +11,7 @@ from keras_ae.config import checks
 
 # DataConfig fields that only one kind of source reads.
 _SOURCE_FIELDS = {"test_dir": "folder", "test_mask_dir": "folder", "test_fraction": "folder",
+                  "validation_dir": "folder",
                   "skip_bad_images": "folder", "cache_dir": "folder",
                   "image_key": "tfds", "train_split": "tfds", "test_split": "tfds"}
 _SOURCE_NAMES = {"folder": "--dataset=folder", "tfds": "TensorFlow Datasets names other than "
@@ -55,7 +56,14 @@ class DataConfig:
         test_mask_dir: "folder": ground-truth masks of the test images, as
             MVTec AD's `ground_truth/<defect>/<name>_mask.png`
             (`keras_ae.data.masks`); with them a detector reports pixel AUROC
-            and PRO. Default None: `ground_truth/` beside `test_dir`, if there.
+            and PRO. Default None: `ground_truth/` beside `test_dir` (MVTec AD),
+            else inside it (MVTec AD 2), if there.
+        validation_dir: "folder", with `anomaly.normal_classes`: normal images
+            photographed apart from the training images, in subfolders named
+            by class as under `data_dir` (MVTec AD 2's `validation/good/`),
+            that the threshold is calibrated on, in place of a share of the
+            training images. Default None: `validation/` beside `data_dir`,
+            if there (written in before the run).
         skip_bad_images: "folder": leave out files that do not decode (listed
             in metrics.json) instead of failing. Default False.
         image_key: TFDS: the image feature, where there are several.
@@ -92,6 +100,7 @@ class DataConfig:
     crop_to_aspect_ratio: bool = False
     test_dir: str | None = None
     test_mask_dir: str | None = None
+    validation_dir: str | None = None
     test_fraction: float = 0.1
     skip_bad_images: bool = False
     image_key: str | None = None

@@ -6,6 +6,10 @@ counted. An image's label is its top-level subfolder (`class_names`, sorted;
 "" for files directly in the folder). The test split is the images under
 `test_dir`, or else those of `data_dir` that `in_test_split` picks by their
 relative path, so that adding files never moves one between the splits.
+A folder of normal images photographed apart from the training images
+(`validation_dir`; by default `validation/` beside `data_dir`, as MVTec AD 2
+lays out `train/good/` and `validation/good/`) is read as the images a
+detector's threshold is calibrated on (`validation_images`).
 Folders are walked and read through TensorFlow's file systems for URLs, so
 `gs://` works like a local path.
 """
@@ -26,6 +30,8 @@ from keras_ae.data.image_data import DataError
 from keras_ae.data.image_data import ImageData
 from keras_ae.data.image_data import error_reason
 from keras_ae.data.image_data import streams
+
+VALIDATION_DIR = "validation"
 
 
 def read(config, memory_limit):
@@ -48,22 +54,25 @@ def read(config, memory_limit):
     decoded = splits if config.input == "memory" else splits[:1]
     arrays, skipped = _decoded(decoded, config.image_size, config.channels,
                                config.crop_to_aspect_ratio, config.skip_bad_images)
+    shape = arrays[0][0].shape[1:]
+    validation, bad = _validation(config, fields["class_names"], shape)
     if config.input == "memory":
         left_out = set(skipped)
         test_paths = [path for path in splits[1][0] if path not in left_out]
-        return ImageData(*arrays[0], *arrays[1], skipped=tuple(skipped),
+        return ImageData(*arrays[0], *arrays[1], skipped=tuple(skipped + bad),
                          test_masks=_masks(config, test_paths, arrays[1][0].shape[1:3]),
-                         **fields)
-    test, test_labels, bad = _readable(_files(splits[1][0], arrays[0][0].shape[1:], config),
-                                       splits[1][1], config)
-    return ImageData(*arrays[0], test, test_labels, skipped=tuple(skipped + bad),
-                     test_masks=_masks(config, test.paths, test.image_shape[:2]), **fields)
+                         **validation, **fields)
+    test, test_labels, more = _readable(_files(splits[1][0], shape, config), splits[1][1],
+                                        config)
+    return ImageData(*arrays[0], test, test_labels, skipped=tuple(skipped + bad + more),
+                     test_masks=_masks(config, test.paths, test.image_shape[:2]),
+                     **validation, **fields)
 
 
 def _masks(config, test_paths, image_size):
     """The test images' `masks.Masks` (`config.test_mask_dir`, else
-    `ground_truth/` beside `test_dir`), or None without a mask folder."""
-    mask_dir = config.test_mask_dir or masks.default_dir(config.test_dir)
+    `ground_truth/` beside or inside `test_dir`), or None without a mask folder."""
+    mask_dir = _mask_dir(config)
     if not mask_dir:
         return None
     if not config.test_dir:
@@ -75,6 +84,38 @@ def _masks(config, test_paths, image_size):
                       config.crop_to_aspect_ratio)
 
 
+def _mask_dir(config):
+    return config.test_mask_dir or masks.default_dir(config.test_dir)
+
+
+def _validation(config, class_names, shape):
+    """`(ImageData fields, skipped paths)`: the images of the folder's own
+    validation folder (`config.validation_dir`, else `validation/` beside
+    `data_dir`), shaped to `shape`, labelled as the training images (-1: a
+    subfolder no training or test image is in); none without such a folder."""
+    directory = config.validation_dir or default_validation_dir(config.data_dir)
+    if not directory:
+        return {}, []
+    found, _ = _image_files(directory, "--validation_dir")
+    names = [_label_name(relative) for _, relative in found]
+    labels = np.array([class_names.index(n) if n in class_names else -1 for n in names],
+                      np.int64)
+    files, labels, skipped = _readable(_files([path for path, _ in found], shape, config),
+                                       labels, config)
+    validation = files.in_memory() if config.input == "memory" else files
+    logging.info("data: %d validation images in %s", len(files), directory)
+    return {"validation_images": validation, "validation_labels": labels,
+            "validation_dir": directory}, skipped
+
+
+def default_validation_dir(data_dir):
+    """`validation/` beside `data_dir` (MVTec AD 2's layout) if it exists, else None."""
+    if not data_dir:
+        return None
+    candidate = f"{data_dir.rstrip('/').rpartition('/')[0] or '.'}/{VALIDATION_DIR}"
+    return candidate if tf.io.gfile.isdir(candidate) else None
+
+
 def _splits(config):
     """`([(paths, labels)] of the training and test splits, ImageData fields)`."""
     data_dir, test_dir = config.data_dir, config.test_dir
@@ -82,7 +123,7 @@ def _splits(config):
         raise DataError("dataset 'folder' reads the images under --data_dir=DIR; set it")
     train_files, ignored = _image_files(data_dir)
     if test_dir:
-        test_files, more = _image_files(test_dir)
+        test_files, more = _image_files(test_dir, "--test_dir", exclude=_mask_dir(config))
         ignored += more
     else:
         chosen = [in_test_split(relative, config.test_fraction) for _, relative in train_files]
@@ -117,6 +158,8 @@ def stream(splits, shape, config, source, **fields):
     (train_paths, train_labels), (test_paths, test_labels) = splits
     test, test_labels, skipped = _readable(_files(test_paths, shape, config), test_labels,
                                            config)
+    validation, bad = _validation(config, fields["class_names"], shape)
+    skipped += bad
     train = _files(train_paths, shape, config)
     if config.cache_dir:
         logging.info("data: decoding the training images into %s (once per file)",
@@ -131,7 +174,7 @@ def stream(splits, shape, config, source, **fields):
                               if config.cache_dir else ")")
     return ImageData(train, train_labels, test, test_labels, source=source,
                      skipped=tuple(skipped), test_masks=_masks(config, test.paths, shape[:2]),
-                     **fields)
+                     **validation, **fields)
 
 
 def _files(paths, shape, config):
@@ -206,18 +249,25 @@ def _label_name(relative_path):
     return parts[0] if len(parts) > 1 else ""
 
 
-def _image_files(directory):
-    """`([(path, path relative to directory)], number of other files)`, sorted.
+def _image_files(directory, flag="--data_dir", exclude=None):
+    """`([(path, path relative to directory)], number of other files)`,
+    sorted, leaving out the folder `exclude` (a mask folder inside a test
+    folder) if it is inside `directory`.
 
     Local folders are walked by `os.walk`; URLs (`gs://...`) by TensorFlow's
     file systems, which the pipeline reads them through too.
     """
     remote = "://" in directory
     if not (tf.io.gfile.isdir(directory) if remote else os.path.isdir(directory)):
-        raise DataError(f"{directory}: no such folder; pass the folder of images as --data_dir")
+        raise DataError(f"{directory}: no such folder; pass the folder of images as {flag}")
     walk = tf.io.gfile.walk(directory) if remote else os.walk(directory, followlinks=True)
+    where = (lambda path: path.rstrip("/") + "/") if remote else (
+        lambda path: os.path.realpath(path) + os.sep)
+    excluded = exclude and where(exclude)
     found, ignored = [], 0
     for root, name in files.walk_sorted(walk):
+        if excluded and where(root).startswith(excluded):
+            continue
         if name.lower().endswith(images.EXTENSIONS):
             path = f"{root.rstrip('/')}/{name}" if remote else os.path.join(root, name)
             found.append((path, path[len(directory.rstrip("/")) + 1:]))

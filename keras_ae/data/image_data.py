@@ -164,7 +164,12 @@ class ImageData:
     class_names: tuple = ()  # label i's name, where the source names them
     skipped: tuple = ()  # unreadable files left out (--skip_bad_images)
     ignored: int = 0  # files in an image folder that are not images
-    validation_images: Images | None = None  # normal images held out to calibrate
+    # The images a detector's threshold is calibrated on: held out of the
+    # normal training images (`keras_ae.anomaly.normal_split`), or a folder's own
+    # (`validation_dir`), labelled as the training images (-1: no class of theirs).
+    validation_images: Images | None = None
+    validation_labels: np.ndarray | None = None
+    validation_dir: str | None = None
     test_masks: object = None  # a folder's `masks.Masks` of its test images, or None
 
     def __post_init__(self):

@@ -4,8 +4,11 @@
     <mask_dir>/<defect>/<name>_mask.png        its mask (MVTec AD's name),
     <mask_dir>/<defect>/<name>.png             or its image's (anomalib's Folder)
 
-`mask_dir` defaults to `ground_truth/` beside the test folder (`default_dir`),
-as MVTec AD lays out `train/good/`, `test/<defect>/`, `ground_truth/<defect>/`.
+`mask_dir` defaults to `ground_truth/` beside the test folder, as MVTec AD lays
+out `train/good/`, `test/<defect>/`, `ground_truth/<defect>/`, else inside it,
+as MVTec AD 2 lays out `test_public/bad/`, `test_public/ground_truth/bad/`
+(`default_dir`; the folder reader leaves a mask folder inside the test folder
+out of the test images).
 A mask is read as its image is (`keras_ae.images`: decoded, resized bilinear
 to the model's size, cropped alike), its nonzero pixels the defect; a resized
 pixel is a defect when at least half of what it covers was. Images without a
@@ -26,12 +29,15 @@ MASK_DIR = "ground_truth"
 
 
 def default_dir(test_dir):
-    """`ground_truth/` beside `test_dir` if it exists, else None."""
+    """`ground_truth/` beside `test_dir` (MVTec AD), else inside it (MVTec AD
+    2), if either exists; else None."""
     if not test_dir:
         return None
-    candidate = test_dir.rstrip("/").rpartition("/")[0] or "."  # gs:// paths too
-    candidate = f"{candidate}/{MASK_DIR}"
-    return candidate if tf.io.gfile.isdir(candidate) else None
+    beside = test_dir.rstrip("/").rpartition("/")[0] or "."  # gs:// paths too
+    for candidate in (f"{beside}/{MASK_DIR}", f"{test_dir.rstrip('/')}/{MASK_DIR}"):
+        if tf.io.gfile.isdir(candidate):
+            return candidate
+    return None
 
 
 @dataclasses.dataclass(frozen=True)

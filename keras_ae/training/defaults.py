@@ -51,14 +51,17 @@ def resolve(config):
 
 def with_data(config, data):
     """`config` with what `data` decides written in: the image size and
-    channels, the masks' folder found, the anomaly map's sigma, the recipe's
+    channels, the masks' and the validation images' folders found, the
+    anomaly map's sigma, the recipe's
     share of the shorter side unless given, and the epochs of a recipe that
     counts them by the training images (`Recipe.epochs_for`) unless given."""
     height, width, channels = data.image_shape()
     masks = data.test_masks and data.test_masks.directory
     recipe = variants.recipe(config.model.variant)
     anomaly = config.anomaly
+    validation_dir = config.data.validation_dir
     if anomaly.normal_classes:
+        validation_dir = data.validation_dir
         anomaly = dataclasses.replace(anomaly, anomaly_map_sigma=_or(
             anomaly.anomaly_map_sigma, round(recipe.anomaly_map_smoothing * min(height, width),
                                              4)))
@@ -66,7 +69,7 @@ def with_data(config, data):
         config.train.epochs, recipe.epochs_for(len(data.train_images))))
     return dataclasses.replace(config, anomaly=anomaly, train=train, data=dataclasses.replace(
         config.data, image_size=(height, width), channels=channels,
-        test_mask_dir=masks or config.data.test_mask_dir))
+        test_mask_dir=masks or config.data.test_mask_dir, validation_dir=validation_dir))
 
 
 def _or(value, default):

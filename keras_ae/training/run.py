@@ -127,7 +127,8 @@ def _normal_only(data, config):
         return anomaly.normal_split(data, ids, options.validation_fraction,
                                     options.anomaly_fpr, config.data.seed)
     except anomaly.CalibrationError as e:
-        raise config_lib.ConfigError("validation_fraction", str(e)) from e
+        field = "validation_dir" if data.validation_dir else "validation_fraction"
+        raise config_lib.ConfigError(field, str(e)) from e
 
 
 def _without_unreadable(data, config, error):
@@ -150,8 +151,7 @@ def _without_unreadable(data, config, error):
     kept = np.ones(len(images), bool)
     kept[[index for index, _, _ in bad]] = False
     return dataclasses.replace(
-        data, train_images=images.subset(np.flatnonzero(kept)),
-        train_labels=data.train_labels[kept],
+        data, train_images=images.subset(np.flatnonzero(kept)), train_labels=data.train_labels[kept],
         skipped=data.skipped + tuple(sorted(name for _, name, _ in bad)))
 
 
