@@ -190,20 +190,24 @@ def test_the_defects_benchmark_writes_mvtec_layout_with_masks_of_what_it_changed
 def test_the_textures_benchmark_holds_out_its_test_crops_and_masks_each_defect(tmp_path):
     """bench/textures.py's folders: training crops never overlap the held-out
     region the test crops come from (a band across the middle, or the
-    bottom-right quarter for crops too large for one); a defect changes its
-    masked pixels visibly and nothing beyond its soft 1 px edge."""
+    bottom-right quarter for crops too large for one) nor the corner the
+    validation crops come from; a defect changes its masked pixels visibly
+    and nothing beyond its soft 1 px edge."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "bench"))
     import textures  # pylint: disable=import-outside-toplevel
     rng = np.random.default_rng(0)
     # Each pixel's value its own place: a crop's values tell where it came from.
     place = (np.arange(128 * 128).reshape(128, 128) / (128 * 128)).astype(np.float32)
-    for size, region in ((32, (44, 84, 0)), (48, (64, 128, 64))):
+    for size, region, corner in ((32, (44, 84, 0), (0, 44, 88)), (48, (64, 128, 64), None)):
         assert textures.held_out_region(128, size) == region
-        held_out = set(place[region[0]:region[1], region[2]:].ravel().tolist())
-        for crop in textures.crops(place, 40, size, rng, held_out=False):
-            assert held_out.isdisjoint(crop.ravel().tolist())
-        for crop in textures.crops(place, 10, size, rng, held_out=True):
-            assert held_out.issuperset(crop.ravel().tolist())
+        assert textures.validation_region(128, size) == corner
+        regions = [r for r in (region, corner) if r]
+        held_out = [set(place[top:bottom, left:].ravel().tolist()) for top, bottom, left in regions]
+        for crop in textures.crops(place, 40, size, rng, avoid=regions):
+            assert all(pixels.isdisjoint(crop.ravel().tolist()) for pixels in held_out)
+        for pixels, where in zip(held_out, regions):
+            for crop in textures.crops(place, 10, size, rng, where):
+                assert pixels.issuperset(crop.ravel().tolist())
     photos = {name: rng.random((128, 128)).astype(np.float32) for name in textures.TEXTURES}
     for kind in textures.DEFECTS:
         for _ in range(5):
@@ -213,10 +217,11 @@ def test_the_textures_benchmark_holds_out_its_test_crops_and_masks_each_defect(t
             assert mask.any() and not (changed & ~scipy_free_dilate(mask, 1)).any(), kind
             assert np.abs(image - crop)[mask].mean() > 0.05, kind
     textures.write_layout(photos, "brick", str(tmp_path), 0, size=32, train=6, good=2,
-                          per_defect=2)
+                          per_defect=2, validation=3)
     loaded = data.load(config_lib.DataConfig("folder", data_dir=str(tmp_path / "train"),
                                              test_dir=str(tmp_path / "test")))
     assert len(loaded.train_images) == 6 and len(loaded.test_images) == 2 + 8
+    assert len(loaded.validation_images) == 3
     assert len(loaded.test_masks.indices) == 2 * len(textures.DEFECTS)
 
 
