@@ -325,8 +325,11 @@ def textures(*sources, command="python bench/textures.py"):
     highest = _per_texture(by, variants, textures, ("map_max_auroc",))
     checked = _per_texture(by, variants, textures,
                            ("validation_simulated_auroc", "validation_simulated_pixel_auroc"))
+    flagged = _per_texture(by, variants, textures, ("test_fpr_at_threshold",))
     lines += ["", (f"{size}x{size} crops; image AUROC / pixel AUROC / PRO / TPR at the "
-                   f"threshold calibrated on held-out good crops, in %, and training seconds. ")
+                   f"threshold calibrated on the validation crops, in %, and training seconds. ")
+              + (f"Good test crops the threshold flags (FPR, %), {', '.join(textures)}: "
+                 f"{flagged}. " if flagged else "")
               + (f"Image AUROC of the map's highest pixel alone, {', '.join(textures)}: "
                  f"{highest}. " if highest else "")
               + (f"Simulated anomalies in the validation crops' tiles (the run's self-check), "

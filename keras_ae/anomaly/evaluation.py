@@ -84,9 +84,10 @@ class DetectorTest:
             logging.warning(
                 "the threshold flags %d of the %d normal test images (%.1f%%), where its %d "
                 "validation images promise about %.1f%%, a chance of %.1g if they were alike: "
-                "the normal test images are unlike the validation images, which are held out "
-                "of the training images (crops that overlap them, or other conditions); "
-                "train on normal images taken as the test's are", flagged, len(normal),
+                "the normal test images are unlike the validation images (near copies of the "
+                "training images, or taken in other conditions); calibrate on normal images "
+                "taken apart from the training images, as the test's are (--validation_dir)",
+                flagged, len(normal),
                 100 * flagged / len(normal), detector.validation_images,
                 100 * calibration.expected_fpr(detector.validation_images, detector.fpr), chance)
 

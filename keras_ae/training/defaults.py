@@ -51,10 +51,10 @@ def resolve(config):
 
 def with_data(config, data):
     """`config` with what `data` decides written in: the image size and
-    channels, the masks' and the validation images' folders found, the
-    anomaly map's sigma, the recipe's
-    share of the shorter side unless given, and the epochs of a recipe that
-    counts them by the training images (`Recipe.epochs_for`) unless given."""
+    channels, the masks' and a detector's validation images' folders found,
+    the anomaly map's sigma, the recipe's share of the shorter side unless
+    given, and the epochs of a recipe that counts them by the training
+    images (`Recipe.epochs_for`) unless given."""
     height, width, channels = data.image_shape()
     masks = data.test_masks and data.test_masks.directory
     recipe = variants.recipe(config.model.variant)
