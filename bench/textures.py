@@ -12,10 +12,11 @@ unpacks them (scikit-image is never imported). For each texture it writes:
     train/good/        --train crops of --size px from the photograph above and
                        below a band across its middle, at random places, some
                        mirrored
-    validation/good/   --validation crops from the top-right corner, which no
-                       training crop overlaps: the threshold is calibrated on
-                       them (train.py finds validation/ beside train/)
     test/good/         --good crops from inside the band, held out
+    validation/good/   --validation more, drawn as the good test crops are:
+                       the threshold is calibrated on them (train.py finds
+                       validation/ beside train/), so that it may promise the
+                       good test crops a false-positive rate
     test/<defect>/     --per_defect others from the band, one defect each:
                          scratch  a line 1-2 px wide, 15-50 px long, a grey
                                   0.25-0.5 off the place's mean
@@ -74,8 +75,9 @@ def define_flags():
     flags.DEFINE_list("textures", list(TEXTURES), "Textures to run.")
     flags.DEFINE_integer("size", 128, "Side of the crops (pixels).")
     flags.DEFINE_integer("train", 300, "Normal training crops per texture.")
-    flags.DEFINE_integer("validation", 30, "Good validation crops per texture (0: none; the "
-                         "run then holds out a share of the training crops).")
+    flags.DEFINE_integer("validation", 30, "Good validation crops per texture, from the "
+                         "held-out region (0: none; the run then holds out a share of the "
+                         "training crops).")
     flags.DEFINE_integer("good", 60, "Good test crops per texture.")
     flags.DEFINE_integer("per_defect", 20, "Test crops of each defect per texture.")
     flags.DEFINE_integer("seed", 0, "Seed of the crops, the defects and every run.")
@@ -145,18 +147,6 @@ def held_out_region(side, size):
     if top >= size:
         return top, top + band, 0
     return quarter(side)
-
-
-def validation_region(side, size):
-    """`(top, bottom, left)` (as `held_out_region`) of the region validation
-    crops of `size` come from: the top-right corner above the band, as wide
-    as the band is high, or None when there is no band. Of the four corners
-    its sharpness was the most like the rest's on the three photographs
-    (`--layout_only` prints it: brick 0.99, grass 0.88, gravel 0.96)."""
-    top, bottom, left = held_out_region(side, size)
-    if left:  # the quarter: no room
-        return None
-    return 0, top, side - (bottom - top)
 
 
 def quarter(side):
@@ -237,12 +227,10 @@ def write_layout(photos, texture, directory, seed, size, train, good, per_defect
     rng = np.random.default_rng([seed, TEXTURES.index(texture) if texture in TEXTURES else 9])
     photo = photos[texture]
     others = [p for name, p in photos.items() if name != texture]
-    test_region = held_out_region(photo.shape[0], size)
-    validation_crops = validation_region(photo.shape[0], size) if validation else None
-    avoid = [region for region in (test_region, validation_crops) if region]
-    for i, crop in enumerate(crops(photo, train, size, rng, avoid=avoid)):
+    held_out = held_out_region(photo.shape[0], size)
+    for i, crop in enumerate(crops(photo, train, size, rng, avoid=[held_out])):
         save(os.path.join(directory, "train", "good", f"{i:04d}.png"), crop)
-    test = crops(photo, good + per_defect * len(DEFECTS), size, rng, test_region)
+    test = crops(photo, good + per_defect * len(DEFECTS), size, rng, held_out)
     for i, crop in enumerate(test[:good]):
         save(os.path.join(directory, "test", "good", f"{i:04d}.png"), crop)
     for k, kind in enumerate(DEFECTS):
@@ -251,9 +239,10 @@ def write_layout(photos, texture, directory, seed, size, train, good, per_defect
             save(os.path.join(directory, "test", kind, f"{i:04d}.png"), image)
             save(os.path.join(directory, "ground_truth", kind, f"{i:04d}_mask.png"),
                   mask.astype(np.float32))
-    if validation_crops:
-        for i, crop in enumerate(crops(photo, validation, size, rng, validation_crops)):
-            save(os.path.join(directory, "validation", "good", f"{i:04d}.png"), crop)
+    # After the test crops, from the same generator: the training and test
+    # crops are the ones of the layout without validation crops.
+    for i, crop in enumerate(crops(photo, validation, size, rng, held_out)):
+        save(os.path.join(directory, "validation", "good", f"{i:04d}.png"), crop)
     open(done, "w").close()
 
 
@@ -295,13 +284,11 @@ def main(argv):
         write_layout(photos, texture, directories[texture], FLAGS.seed, FLAGS.size,
                      FLAGS.train, FLAGS.good, FLAGS.per_defect, FLAGS.validation)
         if FLAGS.layout_only:
-            side, photo = photos[texture].shape[0], photos[texture]
-            corner = validation_region(side, FLAGS.size)
+            side = photos[texture].shape[0]
             print(f"{texture}: sharpness of the held-out region over the rest "
-                  f"{sharpness_ratio(photo, held_out_region(side, FLAGS.size)):.2f}, of the "
-                  f"validation corner {corner and sharpness_ratio(photo, corner):.2f} "
+                  f"{sharpness_ratio(photos[texture], held_out_region(side, FLAGS.size)):.2f} "
                   f"(of the bottom-right quarter, the region until d027059: "
-                  f"{sharpness_ratio(photo, quarter(side)):.2f})")
+                  f"{sharpness_ratio(photos[texture], quarter(side)):.2f})")
             print(defects.train_command(directories[texture]))
     if FLAGS.layout_only:
         return

@@ -189,25 +189,21 @@ def test_the_defects_benchmark_writes_mvtec_layout_with_masks_of_what_it_changed
 
 def test_the_textures_benchmark_holds_out_its_test_crops_and_masks_each_defect(tmp_path):
     """bench/textures.py's folders: training crops never overlap the held-out
-    region the test crops come from (a band across the middle, or the
-    bottom-right quarter for crops too large for one) nor the corner the
-    validation crops come from; a defect changes its masked pixels visibly
-    and nothing beyond its soft 1 px edge."""
+    region the test and validation crops come from (a band across the middle,
+    or the bottom-right quarter for crops too large for one); a defect changes
+    its masked pixels visibly and nothing beyond its soft 1 px edge."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "bench"))
     import textures  # pylint: disable=import-outside-toplevel
     rng = np.random.default_rng(0)
     # Each pixel's value its own place: a crop's values tell where it came from.
     place = (np.arange(128 * 128).reshape(128, 128) / (128 * 128)).astype(np.float32)
-    for size, region, corner in ((32, (44, 84, 0), (0, 44, 88)), (48, (64, 128, 64), None)):
+    for size, region in ((32, (44, 84, 0)), (48, (64, 128, 64))):
         assert textures.held_out_region(128, size) == region
-        assert textures.validation_region(128, size) == corner
-        regions = [r for r in (region, corner) if r]
-        held_out = [set(place[top:bottom, left:].ravel().tolist()) for top, bottom, left in regions]
-        for crop in textures.crops(place, 40, size, rng, avoid=regions):
-            assert all(pixels.isdisjoint(crop.ravel().tolist()) for pixels in held_out)
-        for pixels, where in zip(held_out, regions):
-            for crop in textures.crops(place, 10, size, rng, where):
-                assert pixels.issuperset(crop.ravel().tolist())
+        held_out = set(place[region[0]:region[1], region[2]:].ravel().tolist())
+        for crop in textures.crops(place, 40, size, rng, avoid=[region]):
+            assert held_out.isdisjoint(crop.ravel().tolist())
+        for crop in textures.crops(place, 10, size, rng, region):
+            assert held_out.issuperset(crop.ravel().tolist())
     photos = {name: rng.random((128, 128)).astype(np.float32) for name in textures.TEXTURES}
     for kind in textures.DEFECTS:
         for _ in range(5):
@@ -222,6 +218,12 @@ def test_the_textures_benchmark_holds_out_its_test_crops_and_masks_each_defect(t
                                              test_dir=str(tmp_path / "test")))
     assert len(loaded.train_images) == 6 and len(loaded.test_images) == 2 + 8
     assert len(loaded.validation_images) == 3
+    held_out = textures.held_out_region(128, 32)  # the validation crops come from it
+    band = photos["brick"][held_out[0]:held_out[1], held_out[2]:]
+    for crop in loaded.validation_images.in_memory()[..., 0] / 255:
+        assert any(np.allclose(band[y:y + 32, x:x + 32], crop, atol=1 / 255)
+                   or np.allclose(band[y:y + 32, x:x + 32][:, ::-1], crop, atol=1 / 255)
+                   for y in range(band.shape[0] - 31) for x in range(band.shape[1] - 31))
     assert len(loaded.test_masks.indices) == 2 * len(textures.DEFECTS)
 
 
