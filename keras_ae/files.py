@@ -33,6 +33,12 @@ def write_json(path, value):
         f.write(json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
+def beside(path, name):
+    """The path of `name` in the folder that holds `path` (a folder's path,
+    local or a URL such as gs://...)."""
+    return f"{path.rstrip('/').rpartition('/')[0] or '.'}/{name}"
+
+
 def walk_sorted(walk):
     """`(folder, name)` of each file that `walk` (`os.walk(...)`, or
     `tf.io.gfile.walk(...)`) finds, its subfolders and names in sorted

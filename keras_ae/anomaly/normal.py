@@ -53,7 +53,7 @@ def normal_split(data, ids, validation_fraction, fpr, seed):
     images = data.train_images  # streamed, both stay files
     return dataclasses.replace(
         data, train_images=images.subset(train), train_labels=data.train_labels[train],
-        validation_images=images.subset(validation), validation_labels=None)
+        validation_images=images.subset(validation))
 
 
 def _own_validation(data, ids, normal, fpr):

@@ -112,7 +112,7 @@ def default_validation_dir(data_dir):
     """`validation/` beside `data_dir` (MVTec AD 2's layout) if it exists, else None."""
     if not data_dir:
         return None
-    candidate = f"{data_dir.rstrip('/').rpartition('/')[0] or '.'}/{VALIDATION_DIR}"
+    candidate = files.beside(data_dir, VALIDATION_DIR)
     return candidate if tf.io.gfile.isdir(candidate) else None
 
 

@@ -21,6 +21,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from keras_ae import files
 from keras_ae import images
 from keras_ae.data.image_data import DataError
 from keras_ae.data.image_data import error_reason
@@ -33,8 +34,7 @@ def default_dir(test_dir):
     2), if either exists; else None."""
     if not test_dir:
         return None
-    beside = test_dir.rstrip("/").rpartition("/")[0] or "."  # gs:// paths too
-    for candidate in (f"{beside}/{MASK_DIR}", f"{test_dir.rstrip('/')}/{MASK_DIR}"):
+    for candidate in (files.beside(test_dir, MASK_DIR), f"{test_dir.rstrip('/')}/{MASK_DIR}"):
         if tf.io.gfile.isdir(candidate):
             return candidate
     return None
