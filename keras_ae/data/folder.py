@@ -44,7 +44,8 @@ def read(config, memory_limit):
     `memory_limit` bytes, leaves both splits in their files (`stream`). Else
     "auto" decodes the training images into memory and leaves the test split
     in its files, which evaluation reads once, chunk by chunk, so that a run's
-    memory does not grow with its test split; "memory" decodes both.
+    memory does not grow with its test split; "memory" decodes both. A
+    validation folder's images (`_validation`) are held as the test split's.
     """
     splits, fields = _splits(config)
     if config.input != "memory":
@@ -100,11 +101,11 @@ def _validation(config, class_names, shape):
     names = [_label_name(relative) for _, relative in found]
     labels = np.array([class_names.index(n) if n in class_names else -1 for n in names],
                       np.int64)
-    files, labels, skipped = _readable(_files([path for path, _ in found], shape, config),
-                                       labels, config)
-    validation = files.in_memory() if config.input == "memory" else files
-    logging.info("data: %d validation images in %s", len(files), directory)
-    return {"validation_images": validation, "validation_labels": labels,
+    readable, labels, skipped = _readable(_files([path for path, _ in found], shape, config),
+                                          labels, config)
+    logging.info("data: %d validation images in %s", len(readable), directory)
+    return {"validation_images": readable.in_memory() if config.input == "memory" else readable,
+            "validation_labels": labels,
             "validation_dir": directory}, skipped
 
 
