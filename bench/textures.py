@@ -109,21 +109,17 @@ def photographs(directory, names):
                           np.float32) / 255 for n in names}
 
 
-def crops(photo, count, size, rng, region=None, avoid=()):
+def crops(photo, count, size, rng, held_out):
     """`count` crops of `size` from `photo`, mirrored left-right at random:
-    inside `region` (`(top, bottom, left)`, as `held_out_region`; None: the
-    whole photograph) and clear of each region in `avoid`."""
-    def inside(y, x, top, bottom, left):
-        return top <= y and y + size <= bottom and x >= left
-
-    def clear(y, x, top, bottom, left):
-        return y + size <= top or y >= bottom or x + size <= left
-
+    inside its held-out region (`held_out`, `held_out_region`), or anywhere
+    clear of it."""
+    top, bottom, left = held_out_region(photo.shape[0], size)
     out = []
     while len(out) < count:
         y, x = rng.integers(0, photo.shape[0] - size + 1, 2)
-        if ((region is None or inside(y, x, *region))
-                and all(clear(y, x, *other) for other in avoid)):
+        inside = top <= y and y + size <= bottom and x >= left
+        clear = y + size <= top or y >= bottom or x + size <= left
+        if inside if held_out else clear:
             crop = photo[y:y + size, x:x + size]
             out.append(crop[:, ::-1] if rng.random() < 0.5 else crop)
     return out
@@ -227,10 +223,9 @@ def write_layout(photos, texture, directory, seed, size, train, good, per_defect
     rng = np.random.default_rng([seed, TEXTURES.index(texture) if texture in TEXTURES else 9])
     photo = photos[texture]
     others = [p for name, p in photos.items() if name != texture]
-    held_out = held_out_region(photo.shape[0], size)
-    for i, crop in enumerate(crops(photo, train, size, rng, avoid=[held_out])):
+    for i, crop in enumerate(crops(photo, train, size, rng, held_out=False)):
         save(os.path.join(directory, "train", "good", f"{i:04d}.png"), crop)
-    test = crops(photo, good + per_defect * len(DEFECTS), size, rng, held_out)
+    test = crops(photo, good + per_defect * len(DEFECTS), size, rng, held_out=True)
     for i, crop in enumerate(test[:good]):
         save(os.path.join(directory, "test", "good", f"{i:04d}.png"), crop)
     for k, kind in enumerate(DEFECTS):
@@ -241,7 +236,7 @@ def write_layout(photos, texture, directory, seed, size, train, good, per_defect
                   mask.astype(np.float32))
     # After the test crops, from the same generator: the training and test
     # crops are the ones of the layout without validation crops.
-    for i, crop in enumerate(crops(photo, validation, size, rng, held_out)):
+    for i, crop in enumerate(crops(photo, validation, size, rng, held_out=True)):
         save(os.path.join(directory, "validation", "good", f"{i:04d}.png"), crop)
     open(done, "w").close()
 

@@ -200,9 +200,9 @@ def test_the_textures_benchmark_holds_out_its_test_crops_and_masks_each_defect(t
     for size, region in ((32, (44, 84, 0)), (48, (64, 128, 64))):
         assert textures.held_out_region(128, size) == region
         held_out = set(place[region[0]:region[1], region[2]:].ravel().tolist())
-        for crop in textures.crops(place, 40, size, rng, avoid=[region]):
+        for crop in textures.crops(place, 40, size, rng, held_out=False):
             assert held_out.isdisjoint(crop.ravel().tolist())
-        for crop in textures.crops(place, 10, size, rng, region):
+        for crop in textures.crops(place, 10, size, rng, held_out=True):
             assert held_out.issuperset(crop.ravel().tolist())
     photos = {name: rng.random((128, 128)).astype(np.float32) for name in textures.TEXTURES}
     for kind in textures.DEFECTS:

@@ -87,8 +87,7 @@ class DetectorTest:
                 "the normal test images are unlike the validation images (near copies of the "
                 "training images, or taken in other conditions); calibrate on normal images "
                 "taken apart from the training images, as the test's are (--validation_dir)",
-                flagged, len(normal),
-                100 * flagged / len(normal), detector.validation_images,
+                flagged, len(normal), 100 * flagged / len(normal), detector.validation_images,
                 100 * calibration.expected_fpr(detector.validation_images, detector.fpr), chance)
 
     def _auroc_by_class(self, scores):

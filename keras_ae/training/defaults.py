@@ -59,9 +59,7 @@ def with_data(config, data):
     masks = data.test_masks and data.test_masks.directory
     recipe = variants.recipe(config.model.variant)
     anomaly = config.anomaly
-    validation_dir = config.data.validation_dir
     if anomaly.normal_classes:
-        validation_dir = data.validation_dir
         anomaly = dataclasses.replace(anomaly, anomaly_map_sigma=_or(
             anomaly.anomaly_map_sigma, round(recipe.anomaly_map_smoothing * min(height, width),
                                              4)))
@@ -69,7 +67,9 @@ def with_data(config, data):
         config.train.epochs, recipe.epochs_for(len(data.train_images))))
     return dataclasses.replace(config, anomaly=anomaly, train=train, data=dataclasses.replace(
         config.data, image_size=(height, width), channels=channels,
-        test_mask_dir=masks or config.data.test_mask_dir, validation_dir=validation_dir))
+        test_mask_dir=masks or config.data.test_mask_dir,
+        # A detector's only (RunConfig refuses the folder without normal classes).
+        validation_dir=data.validation_dir if anomaly.normal_classes else None))
 
 
 def _or(value, default):
