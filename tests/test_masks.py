@@ -298,6 +298,14 @@ def test_mvtec_ad_2s_layout_calibrates_on_its_validation_folder(tmp_path):
     assert streamed.streamed and len(streamed) == 6
     np.testing.assert_array_equal(streamed.in_memory(), data.load(
         config.data, input="memory").validation_images)
+    # Read by a detector only, and not with --validation_dir= (the resolved config
+    # says "": the export reads none either).
+    plain = dataclasses.replace(config, anomaly=config_lib.AnomalyConfig())
+    assert training.load_data(plain).validation_images is None
+    none = dataclasses.replace(config, data=dataclasses.replace(config.data, validation_dir=""))
+    assert training.load_data(none).validation_images is None
+    assert training.with_data(training.resolve(none),
+                              training.load_data(none)).data.validation_dir == ""
     # A validation folder with no good image, or one named without --normal_classes.
     no_good = dataclasses.replace(config.data, validation_dir=f"{root}/test_public/ground_truth")
     with pytest.raises(config_lib.ConfigError, match="no images of the normal classes"):

@@ -65,7 +65,8 @@ flags.DEFINE_string(
     "--dataset=folder with --normal_classes: normal images photographed apart from the "
     "training images, in class subfolders as under --data_dir (MVTec AD 2's "
     "validation/good/), to calibrate the threshold on. Default: validation/ beside "
-    "--data_dir, if there; else --validation_fraction of the training images.",
+    "--data_dir, if there; else (or with --validation_dir=) --validation_fraction of the "
+    "training images.",
 )
 flags.DEFINE_float(
     "test_fraction", Data.test_fraction,

@@ -63,7 +63,8 @@ class DataConfig:
             by class as under `data_dir` (MVTec AD 2's `validation/good/`),
             that the threshold is calibrated on, in place of a share of the
             training images. Default None: `validation/` beside `data_dir`,
-            if there (written in before the run).
+            if there (written in before the run); "" for none, holding out
+            `anomaly.validation_fraction` of the training images instead.
         skip_bad_images: "folder": leave out files that do not decode (listed
             in metrics.json) instead of failing. Default False.
         image_key: TFDS: the image feature, where there are several.

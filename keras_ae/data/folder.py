@@ -93,8 +93,11 @@ def _validation(config, class_names, shape):
     """`(ImageData fields, skipped paths)`: the images of the folder's own
     validation folder (`config.validation_dir`, else `validation/` beside
     `data_dir`), shaped to `shape`, labelled as the training images (-1: a
-    subfolder no training or test image is in); none without such a folder."""
-    directory = config.validation_dir or default_validation_dir(config.data_dir)
+    subfolder no training or test image is in); none without such a folder,
+    or with `validation_dir=""`."""
+    directory = config.validation_dir
+    if directory is None:
+        directory = default_validation_dir(config.data_dir)
     if not directory:
         return {}, []
     found, _ = _image_files(directory, "--validation_dir")

@@ -68,8 +68,8 @@ def with_data(config, data):
     return dataclasses.replace(config, anomaly=anomaly, train=train, data=dataclasses.replace(
         config.data, image_size=(height, width), channels=channels,
         test_mask_dir=masks or config.data.test_mask_dir,
-        # A detector's only (RunConfig refuses the folder without normal classes).
-        validation_dir=data.validation_dir if anomaly.normal_classes else None))
+        # The folder read, "" for none, so that the export reads what training did.
+        validation_dir=(data.validation_dir or "") if config.data.dataset == "folder" else None))
 
 
 def _or(value, default):

@@ -7,7 +7,8 @@ Adam's two moments. It is an estimate, not a measurement: TensorFlow frees
 some outputs early and needs scratch space of its own.
 `check_fits` refuses a run whose least need is beyond the memory the machine
 has available, naming a batch size that fits, where TensorFlow would fail
-later with "OOM when allocating tensor" and a traceback.
+later with "OOM when allocating tensor" and a traceback. `reset_peak` and
+`peak_mib` measure what a run took (metrics.json's `peak_memory_mib`).
 """
 
 import math
@@ -87,3 +88,22 @@ def check_fits(config, strategy, image_shape, available=None):
         "batch_size", f"training {config.model.variant} on {size} images in batches of "
         f"{batch} needs at least {(fixed + batch * per_image) / 2**30:.1f} GiB, and this "
         f"machine has {available / 2**30:.1f} GiB available; {fix}")
+
+
+def reset_peak():
+    """Starts the process's peak resident memory afresh (Linux; else nothing),
+    so that `peak_mib` measures the run, not the imports before it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_mib():
+    """Peak resident memory (MiB) since `reset_peak` (Linux; else None)."""
+    try:
+        with open("/proc/self/status") as f:
+            return int(f.read().split("VmHWM:")[1].split()[0]) / 1024
+    except (OSError, IndexError, ValueError):
+        return None

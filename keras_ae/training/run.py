@@ -37,8 +37,12 @@ _FILE_ERRORS = (tf.errors.NotFoundError, tf.errors.InvalidArgumentError, tf.erro
 
 
 def load_data(config):
-    """The `ImageData` a `RunConfig` trains on (raises DataError)."""
-    return data_lib.load(config.data)
+    """The `ImageData` a `RunConfig` trains on (raises DataError). A folder's
+    validation images are read for a detector only, which calibrates on them."""
+    data = config.data
+    if data.dataset == "folder" and not config.anomaly.normal_classes:
+        data = dataclasses.replace(data, validation_dir="")  # nothing calibrates on it
+    return data_lib.load(data)
 
 
 def train(config, strategy, data=None, verbose=1, callbacks=(), overwrite=False):
@@ -81,7 +85,7 @@ def train(config, strategy, data=None, verbose=1, callbacks=(), overwrite=False)
     config = defaults.resolve(config)  # config.json says what ran
     steps_lib.check_jit_compile(config, strategy)
     _check_batch_size(config, strategy)
-    _reset_peak_memory()
+    memory.reset_peak()
     data = _normal_only(data or load_data(config), config)
     config = defaults.with_data(config, data)
     memory.check_fits(config, strategy, data.image_shape())
@@ -101,11 +105,9 @@ def _check_batch_size(config, strategy):
     batch_size, replicas = config.data.batch_size, strategy.num_replicas_in_sync
     if batch_size % replicas:
         raise config_lib.ConfigError(
-            "batch_size",
-            f"global batch size {batch_size} does not split evenly across the "
-            f"{replicas} replicas of strategy {config.train.strategy!r}; "
-            f"use a multiple of {replicas}",
-        )
+            "batch_size", f"global batch size {batch_size} does not split evenly across the "
+            f"{replicas} replicas of strategy {config.train.strategy!r}; use a multiple of "
+            f"{replicas}")
 
 
 def _normal_only(data, config):
@@ -208,15 +210,15 @@ def _train(config, strategy, data, model_dir, verbose, extra_callbacks):
     shutil.rmtree(backup.directory, ignore_errors=True)  # the run is complete
     images_per_epoch = min(len(data.train_images), steps * config.data.batch_size)
     # The peak until now, then evaluation's own: what grows with the test split.
-    peak_before = _peak_memory_mib()
-    _reset_peak_memory()
+    peak_before = memory.peak_mib()
+    memory.reset_peak()
     metrics = {
         **evaluation.training_metrics(config, strategy, data, model, history, first_epoch),
         # Wall time of fit(), tracing included.
         "train_seconds": train_seconds,
         "train_images_per_second": len(history.epoch) * images_per_epoch / train_seconds,
         **evaluation.evaluate(model, data, config, model_dir),
-        "evaluation_peak_memory_mib": _peak_memory_mib(),
+        "evaluation_peak_memory_mib": memory.peak_mib(),
     }
     metrics["peak_memory_mib"] = peak_before and max(peak_before,
                                                      metrics["evaluation_peak_memory_mib"])
@@ -280,21 +282,3 @@ def run_callbacks(config, model_dir, backup, sample=None):
         keras.callbacks.TensorBoard(os.path.join(model_dir, model_dir_lib.LOG_DIR)),
     ]
 
-
-def _reset_peak_memory():
-    """Starts the process's peak resident memory afresh (Linux; else nothing),
-    so that `_peak_memory_mib` measures the run, not the imports before it."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
-
-
-def _peak_memory_mib():
-    """Peak resident memory (MiB) since `_reset_peak_memory` (Linux; else None)."""
-    try:
-        with open("/proc/self/status") as f:
-            return int(f.read().split("VmHWM:")[1].split()[0]) / 1024
-    except (OSError, IndexError, ValueError):
-        return None
