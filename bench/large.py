@@ -15,7 +15,8 @@ would, in fresh processes:
     python -m export --model_dir=FOLDER/run --export_base=FOLDER/export --model_name=large
 
 and serves one defective test image's PNG through the SavedModel's
-`serving_bytes`, checking that its map has the image's size. Records each
+`serving_bytes`, checking that its map has the image's size, and times one
+image's request there and in LiteRT (`served_map`). Records each
 process's peak resident memory (`ru_maxrss`), seconds and exit code, the
 run's metrics (image and pixel AUROC, PRO), and the machine, in --out.
 """
@@ -40,6 +41,7 @@ import textures  # bench/textures.py: the photographs and the defects
 
 FLAGS = flags.FLAGS
 TINT = (1.0, 0.8, 0.65)  # the grey photograph's channels scaled: a reddish brick
+SERVING_REPEATS = 5
 
 
 def define_flags():
@@ -106,12 +108,35 @@ def timed(command, cwd=None):
 
 
 def served_map(export_dir, image_file):
-    """The SavedModel's (in `export_dir`) `serving_bytes` outputs for one PNG file."""
+    """`(outputs, seconds)`: the SavedModel's (in `export_dir`) `serving_bytes`
+    outputs for one PNG file, and the median seconds of SERVING_REPEATS
+    requests of that one image after a first (which builds the graph): its
+    `serving_bytes`, and the float32 and dynamic-range `reconstruct` TFLite
+    files in LiteRT (a thread per core) on the decoded image."""
     import tensorflow as tf  # only here: the runs above are processes of their own
+    from ai_edge_litert import interpreter
     serve = tf.saved_model.load(export_dir).signatures["serving_bytes"]
     with open(image_file, "rb") as f:
-        outputs = serve(image_bytes=tf.constant([f.read()]))
-    return {name: value.numpy() for name, value in outputs.items()}
+        request = tf.constant([f.read()])
+    outputs = {name: value.numpy() for name, value in serve(image_bytes=request).items()}
+    image = tf.io.decode_png(request[0], channels=3)[None].numpy().astype(np.float32) / 255
+    calls = {"serving_bytes": lambda: serve(image_bytes=request)}
+    for kind in ("float32", "dynamic"):
+        runner = interpreter.Interpreter(
+            os.path.join(export_dir, "tflite", f"reconstruct_{kind}.tflite"),
+            num_threads=os.cpu_count()).get_signature_runner("serving_default")
+        calls[f"tflite_{kind}"] = lambda runner=runner: runner(images=image)
+    seconds = {}
+    for name, call in calls.items():
+        call()
+        seconds[name] = float(np.median([_seconds(call) for _ in range(SERVING_REPEATS)]))
+    return outputs, seconds
+
+
+def _seconds(call):
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
 
 
 def main(argv):
@@ -145,13 +170,14 @@ def main(argv):
                                            "evaluation_peak_memory_mib", "parameters")}}
     if results.get("export", {}).get("exit_code") == 0:
         image = os.path.join(directory, "test", "small", "000.png")
-        outputs = served_map(os.path.join(export_dir, "large", "1"), image)
+        outputs, seconds = served_map(os.path.join(export_dir, "large", "1"), image)
         mask = np.asarray(Image.open(os.path.join(directory, "ground_truth", "small",
                                                   "000_mask.png"))) > 127
         anomaly_map = outputs["anomaly_map"][0]
         results["served"] = {"image": image, "anomaly_map_shape": list(anomaly_map.shape),
                              "anomaly_score": float(outputs["anomaly_score"][0]),
-                             "map_peak_inside_mask": bool(mask.flat[anomaly_map.argmax()])}
+                             "map_peak_inside_mask": bool(mask.flat[anomaly_map.argmax()]),
+                             "seconds_per_image": seconds, "serving_repeats": SERVING_REPEATS}
     print(json.dumps(results, indent=1))
     with open(FLAGS.out, "w") as f:
         json.dump(results, f, indent=1)

@@ -371,6 +371,13 @@ def large(results, name="large.json", command="python bench/large.py"):
         inside = "inside" if served["map_peak_inside_mask"] else "outside"
         text.append(f"`serving_bytes` on one test PNG (a small defect) returned a {shape} "
                     f"`anomaly_map`, its highest pixel {inside} the defect's mask. ")
+        seconds = served.get("seconds_per_image")
+        if seconds:
+            text.append(f"One image's request took {seconds['serving_bytes']:.2f} s there "
+                        f"(PNG in), {seconds['tflite_float32']:.2f} s in LiteRT's float32 "
+                        f"(a thread per core) "
+                        f"`reconstruct` file and {seconds['tflite_dynamic']:.2f} s in its "
+                        f"dynamic-range one (medians of {served['serving_repeats']}, after a first). ")
     notes = provenance(results, name, command)
     if "export_command" in results:  # the export rerun apart (bench/large.py --export_only)
         notes += " Export: " + provenance({"command": results["export_command"],
