@@ -374,10 +374,10 @@ def large(results, name="large.json", command="python bench/large.py"):
         seconds = served.get("seconds_per_image")
         if seconds:
             text.append(f"One image's request took {seconds['serving_bytes']:.2f} s there "
-                        f"(PNG in), {seconds['tflite_float32']:.2f} s in LiteRT's float32 "
-                        f"(a thread per core) "
-                        f"`reconstruct` file and {seconds['tflite_dynamic']:.2f} s in its "
-                        f"dynamic-range one (medians of {served['serving_repeats']}, after a first). ")
+                        f"(PNG in); in LiteRT, a thread per core, "
+                        f"{seconds['tflite_float32']:.2f} s with the float32 `reconstruct` file "
+                        f"and {seconds['tflite_dynamic']:.2f} s with the dynamic-range one "
+                        f"(medians of {served['serving_repeats']}, after a first). ")
     notes = provenance(results, name, command)
     if "export_command" in results:  # the export rerun apart (bench/large.py --export_only)
         notes += " Export: " + provenance({"command": results["export_command"],

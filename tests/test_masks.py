@@ -302,6 +302,7 @@ def test_mvtec_ad_2s_layout_calibrates_on_its_validation_folder(tmp_path):
     # says "": the export reads none either).
     plain = dataclasses.replace(config, anomaly=config_lib.AnomalyConfig())
     assert training.load_data(plain).validation_images is None
+    assert training.with_data(training.resolve(plain), loaded).data.validation_dir == ""
     none = dataclasses.replace(config, data=dataclasses.replace(config.data, validation_dir=""))
     assert training.load_data(none).validation_images is None
     assert training.with_data(training.resolve(none),

@@ -157,13 +157,13 @@ class Detector:
                 "is_anomaly": score > threshold}
 
 
-def traced(model, kind, detector=None, sigma=0.0, shape=None):
+def traced(model, kind=None, detector=None, sigma=0.0, shape=None):
     """A tf.function of a batch of float images `[None, *shape]` (default
     the model's `image_shape`), traced once for any batch: `{reconstruction,
     views}` from one run of the model (`parts`, views of `kind`, "map_max" of
     maps smoothed by `sigma`), or with `detector` its views and `outputs`
-    instead (`Detector.served`): one graph, not the model called eagerly
-    layer by layer."""
+    instead (`Detector.served`, which has its own kind and sigma): one graph,
+    not the model called eagerly layer by layer."""
     spec = tf.TensorSpec((None, *(shape or model.image_shape)), tf.float32)
 
     @tf.function(input_signature=[spec])
@@ -185,9 +185,9 @@ def views_of(model, images, kind, batch_size, sigma=0.0):
 
 
 def outputs_of(model, images, batch_size, kind=None, detector=None, sigma=0.0):
-    """`traced(model, kind or detector.score, detector, sigma)`'s outputs
-    for `images` (an `Images`, or an array), numpy, read chunk by chunk."""
-    function = traced(model, kind or detector.score, detector, sigma)
+    """`traced(model, kind, detector, sigma)`'s outputs for `images` (an
+    `Images`, or an array), numpy, read chunk by chunk."""
+    function = traced(model, kind, detector, sigma)
     pieces = [in_batches(function, chunk, batch_size)
               for chunk in data_lib.as_images(images).float_chunks(batch_size)]
     if not pieces:

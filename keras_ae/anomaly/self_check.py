@@ -40,7 +40,7 @@ def simulated_check(model, images, detector, batch_size, seed):
     tiles = _tiles(images, model.input_shape[1:], batch_size)
     if len(tiles) < 2:
         return {}
-    run = scoring.traced(model, detector.score, detector, shape=tiles.shape[1:])
+    run = scoring.traced(model, detector=detector, shape=tiles.shape[1:])
     foreign = np.roll(tiles, len(tiles) // 2, axis=0)  # another image's tile, as in training
     scores, anomalous, pixels = [], [], pixel_metrics.PixelMetrics()
     for draw in range(DRAWS):

@@ -68,8 +68,15 @@ def with_data(config, data):
     return dataclasses.replace(config, anomaly=anomaly, train=train, data=dataclasses.replace(
         config.data, image_size=(height, width), channels=channels,
         test_mask_dir=masks or config.data.test_mask_dir,
-        # The folder read, "" for none, so that the export reads what training did.
-        validation_dir=(data.validation_dir or "") if config.data.dataset == "folder" else None))
+        validation_dir=_validation_dir(config, data)))
+
+
+def _validation_dir(config, data):
+    """The validation folder a folder's detector read, "" for none (so that
+    the export reads none either); None for other sources."""
+    if config.data.dataset != "folder":
+        return None
+    return (config.anomaly.normal_classes and data.validation_dir) or ""
 
 
 def _or(value, default):

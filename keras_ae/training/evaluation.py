@@ -85,8 +85,7 @@ def _test_pass(model, images, config, recipe, detector_test):
     batch_size, seed, noise_stddev = (images.count_within(config.data.batch_size),
                                       config.data.seed, config.data.eval_noise_stddev)
     reconstruct = _reconstruct(model)
-    run = (anomaly.traced(model, detector_test.detector.score, detector_test.detector)
-           if detector_test else reconstruct)
+    run = anomaly.traced(model, detector=detector_test.detector) if detector_test else reconstruct
     totals = {"squared_error": 0.0, "values": 0}
     per_image = {"psnr_noisy": [], "psnr_denoised": [],
                  **{name: [] for name in recipe.metrics}}
