@@ -326,8 +326,14 @@ def textures(*sources, command="python bench/textures.py"):
     checked = _per_texture(by, variants, textures,
                            ("validation_simulated_auroc", "validation_simulated_pixel_auroc"))
     flagged = _per_texture(by, variants, textures, ("test_fpr_at_threshold",))
+    intervals = "; ".join(
+        f"{v} " + ", ".join("-".join(f"{100 * x:.0f}" for x in by[v, t]["test_auroc_interval"])
+                            for t in textures)
+        for v in variants if all(by.get((v, t), {}).get("test_auroc_interval") for t in textures))
     lines += ["", (f"{size}x{size} crops; image AUROC / pixel AUROC / PRO / TPR at the "
                    f"threshold calibrated on the validation crops, in %, and training seconds. ")
+              + (f"The image AUROC's 95% interval (a bootstrap of the test crops), "
+                 f"{', '.join(textures)}: {intervals}. " if intervals else "")
               + (f"Good test crops the threshold flags (FPR, %), {', '.join(textures)}: "
                  f"{flagged}. " if flagged else "")
               + (f"Image AUROC of the map's highest pixel alone, {', '.join(textures)}: "

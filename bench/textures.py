@@ -251,9 +251,10 @@ def run(variant, texture, directory):
                                  data.load(config.data), verbose=0, overwrite=True)
     except training.TrainingDiverged as e:  # as train.py reports it, exit 1
         return {"variant": variant, "texture": texture, "failed": str(e).split(":")[0]}
-    keys = ("test_auroc", "test_auroc_by_class", "test_pixel_auroc", "test_pro",
-            "test_fpr_at_threshold", "test_tpr_at_threshold", "train_seconds", "epochs_trained",
-            "peak_memory_mib", "validation_simulated_auroc", "validation_simulated_pixel_auroc")
+    keys = ("test_auroc", "test_auroc_interval", "test_auroc_by_class", "test_pixel_auroc",
+            "test_pro", "test_fpr_at_threshold", "test_tpr_at_threshold", "train_seconds",
+            "epochs_trained", "peak_memory_mib", "validation_simulated_auroc",
+            "validation_simulated_pixel_auroc")
     return {"variant": variant, "texture": texture, "seconds": time.perf_counter() - start,
             **{k: metrics.get(k) for k in keys},
             "map_max_auroc": map_max_auroc(config.train.model_dir, directory)}

@@ -19,8 +19,8 @@ One module a job:
     calibration.py    each view's constant and the threshold, from the
                       normal validation images
     normal.py         the normal classes, and their validation images
-    metrics.py        AUROC, average precision, rates, pixel AUROC and PRO,
-                      exact over arrays held whole
+    metrics.py        AUROC and its bootstrap interval, average precision,
+                      rates, pixel AUROC and PRO, exact over arrays held whole
     pixel_metrics.py  pixel AUROC and PRO accumulated in bounded memory
     evaluation.py     a detector tested chunk by chunk (`DetectorTest`)
     self_check.py     how well a detector trained on simulated anomalies
@@ -43,6 +43,7 @@ from keras_ae.anomaly.calibration import view_constants
 from keras_ae.anomaly.evaluation import DetectorTest
 from keras_ae.anomaly.metrics import at_threshold
 from keras_ae.anomaly.metrics import auroc
+from keras_ae.anomaly.metrics import auroc_interval
 from keras_ae.anomaly.metrics import average_precision
 from keras_ae.anomaly.metrics import pixel_auroc
 from keras_ae.anomaly.metrics import pro

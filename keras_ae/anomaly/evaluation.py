@@ -66,6 +66,7 @@ class DetectorTest:
             "test_normal_images": int((~anomalous).sum()),
             "test_anomalous_images": int(anomalous.sum()),
             "test_auroc": area,
+            "test_auroc_interval": metrics.auroc_interval(scores, anomalous),
             "test_average_precision": metrics.average_precision(scores, anomalous),
             "test_auroc_by_class": self._auroc_by_class(scores),
             **{f"test_{name}_at_threshold": value for name, value in rates.items()},

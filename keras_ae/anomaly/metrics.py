@@ -8,6 +8,8 @@ uses on the maps it holds.
 
 import numpy as np
 
+CHUNK = 2**22  # numbers per batch of `auroc_interval`'s resamples: 32 MiB of float64
+
 
 def auroc(scores, anomalous):
     """Area under the ROC curve (ties count a half): the chance that an
@@ -19,6 +21,42 @@ def auroc(scores, anomalous):
     ranks = _average_ranks(scores)
     return float((ranks[anomalous].sum() - positives * (positives + 1) / 2)
                  / (positives * negatives))
+
+
+def auroc_interval(scores, anomalous, level=0.95, resamples=1000, seed=0):
+    """`(low, high)`: the `level` bootstrap interval of `auroc`, the normal
+    and the anomalous images each resampled with replacement `resamples`
+    times from `seed` (Efron's percentile interval); None without both kinds.
+
+    How far the test split's AUROC could move with other images of the same
+    kinds: on 60 normal and 80 anomalous images about ±0.09 at 0.65. A
+    resample is how many times it draws each image, so that an image's wins
+    (the normal images below its score, ties a half) come from one sort, and
+    memory stays at about CHUNK numbers per batch of resamples."""
+    scores, anomalous = np.asarray(scores, np.float64), np.asarray(anomalous, bool)
+    positives, negatives = scores[anomalous], np.sort(scores[~anomalous])
+    if not len(positives) or not len(negatives):
+        return None
+    below = np.searchsorted(negatives, positives, "left")  # normal images strictly below
+    at_or_below = np.searchsorted(negatives, positives, "right")
+    rng = np.random.default_rng(seed)
+    values = []
+    for start in range(0, resamples, max(1, CHUNK // len(scores))):
+        count = min(resamples - start, max(1, CHUNK // len(scores)))
+        negative_counts, positive_counts = (_resampled(rng, len(negatives), count),
+                                            _resampled(rng, len(positives), count))
+        cumulative = np.pad(np.cumsum(negative_counts, axis=1), ((0, 0), (1, 0)))
+        wins = (cumulative[:, below] + cumulative[:, at_or_below]) / 2
+        values.append((positive_counts * wins).sum(axis=1) / (len(positives) * len(negatives)))
+    low, high = np.quantile(np.concatenate(values), [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
+def _resampled(rng, size, count):
+    """`[count, size]`: how many times each of `size` items is drawn in each
+    of `count` resamples of `size` draws with replacement."""
+    draws = rng.integers(0, size, (count, size)) + size * np.arange(count)[:, None]
+    return np.bincount(draws.ravel(), minlength=count * size).reshape(count, size)
 
 
 def average_precision(scores, anomalous):

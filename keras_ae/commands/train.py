@@ -136,8 +136,10 @@ def summary(metrics, model_dir):
         area = metrics.get("test_auroc")
         rates = [f"{name.upper()} {metrics[f'test_{name}_at_threshold']:.1%}"
                  for name in ("fpr", "tpr") if metrics.get(f"test_{name}_at_threshold") is not None]
-        detector = (f"; detector: test AUROC {'undefined' if area is None else f'{area:.4f}'}, "
-                    f"threshold {metrics['anomaly_threshold']:.4g}"
+        interval = metrics.get("test_auroc_interval")
+        detector = (f"; detector: test AUROC {'undefined' if area is None else f'{area:.4f}'}"
+                    + (f" (95% interval {interval[0]:.2f}-{interval[1]:.2f})" if interval else "")
+                    + f", threshold {metrics['anomaly_threshold']:.4g}"
                     + (f" (test {', '.join(rates)})" if rates else ""))
         if metrics.get("anomaly_expected_fpr"):
             detector += f", expected to flag {metrics['anomaly_expected_fpr']:.1%} of normal images"
