@@ -78,11 +78,12 @@ def write_layout(directory):
     photos = textures.photographs(os.path.join(FLAGS.root, "photos"), textures.TEXTURES)
     photo, others = photos[FLAGS.texture], [p for n, p in photos.items() if n != FLAGS.texture]
     others = [_enlarged(p[:FLAGS.source, :FLAGS.source], FLAGS.size) for p in others]
-    for i, crop in enumerate(textures.crops(photo, FLAGS.train, FLAGS.source, rng, False)):
+    for i, crop in enumerate(textures.crops(photo, FLAGS.train, FLAGS.source, rng,
+                                            held_out=False)):
         textures.save(os.path.join(directory, "train", "good", f"{i:03d}.png"),
                       _tinted(_enlarged(crop, FLAGS.size)))
     test = textures.crops(photo, FLAGS.good + FLAGS.per_defect * len(textures.DEFECTS),
-                          FLAGS.source, rng, True)
+                          FLAGS.source, rng, held_out=True)
     for i, crop in enumerate(test[:FLAGS.good]):
         textures.save(os.path.join(directory, "test", "good", f"{i:03d}.png"),
                       _tinted(_enlarged(crop, FLAGS.size)))

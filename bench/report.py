@@ -326,10 +326,8 @@ def textures(*sources, command="python bench/textures.py"):
     checked = _per_texture(by, variants, textures,
                            ("validation_simulated_auroc", "validation_simulated_pixel_auroc"))
     flagged = _per_texture(by, variants, textures, ("test_fpr_at_threshold",))
-    intervals = "; ".join(
-        f"{v} " + ", ".join("-".join(f"{100 * x:.0f}" for x in by[v, t]["test_auroc_interval"])
-                            for t in textures)
-        for v in variants if all(by.get((v, t), {}).get("test_auroc_interval") for t in textures))
+    intervals = _per_texture(by, variants, textures, ("test_auroc_interval",),
+                             lambda interval: "-".join(f"{100 * x:.0f}" for x in interval))
     lines += ["", (f"{size}x{size} crops; image AUROC / pixel AUROC / PRO / TPR at the "
                    f"threshold calibrated on the validation crops, in %, and training seconds. ")
               + (f"The image AUROC's 95% interval (a bootstrap of the test crops), "
@@ -344,11 +342,11 @@ def textures(*sources, command="python bench/textures.py"):
     return "\n".join(lines)
 
 
-def _per_texture(by, variants, textures, keys):
-    """"variant a / b, c / d; ...": each of `keys` in % per texture, for the
-    variants whose runs of every texture have them."""
+def _per_texture(by, variants, textures, keys, shown=lambda value: f"{100 * value:.1f}"):
+    """"variant a / b, c / d; ...": each of `keys` per texture as `shown`
+    writes it (in %), for the variants whose runs of every texture have them."""
     return "; ".join(
-        f"{v} " + ", ".join(" / ".join(f"{100 * by[v, t][k]:.1f}" for k in keys) for t in textures)
+        f"{v} " + ", ".join(" / ".join(shown(by[v, t][k]) for k in keys) for t in textures)
         for v in variants if all(by.get((v, t), {}).get(k) is not None
                                  for t in textures for k in keys))
 

@@ -40,9 +40,9 @@ def auroc_interval(scores, anomalous, level=0.95, resamples=1000, seed=0):
     below = np.searchsorted(negatives, positives, "left")  # normal images strictly below
     at_or_below = np.searchsorted(negatives, positives, "right")
     rng = np.random.default_rng(seed)
-    values = []
-    for start in range(0, resamples, max(1, CHUNK // len(scores))):
-        count = min(resamples - start, max(1, CHUNK // len(scores)))
+    values, per_batch = [], max(1, CHUNK // len(scores))
+    for start in range(0, resamples, per_batch):
+        count = min(resamples - start, per_batch)
         negative_counts, positive_counts = (_resampled(rng, len(negatives), count),
                                             _resampled(rng, len(positives), count))
         cumulative = np.pad(np.cumsum(negative_counts, axis=1), ((0, 0), (1, 0)))
