@@ -134,6 +134,29 @@ def test_simulated_anomalies_change_only_their_masks_and_are_drawn_from_the_seed
     assert shares.min() < 0.05 and shares.max() < 0.6
 
 
+def test_int8_calibrates_a_detector_on_its_simulated_anomalies():
+    """The int8 files' activation ranges are calibrated on training images,
+    about half with simulated anomalies pasted in for this detector (so that
+    a defect's segmentation is not clipped), as they are for others."""
+    images = (_stripes(40, 32, seed=0) * 255).astype(np.uint8)
+    clean = images.astype(np.float32) / 255
+    run = data.ImageData(data.as_images(images), np.zeros(40), data.as_images(images[:4]),
+                         np.zeros(4), "stripes")
+    model = keras_ae.build("draem", (32, 32, 1), tile=16, width=4)
+    config = config_lib.ExportConfig("exports", seed=3)
+    calibration = export.exporter._calibration_inputs(model, run, config, "draem")
+    pasted = calibration["serving_default"]["images"]
+    order = [np.flatnonzero((clean == image).all(axis=(1, 2, 3)))[0] for image in
+             export.exporter._calibration_inputs(model, run, config, "conv")[
+                 "serving_default"]["images"]]
+    changed = (np.abs(pasted - clean[order]) > 1e-6).any(axis=(1, 2, 3))
+    assert 0.25 < changed.mean() < 0.75
+    again = export.exporter._calibration_inputs(model, run, config, "draem")
+    np.testing.assert_array_equal(again["serving_default"]["images"], pasted)
+    # The encoder's inputs are the same images' top-left tiles.
+    np.testing.assert_array_equal(calibration["encode"]["images"], pasted[:, :16, :16])
+
+
 def test_mask_noise_is_scaled_per_axis_and_turned_at_any_angle():
     """DRAEM's Perlin masks: cells drawn per axis make streaks (a scratch),
     turned by a random angle (`anomalies._noise`, `anomalies._turned`)."""

@@ -26,8 +26,10 @@ class ExportConfig:
             the whole test split, or as much of it as 64 MiB of float32
             holds (`exporter.IMAGE_BUDGET`: 5 RGB images of 1024x1024).
         calibration_examples: training images that calibrate full-integer
-            quantization, at most as many as 64 MiB holds. Default 500.
-        seed: seed of the calibration sample. Default 0.
+            quantization, at most as many as 64 MiB holds; for a detector
+            trained on simulated anomalies, about half with anomalies pasted
+            in, as in training. Default 500.
+        seed: seed of the calibration sample (and its anomalies). Default 0.
         anomaly_threshold: a run with an anomaly detector: the threshold the
             export decides by. Default None: the calibrated one.
     """

@@ -36,6 +36,8 @@ from keras_ae import data as data_lib
 from keras_ae import files
 from keras_ae import model_dir as model_dir_lib
 from keras_ae import models
+from keras_ae import variants
+from keras_ae.data import anomalies
 from keras_ae.export import checks
 from keras_ae.export.checks import FLOAT_TOLERANCE, ExportError
 from keras_ae.export import saved_model
@@ -49,6 +51,7 @@ REPORT_FILE = "export_report.json"
 # each (all 10,000 Fashion-MNIST test images; 5 RGB images of 1024x1024).
 IMAGE_BUDGET = 64 * 2**20
 TFLITE_DIR = "tflite"
+CALIBRATION_STREAM = 6007  # of the export's seed: the anomalies int8 calibrates on
 # What each signature's .tflite files are called.
 ENDPOINTS = {
     signatures.RECONSTRUCT: "reconstruct",
@@ -120,7 +123,7 @@ def export_run(model_dir, config, data=None):
                 saved_model_dir, inputs, expected, scale
             )
         if "tflite" in config.formats:
-            calibration = _calibration_inputs(model, data, config)
+            calibration = _calibration_inputs(model, data, config, run.model.variant)
             left_out = _left_out(model, config.quantize)
             report["files"].update(_export_tflite(
                 saved_model_dir, staging, config.quantize, calibration, inputs, expected, scale,
@@ -270,12 +273,21 @@ def _export_tflite(saved_model_dir, directory, flavours, calibration, inputs, ex
     return entries
 
 
-def _calibration_inputs(model, data, config):
+def _calibration_inputs(model, data, config, variant):
     """Each signature's inputs for a seeded sample of training images
-    (`Images.sample`: of a TFDS stream, its first records), within IMAGE_BUDGET."""
+    (`Images.sample`: of a TFDS stream, its first records), within IMAGE_BUDGET;
+    for a `variant` trained on simulated anomalies, with anomalies pasted in
+    about half of them as in training, so that int8's calibrated ranges span
+    a defect's segmentation and not only a normal image's."""
     count = data.train_images.count_within(
         min(config.calibration_examples, len(data.train_images)), IMAGE_BUDGET)
-    pixels = data.train_images.sample(count, config.seed)
-    return signatures.inputs(model, data_lib.to_float(pixels).numpy())
+    images = data_lib.to_float(data.train_images.sample(count, config.seed))
+    if variants.recipe(variant).simulated_anomalies:
+        # Drawn for the whole sample, pasted a batch of evaluation's size at a time.
+        foreign, step = tf.roll(images, 1, axis=0), data.train_images.count_within(count)
+        images = tf.concat([anomalies.simulate(
+            images[i:i + step], foreign[i:i + step], [config.seed, CALIBRATION_STREAM], i,
+            count)[0] for i in range(0, count, step)], axis=0)
+    return signatures.inputs(model, images.numpy())
 
 
