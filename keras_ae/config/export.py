@@ -24,7 +24,7 @@ class ExportConfig:
         overwrite: replace an existing `version`. Default False: refuse.
         eval_examples: test images the exports are checked on. Default None:
             the whole test split, or as much of it as 64 MiB of float32
-            holds (`exporter.IMAGE_BUDGET`: 5 RGB images of 1024x1024).
+            holds (`checks.IMAGE_BUDGET`: 5 RGB images of 1024x1024).
         calibration_examples: training images that calibrate full-integer
             quantization, at most as many as 64 MiB holds; for a detector
             trained on simulated anomalies, about half with anomalies pasted

@@ -3,6 +3,7 @@
     exporter.py      export_run: a run → one checked, published version folder
     checks.py        each file run as its consumer runs it, compared with Keras
     saved_model.py   the SavedModel and its signatures (signatures.py)
+    tflite_files.py  the TFLite files: converted, checked; int8's calibration
     tflite.py        TFLite conversion and the LiteRT interpreter
     versions.py      TF Serving's numbered version folders, published atomically
 
@@ -13,8 +14,8 @@ Example:
 """
 
 from keras_ae.export.checks import FLOAT_TOLERANCE, ExportError
-from keras_ae.export.exporter import ENDPOINTS, REPORT_FILE, TFLITE_DIR
-from keras_ae.export.exporter import export_run, summarize, target_dir
+from keras_ae.export.exporter import REPORT_FILE, export_run, summarize, target_dir
+from keras_ae.export.tflite_files import ENDPOINTS, TFLITE_DIR
 
 __all__ = ["ENDPOINTS", "ExportError", "FLOAT_TOLERANCE", "REPORT_FILE", "TFLITE_DIR",
            "export_run", "summarize", "target_dir"]

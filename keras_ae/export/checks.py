@@ -31,6 +31,10 @@ from keras_ae.export import tflite
 # TFLite's float32 encoder of a 128x128 restoration model strayed 5 times as
 # far as Keras' own (export_report.json's float64_stray against max_abs_diff).
 FLOAT_TOLERANCE = 1e-4
+# The checks' test images and int8 calibration's training images are held in
+# memory as float32, with every output for them: at most this many bytes of
+# each (all 10,000 Fashion-MNIST test images; 5 RGB images of 1024x1024).
+IMAGE_BUDGET = 64 * 2**20
 ROUNDOFF_FACTOR = 30
 # The first test images the float64 twin runs: 64, or as many as ROUNDOFF_BYTES
 # of float32 hold (two RGB images of 1024x1024, a million strays each).

@@ -31,33 +31,19 @@ import numpy as np
 import tensorflow as tf
 
 from keras_ae import anomaly
-from keras_ae import choices
 from keras_ae import data as data_lib
 from keras_ae import files
 from keras_ae import model_dir as model_dir_lib
 from keras_ae import models
-from keras_ae import variants
-from keras_ae.data import anomalies
 from keras_ae.export import checks
-from keras_ae.export.checks import FLOAT_TOLERANCE, ExportError
+from keras_ae.export.checks import FLOAT_TOLERANCE, IMAGE_BUDGET, ExportError
 from keras_ae.export import saved_model
 from keras_ae.export import signatures
-from keras_ae.export import tflite
+from keras_ae.export import tflite_files
+from keras_ae.export.tflite_files import ENDPOINTS, TFLITE_DIR
 from keras_ae.export import versions
 
 REPORT_FILE = "export_report.json"
-# The checks' test images and int8 calibration's training images are held in
-# memory as float32, with every output for them: at most this many bytes of
-# each (all 10,000 Fashion-MNIST test images; 5 RGB images of 1024x1024).
-IMAGE_BUDGET = 64 * 2**20
-TFLITE_DIR = "tflite"
-CALIBRATION_STREAM = 6007  # of the export's seed: the anomalies int8 calibrates on
-# What each signature's .tflite files are called.
-ENDPOINTS = {
-    signatures.RECONSTRUCT: "reconstruct",
-    signatures.ENCODE: "encode",
-    signatures.DECODE: "decode",
-}
 def target_dir(model_dir, config):
     """The version folder `config` asks for; raises ExportError if it can't be written.
 
@@ -93,18 +79,7 @@ def export_run(model_dir, config, data=None):
     detector = calibrated and anomaly.Detector.from_dict(calibrated)
     if data is None:
         data = data_lib.load(run.data)
-    count = config.eval_examples or data.test_images.count_within(len(data.test_images),
-                                                                  IMAGE_BUDGET)
-    images = data_lib.to_float(data.test_images[:count].in_memory()).numpy()
-    inputs = signatures.inputs(model, images)
-    expected = signatures.keras_outputs(model, inputs, detector=detector)
-    rounding = data.test_images.count_within(checks.ROUNDOFF_IMAGES, checks.ROUNDOFF_BYTES)
-    first = {name: {k: v[:rounding] for k, v in values.items()}
-             for name, values in inputs.items()}
-    reference = signatures.keras_outputs(models.float64_twin(model), first, detector=detector)
-    strays = {signature: checks.strays(expected[signature], reference[signature])
-              for signature in expected}
-    scale = checks.scales(expected, detector, strays)
+    images, inputs, expected, strays, scale = _expected(model, data, config, detector)
     report = _report(model_dir, config, model, run, calibrated, images, expected)
     report["float64_stray"] = {f"{signature}/{name}": value
                                for signature, values in strays.items()
@@ -123,11 +98,10 @@ def export_run(model_dir, config, data=None):
                 saved_model_dir, inputs, expected, scale
             )
         if "tflite" in config.formats:
-            calibration = _calibration_inputs(model, data, config, run.model.variant)
-            left_out = _left_out(model, config.quantize)
-            report["files"].update(_export_tflite(
-                saved_model_dir, staging, config.quantize, calibration, inputs, expected, scale,
-                left_out))
+            entries, left_out = tflite_files.write(
+                model, run, data, config, detector, (saved_model_dir, scratch), staging,
+                (inputs, expected, scale))
+            report["files"].update(entries)
             if left_out:
                 report["tflite_left_out"] = left_out
         files.write_json(os.path.join(staging, REPORT_FILE), report)
@@ -139,6 +113,26 @@ def export_run(model_dir, config, data=None):
         shutil.rmtree(scratch, ignore_errors=True)
     report["path"] = path
     return report
+
+
+def _expected(model, data, config, detector):
+    """What the exported files are checked against: `(images, inputs,
+    expected, strays, scale)`, the test images (as many as
+    `--eval_examples`, or as fit IMAGE_BUDGET), each signature's inputs and
+    Keras' outputs for them, the float64 twin's strays from those outputs
+    on the first few (`checks.strays`), and `checks.scales`."""
+    count = config.eval_examples or data.test_images.count_within(len(data.test_images),
+                                                                  IMAGE_BUDGET)
+    images = data_lib.to_float(data.test_images[:count].in_memory()).numpy()
+    inputs = signatures.inputs(model, images)
+    expected = signatures.keras_outputs(model, inputs, detector=detector)
+    rounding = data.test_images.count_within(checks.ROUNDOFF_IMAGES, checks.ROUNDOFF_BYTES)
+    first = {name: {k: v[:rounding] for k, v in values.items()}
+             for name, values in inputs.items()}
+    reference = signatures.keras_outputs(models.float64_twin(model), first, detector=detector)
+    strays = {signature: checks.strays(expected[signature], reference[signature])
+              for signature in expected}
+    return images, inputs, expected, strays, checks.scales(expected, detector, strays)
 
 
 def _report(model_dir, config, model, run, detector, images, expected):
@@ -222,72 +216,3 @@ def _load_run(model_dir, config):
         detector = detector | {"threshold": config.anomaly_threshold,
                                "calibrated_threshold": detector["threshold"]}
     return model, run, detector
-
-
-def _left_out(model, flavours):
-    """`{file name: why}` of the TFLite files `model` cannot have: a model
-    that scores by tiles loops over a batch's images (`models.tiles`), and
-    TFLite's full-integer converter crashed on that loop (a segmentation
-    fault, TensorFlow 2.21); its float files and the tile's own encode and
-    decode quantize as any."""
-    if "int8" not in flavours or model.training_crop is None:
-        return {}
-    why = ("full-integer quantization of a model that scores by tiles: TFLite's converter "
-           "crashes on its loop over images (float32, float16 and dynamic files serve it)")
-    logging.warning("export: left out %s_int8.tflite: %s", ENDPOINTS[signatures.RECONSTRUCT], why)
-    return {os.path.join(TFLITE_DIR, f"{ENDPOINTS[signatures.RECONSTRUCT]}_int8.tflite"): why}
-
-
-def _export_tflite(saved_model_dir, directory, flavours, calibration, inputs, expected, scale,
-                   left_out):
-    """Converts each endpoint in each flavour into `directory/tflite/` and checks
-    it, but the files `left_out` (`{name: why}`) names; returns the report
-    entries. A quantized detector that decides otherwise than Keras too often
-    (`checks.decided_otherwise`) is removed and added to `left_out`."""
-    os.mkdir(os.path.join(directory, TFLITE_DIR))
-    entries = {}
-    for signature, endpoint in ENDPOINTS.items():
-        sizes = {}
-        # float32 first, for the other flavours' size ratio.
-        for quantize in [q for q in choices.QUANTIZATIONS if q in flavours]:
-            name = os.path.join(TFLITE_DIR, f"{endpoint}_{quantize}.tflite")
-            if name in left_out:
-                continue
-            logging.info("export: %s", name)
-            with open(os.path.join(directory, name), "wb") as f:
-                f.write(tflite.convert(saved_model_dir, signature, quantize, calibration[signature]))
-            entry = checks.check_tflite(
-                os.path.join(directory, name), signature, quantize, inputs, expected, scale
-            )
-            why = checks.decided_otherwise(entry, quantize,
-                                           len(next(iter(inputs[signature].values()))))
-            if why:
-                logging.warning("export: left out %s: %s", name, why)
-                os.remove(os.path.join(directory, name))
-                left_out[name] = why
-                continue
-            entries[name] = entry
-            sizes[quantize] = entries[name]["size_bytes"]
-            if quantize != "float32" and "float32" in sizes:
-                entries[name]["size_vs_float32"] = sizes[quantize] / sizes["float32"]
-    return entries
-
-
-def _calibration_inputs(model, data, config, variant):
-    """Each signature's inputs for a seeded sample of training images
-    (`Images.sample`: of a TFDS stream, its first records), within IMAGE_BUDGET;
-    for a `variant` trained on simulated anomalies, with anomalies pasted in
-    about half of them as in training, so that int8's calibrated ranges span
-    a defect's segmentation and not only a normal image's."""
-    count = data.train_images.count_within(
-        min(config.calibration_examples, len(data.train_images)), IMAGE_BUDGET)
-    images = data_lib.to_float(data.train_images.sample(count, config.seed))
-    if variants.recipe(variant).simulated_anomalies:
-        # Drawn for the whole sample, pasted a batch of evaluation's size at a time.
-        foreign, step = tf.roll(images, 1, axis=0), data.train_images.count_within(count)
-        images = tf.concat([anomalies.simulate(
-            images[i:i + step], foreign[i:i + step], [config.seed, CALIBRATION_STREAM], i,
-            count)[0] for i in range(0, count, step)], axis=0)
-    return signatures.inputs(model, images.numpy())
-
-

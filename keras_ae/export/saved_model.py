@@ -23,11 +23,11 @@ from keras_ae.export import signatures
 _BATCH = 1000
 
 
-def write(model, path, crop_to_aspect_ratio=False, detector=None):
+def write(model, path, crop_to_aspect_ratio=False, detector=None, batch=None):
     """Writes `model`'s serving signatures as a SavedModel to `path`
     (`crop_to_aspect_ratio`: the run's; `detector`: an anomaly detector's
-    `anomaly.Detector`, its threshold and constants then variables; see
-    `signatures.functions`)."""
+    `anomaly.Detector`, its threshold and constants then variables; `batch`:
+    the images' batch size, None for any; see `signatures.functions`)."""
     archive = keras.export.ExportArchive()
     archive.track(model)
     if detector is not None:
@@ -39,7 +39,7 @@ def write(model, path, crop_to_aspect_ratio=False, detector=None):
         archive.add_variable_collection(signatures.THRESHOLD, [threshold])
         archive.add_variable_collection(signatures.CONSTANTS, [constants])
         detector = dataclasses.replace(detector, threshold=threshold, view_constants=constants)
-    endpoints = signatures.functions(model, crop_to_aspect_ratio, detector)
+    endpoints = signatures.functions(model, crop_to_aspect_ratio, detector, batch)
     for name, (function, spec) in endpoints.items():
         archive.add_endpoint(name, function, input_signature=[spec])
     archive.write_out(path, verbose=False)

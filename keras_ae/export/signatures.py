@@ -55,16 +55,16 @@ def encoder_output_names(model):
     return list(model.encoder.output_names)
 
 
-def functions(model, crop_to_aspect_ratio=False, detector=None):
+def functions(model, crop_to_aspect_ratio=False, detector=None, batch=None):
     """`{signature name: (function, input TensorSpec)}` for `model`.
 
     Each function takes its named input and returns a dict of named outputs,
     so exported signatures carry these names. `crop_to_aspect_ratio` is the
     run's, for the bytes signature's resizing; `detector`, an
     `anomaly.Detector` (threshold and constants values or variables), adds
-    its outputs.
+    its outputs; `batch`, the images' batch size (None: any).
     """
-    images_spec = tf.TensorSpec((None, *model.image_shape), tf.float32, name="images")
+    images_spec = tf.TensorSpec((batch, *model.image_shape), tf.float32, name="images")
     # The encoder's own: a tile's, for a model that scores images by tiles.
     tile_spec = tf.TensorSpec((None, *model.encoder.input_shape[1:]), tf.float32, name="images")
     latent_spec = tf.TensorSpec(

@@ -108,7 +108,8 @@ def run(path, signature, inputs, batch_size=256):
         path: a .tflite file.
         signature: the signature name.
         inputs: `{input name: float array}`, all with the same batch size.
-        batch_size: images per call (the runner resizes its input to it).
+        batch_size: images per call (the runner resizes its input to it);
+            one, if the file takes a batch of one alone.
 
     Returns:
         `{output name: float32 array}`.
@@ -117,6 +118,8 @@ def run(path, signature, inputs, batch_size=256):
     check_inputs(runner, inputs)
     input_details = runner.get_input_details()
     output_details = runner.get_output_details()
+    if all(d["shape_signature"][0] == 1 for d in input_details.values()):
+        batch_size = 1
     count = len(next(iter(inputs.values())))
     batches = []
     for start in range(0, count, batch_size):
@@ -142,6 +145,7 @@ def check_inputs(runner, inputs):
     for name, values in inputs.items():
         values = np.asarray(values)
         expected = details[name]["shape_signature"].tolist()
+        expected[0] = -1  # any count: `run` feeds a file of batch one image by image
         wanted = "[" + ", ".join("batch" if d == -1 else str(d) for d in expected) + "]"
         if values.ndim != len(expected) or any(
             d not in (-1, given) for d, given in zip(expected, values.shape)

@@ -7,7 +7,8 @@ follows the tile, not the image or the batch), and stitching its outputs
 back: each pixel is the mean of the tiles that cover it, weighted by a window
 that falls off towards a tile's edges (where a convolution's zero padding sees
 no context), so that seams do not show. Static slices and pads, and loops over
-the batch (and the groups): the same graph in a SavedModel and in TFLite.
+the batch (none for a batch of one) and the groups: the same graph in a
+SavedModel and in TFLite.
 
 Example:
 
@@ -44,6 +45,15 @@ def window(tile, overlap=OVERLAP):
     return np.minimum(1.0, (distance + 1) / (margin + 1)).astype(np.float32)
 
 
+def _shares(positions, side, tile, overlap):
+    """`[len(positions), tile]` float32: along one axis of `side` pixels, each
+    tile's `window` divided by the sum of the windows over each pixel."""
+    weights, total = window(tile, overlap), np.zeros(side, np.float32)
+    for start in positions:
+        total[start:start + tile] += weights  # every pixel is covered: > 0
+    return np.stack([weights / total[start:start + tile] for start in positions])
+
+
 class Tiling:
     """Overlapping tiles of `tile` `(height, width)` over images of `image`
     `(height, width)`: their `corners`, and `apply` to run a function of a
@@ -53,11 +63,12 @@ class Tiling:
         self.image, self.tile, self.group = tuple(image), tuple(tile), group
         self.rows, self.columns = (starts(s, t, overlap) for s, t in zip(self.image, self.tile))
         self.corners = [(top, left) for top in self.rows for left in self.columns]
-        self.weights = np.outer(window(self.tile[0], overlap), window(self.tile[1], overlap))
-        total = np.zeros(self.image, np.float32)
-        for top, left in self.corners:
-            total[top:top + self.tile[0], left:left + self.tile[1]] += self.weights
-        self.total = total  # every pixel is covered: > 0
+        # The window is a product of one along each axis, and so is its sum
+        # over the tiles: each tile's share of a pixel is a row's factor
+        # times a column's (`_shares`).
+        self.row_shares, self.column_shares = (
+            _shares(positions, side, tile, overlap)
+            for positions, side, tile in zip((self.rows, self.columns), self.image, self.tile))
 
     def __len__(self):
         return len(self.corners)
@@ -69,35 +80,56 @@ class Tiling:
 
     def stitch(self, tiles):
         """`[height, width, k]` from `tiles` `[tiles, h, w, k]`: each pixel the
-        weighted mean of the tiles that cover it. A row of tiles at a time, so
-        that what is held at once is a few rows of the image, not one padded
-        image per tile."""
-        tiles = tiles * tf.constant(self.weights[..., None], tiles.dtype)
+        weighted mean of the tiles that cover it, as the sum of each tile times
+        its share (no division: TFLite's int8 file divided by the windows' sum
+        where tiles overlap, and was off there by up to half the range). A row
+        of tiles at a time, so that what is held at once is a few rows of the
+        image, not one padded image per tile."""
         (height, width), (tile_height, tile_width) = self.image, self.tile
         image = 0.0
         for row, top in enumerate(self.rows):
             strip = 0.0
             for column, left in enumerate(self.columns):
-                strip += tf.pad(tiles[row * len(self.columns) + column],
+                share = tf.constant(self.column_shares[column][None, :, None], tiles.dtype)
+                strip += tf.pad(tiles[row * len(self.columns) + column] * share,
                                 [[0, 0], [left, width - left - tile_width], [0, 0]])
-            image += tf.pad(strip, [[top, height - top - tile_height], [0, 0], [0, 0]])
-        return image / tf.constant(self.total[..., None], tiles.dtype)
+            share = tf.constant(self.row_shares[row][:, None, None], tiles.dtype)
+            image += tf.pad(strip * share, [[top, height - top - tile_height], [0, 0], [0, 0]])
+        return image
 
     def apply(self, function, images, channels, dtype=tf.float32):
         """`[batch, height, width, channels]` of `dtype`: `function` (tiles
         `[n, h, w, c]` → `[n, h, w, channels]`) run on the tiles of each of
-        `images` `[batch, height, width, c]`, one image at a time, stitched."""
+        `images` `[batch, height, width, c]`, one image at a time, stitched.
+        With `channels` a tuple, `function` returns a tuple of outputs of
+        those channels, and so does this: each stitched on its own (not
+        concatenated, which TFLite's int8 converter could not quantize
+        beside the segmenter's own concatenation of its inputs). A batch of
+        one (static: a batch-1 TFLite file) has no loop over images, which
+        that converter crashed on."""
+        several = isinstance(channels, tuple)
+        counts = channels if several else (channels,)
+        run = function if several else lambda tiles: (function(tiles),)
+
         def one_image(image):
             tiles = self.split(image)
             if len(self) <= self.group:
-                return self.stitch(function(tiles))
+                return tuple(self.stitch(output) for output in run(tiles))
             groups = -(-len(self) // self.group)
             tiles = tf.pad(tiles, [[0, groups * self.group - len(self)], [0, 0], [0, 0], [0, 0]])
             outputs = tf.map_fn(
-                function, tf.reshape(tiles, [groups, self.group, *tiles.shape[1:]]),
-                fn_output_signature=tf.TensorSpec((self.group, *self.tile, channels), dtype),
+                run, tf.reshape(tiles, [groups, self.group, *tiles.shape[1:]]),
+                fn_output_signature=tuple(tf.TensorSpec((self.group, *self.tile, count), dtype)
+                                          for count in counts),
                 parallel_iterations=1)
-            return self.stitch(tf.reshape(outputs, [-1, *self.tile, channels])[:len(self)])
+            return tuple(self.stitch(tf.reshape(output, [-1, *self.tile, count])[:len(self)])
+                         for output, count in zip(outputs, counts))
 
-        return tf.map_fn(one_image, images, parallel_iterations=1,
-                         fn_output_signature=tf.TensorSpec((*self.image, channels), dtype))
+        if images.shape[0] == 1:
+            stitched = tuple(output[None] for output in one_image(images[0]))
+        else:
+            stitched = tf.map_fn(
+                one_image, images, parallel_iterations=1,
+                fn_output_signature=tuple(tf.TensorSpec((*self.image, count), dtype)
+                                          for count in counts))
+        return tuple(stitched) if several else stitched[0]

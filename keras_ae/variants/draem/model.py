@@ -238,10 +238,8 @@ class DraemAutoencoder(Autoencoder):
         if not self._is_whole(images):
             reconstruction = self(images, training=False)
             return reconstruction, self.segmenter([images, reconstruction], training=False)
-        channels = self.image_shape[-1]
-        both = self.tiling.apply(lambda batch: tf.concat(self._restore_and_segment(batch), -1),
-                                 images, channels + 1, self.outputs[0].dtype)
-        return both[..., :channels], both[..., channels:]
+        return self.tiling.apply(self._restore_and_segment, images, (self.image_shape[-1], 1),
+                                 self.outputs[0].dtype)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         channels = self.input_shape[-1]

@@ -1,0 +1,149 @@
+"""The TFLite files of an export: every endpoint in every flavour, converted
+from the SavedModel and checked against Keras (`checks.check_tflite`).
+
+Full-integer (int8) files take more than a conversion:
+
+- calibration inputs (`calibration_inputs`): a sample of training images,
+  with simulated anomalies pasted in about half of them for a detector
+  trained on them, so that the segmentation's calibrated range is a
+  defect's and not only a normal image's;
+- for a model that scores by tiles, a SavedModel of one image per call:
+  TFLite's int8 converter crashed (TensorFlow 2.21, a segmentation fault in
+  calibration) on the loop over a batch's images, which a batch of one has
+  not (`models.tiles`); an image of more tiles than a group still loops over
+  the groups, and its int8 `reconstruct` file is left out (`left_out`);
+- a quantized detector that decides otherwise than Keras too often
+  (`checks.decided_otherwise`) is removed, and the report says why.
+
+Example:
+
+    entries, left_out = tflite_files.write(model, run, data, config, detector,
+                                           (saved_model_dir, scratch), version_dir,
+                                           (inputs, expected, scale))
+"""
+
+import os
+
+from absl import logging
+import tensorflow as tf
+
+from keras_ae import choices
+from keras_ae import data as data_lib
+from keras_ae import variants
+from keras_ae.data import anomalies
+from keras_ae.export import checks
+from keras_ae.export import saved_model
+from keras_ae.export import signatures
+from keras_ae.export import tflite
+from keras_ae.models import tiles
+
+TFLITE_DIR = "tflite"
+# What each signature's .tflite files are called.
+ENDPOINTS = {
+    signatures.RECONSTRUCT: "reconstruct",
+    signatures.ENCODE: "encode",
+    signatures.DECODE: "decode",
+}
+CALIBRATION_STREAM = 6007  # of the export's seed: the anomalies int8 calibrates on
+
+
+def write(model, run, data, config, detector, sources, directory, checked):
+    """`(entries, left_out)`: the report entries of the TFLite files of
+    `model` (its `run`, `data` and `detector`) written into
+    `directory/tflite/` as `config` (an `ExportConfig`) asks, and `{file:
+    why}` of those left out. `sources` is `(SavedModel directory, scratch
+    directory)`, `checked` `(inputs, expected outputs, scales)` as
+    `checks.check_tflite` takes them."""
+    saved_model_dir, scratch = sources
+    left_out = _left_out(model, config.quantize)
+    one_image_dir = None
+    if "int8" in config.quantize and model.training_crop is not None and not left_out:
+        one_image_dir = os.path.join(scratch, "one_image")
+        saved_model.write(model, one_image_dir, run.data.crop_to_aspect_ratio, detector, batch=1)
+    calibration = calibration_inputs(model, data, config, run.model.variant) if (
+        "int8" in config.quantize) else None
+    entries = _convert(saved_model_dir, one_image_dir, directory, config.quantize, calibration,
+                       checked, left_out)
+    return entries, left_out
+
+
+def _left_out(model, flavours):
+    """`{file name: why}` of the TFLite files `model` cannot have. A model
+    that scores by tiles loops over a batch's images and over groups of
+    more than `tiles.GROUP` tiles (`models.tiles`), and TFLite's
+    full-integer converter crashed on such loops (a segmentation fault,
+    TensorFlow 2.21). Its int8 `reconstruct` file takes one image, with no
+    loop over images (`write`), unless an image is more tiles than
+    a group; its float files and the tile's own encode and decode quantize
+    as any."""
+    crop = model.training_crop
+    if "int8" not in flavours or crop is None or len(
+            tiles.Tiling(model.image_shape[:2], crop)) <= tiles.GROUP:
+        return {}
+    why = (f"full-integer quantization of a model that scores an image by more than "
+           f"{tiles.GROUP} tiles: TFLite's converter crashes on its loop over groups of tiles "
+           f"(float32, float16 and dynamic files serve it)")
+    logging.warning("export: left out %s_int8.tflite: %s", ENDPOINTS[signatures.RECONSTRUCT], why)
+    return {os.path.join(TFLITE_DIR, f"{ENDPOINTS[signatures.RECONSTRUCT]}_int8.tflite"): why}
+
+
+def _convert(saved_model_dir, one_image_dir, directory, flavours, calibration, checked,
+             left_out):
+    """Converts each endpoint in each flavour into `directory/tflite/` and checks
+    it, but the files `left_out` (`{name: why}`) names; returns the report
+    entries. A quantized detector that decides otherwise than Keras too often
+    (`checks.decided_otherwise`) is removed and added to `left_out`. The int8
+    `reconstruct` file is converted from `one_image_dir` if given: the
+    SavedModel with a batch of one image, for a model that scores by tiles."""
+    inputs, expected, scale = checked
+    os.mkdir(os.path.join(directory, TFLITE_DIR))
+    entries = {}
+    for signature, endpoint in ENDPOINTS.items():
+        sizes = {}
+        # float32 first, for the other flavours' size ratio.
+        for quantize in [q for q in choices.QUANTIZATIONS if q in flavours]:
+            name = os.path.join(TFLITE_DIR, f"{endpoint}_{quantize}.tflite")
+            if name in left_out:
+                continue
+            logging.info("export: %s", name)
+            source = one_image_dir if (
+                one_image_dir and quantize == "int8" and signature == signatures.RECONSTRUCT
+            ) else saved_model_dir
+            with open(os.path.join(directory, name), "wb") as f:
+                f.write(tflite.convert(source, signature, quantize,
+                                       calibration and calibration[signature]))
+            entry = checks.check_tflite(
+                os.path.join(directory, name), signature, quantize, inputs, expected, scale
+            )
+            why = checks.decided_otherwise(entry, quantize,
+                                           len(next(iter(inputs[signature].values()))))
+            if why:
+                logging.warning("export: left out %s: %s", name, why)
+                os.remove(os.path.join(directory, name))
+                left_out[name] = why
+                continue
+            entries[name] = entry
+            sizes[quantize] = entries[name]["size_bytes"]
+            if quantize != "float32" and "float32" in sizes:
+                entries[name]["size_vs_float32"] = sizes[quantize] / sizes["float32"]
+    return entries
+
+
+def calibration_inputs(model, data, config, variant):
+    """Each signature's inputs for a seeded sample of training images
+    (`Images.sample`: of a TFDS stream, its first records), within `checks.IMAGE_BUDGET`;
+    for a `variant` trained on simulated anomalies, with anomalies pasted in
+    about half of them as in training, so that int8's calibrated ranges span
+    a defect's segmentation and not only a normal image's."""
+    count = data.train_images.count_within(
+        min(config.calibration_examples, len(data.train_images)), checks.IMAGE_BUDGET)
+    images = data_lib.to_float(data.train_images.sample(count, config.seed))
+    if variants.recipe(variant).simulated_anomalies:
+        # Drawn for the whole sample, pasted a batch of evaluation's size at a time.
+        foreign, step = tf.roll(images, 1, axis=0), data.train_images.count_within(count)
+        images = tf.concat([anomalies.simulate(
+            images[i:i + step], foreign[i:i + step], [config.seed, CALIBRATION_STREAM], i,
+            count)[0] for i in range(0, count, step)], axis=0)
+    return signatures.inputs(model, images.numpy())
+
+
