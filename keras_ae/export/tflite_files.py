@@ -11,7 +11,7 @@ Full-integer (int8) files take more than a conversion:
   TFLite's int8 converter crashed (TensorFlow 2.21, a segmentation fault in
   calibration) on the loop over a batch's images, which a batch of one has
   not (`models.tiles`); an image of more tiles than a group still loops over
-  the groups, and its int8 `reconstruct` file is left out (`left_out`);
+  the groups, and its int8 `reconstruct` file is left out (`_left_out`);
 - a quantized detector that decides otherwise than Keras too often
   (`checks.decided_otherwise`) is removed, and the report says why.
 
@@ -131,10 +131,11 @@ def _convert(saved_model_dir, one_image_dir, directory, flavours, calibration, c
 
 def calibration_inputs(model, data, config, variant):
     """Each signature's inputs for a seeded sample of training images
-    (`Images.sample`: of a TFDS stream, its first records), within `checks.IMAGE_BUDGET`;
-    for a `variant` trained on simulated anomalies, with anomalies pasted in
-    about half of them as in training, so that int8's calibrated ranges span
-    a defect's segmentation and not only a normal image's."""
+    (`Images.sample`: of a TFDS stream, its first records), within
+    `checks.IMAGE_BUDGET`; for a `variant` trained on simulated anomalies,
+    with anomalies pasted in about half of them as in training, so that
+    int8's calibrated ranges span a defect's segmentation and not only a
+    normal image's."""
     count = data.train_images.count_within(
         min(config.calibration_examples, len(data.train_images)), checks.IMAGE_BUDGET)
     images = data_lib.to_float(data.train_images.sample(count, config.seed))
@@ -145,5 +146,3 @@ def calibration_inputs(model, data, config, variant):
             images[i:i + step], foreign[i:i + step], [config.seed, CALIBRATION_STREAM], i,
             count)[0] for i in range(0, count, step)], axis=0)
     return signatures.inputs(model, images.numpy())
-
-
