@@ -112,21 +112,26 @@ def served_map(export_dir, image_file):
     """`(outputs, seconds)`: the SavedModel's (in `export_dir`) `serving_bytes`
     outputs for one PNG file, and the median seconds of SERVING_REPEATS
     requests of that one image after a first (which builds the graph): its
-    `serving_bytes`, and the float32 and dynamic-range `reconstruct` TFLite
-    files in LiteRT (a thread per core) on the decoded image."""
+    `serving_bytes`, and the float32, dynamic-range and (if written) int8
+    `reconstruct` TFLite files in LiteRT (a thread per core) on the decoded
+    image."""
     import tensorflow as tf  # only here: the runs above are processes of their own
     from ai_edge_litert import interpreter
+    from keras_ae.export import tflite
     serve = tf.saved_model.load(export_dir).signatures["serving_bytes"]
     with open(image_file, "rb") as f:
         request = tf.constant([f.read()])
     outputs = {name: value.numpy() for name, value in serve(image_bytes=request).items()}
     image = tf.io.decode_png(request[0], channels=3)[None].numpy().astype(np.float32) / 255
     calls = {"serving_bytes": lambda: serve(image_bytes=request)}
-    for kind in ("float32", "dynamic"):
-        runner = interpreter.Interpreter(
-            os.path.join(export_dir, "tflite", f"reconstruct_{kind}.tflite"),
-            num_threads=os.cpu_count()).get_signature_runner("serving_default")
-        calls[f"tflite_{kind}"] = lambda runner=runner: runner(images=image)
+    for kind in ("float32", "dynamic", "int8"):
+        path = os.path.join(export_dir, "tflite", f"reconstruct_{kind}.tflite")
+        if not os.path.exists(path):
+            continue
+        runner = interpreter.Interpreter(path, num_threads=os.cpu_count()).get_signature_runner(
+            "serving_default")
+        pixels = tflite.quantize(image, runner.get_input_details()["images"])
+        calls[f"tflite_{kind}"] = lambda runner=runner, pixels=pixels: runner(images=pixels)
     seconds = {}
     for name, call in calls.items():
         call()

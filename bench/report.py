@@ -377,10 +377,12 @@ def large(results, name="large.json", command="python bench/large.py"):
                     f"`anomaly_map`, its highest pixel {inside} the defect's mask. ")
         seconds = served.get("seconds_per_image")
         if seconds:
+            files = [f"{seconds[f'tflite_{kind}']:.2f} s with the {what}" for kind, what in (
+                ("float32", "float32 `reconstruct` file"), ("dynamic", "dynamic-range one"),
+                ("int8", "full-integer one")) if f"tflite_{kind}" in seconds]
             text.append(f"One image's request took {seconds['serving_bytes']:.2f} s there "
                         f"(PNG in); in LiteRT, a thread per core, "
-                        f"{seconds['tflite_float32']:.2f} s with the float32 `reconstruct` file "
-                        f"and {seconds['tflite_dynamic']:.2f} s with the dynamic-range one "
+                        f"{', '.join(files[:-1])} and {files[-1]} "
                         f"(medians of {served['serving_repeats']}, after a first). ")
     notes = provenance(results, name, command)
     if "export_command" in results:  # the export rerun apart (bench/large.py --export_only)

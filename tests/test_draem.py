@@ -16,7 +16,6 @@ from keras_ae import config as config_lib
 from keras_ae import data
 from keras_ae import distribute
 from keras_ae import export
-from keras_ae import models
 from keras_ae import model_dir as model_dir_lib
 from keras_ae import training
 from keras_ae.data import anomalies
@@ -292,8 +291,11 @@ def test_tiles_stitch_in_full_integer_tflite_as_in_float(tmp_path):
     """The stitched image in an int8 TFLite file is within a few steps of its
     scale of the float one's everywhere, where tiles overlap too: divided by
     the windows' sum instead, it was off by 0.17 here, by 0.88 at 128 px."""
-    tiling = tiles.Tiling((32, 32), (16, 16))
+    grouped = tiles.Tiling((32, 32), (16, 16), group=4)  # 9 tiles: a loop over 3 groups
+    tiling = grouped.ungrouped()  # as the int8 file runs them: all at once, no loop
     images = np.random.default_rng(0).uniform(0, 1, (20, 32, 32, 1)).astype(np.float32)
+    np.testing.assert_array_equal(tiling.apply(tf.sigmoid, images[:3], 1),
+                                  grouped.apply(tf.sigmoid, images[:3], 1))
     module = tf.Module()
     module.f = tf.function(
         lambda images: {"out": tiling.apply(lambda x: tf.sigmoid(4 * (x - 0.5)), images, 1)},
@@ -307,16 +309,18 @@ def test_tiles_stitch_in_full_integer_tflite_as_in_float(tmp_path):
     assert np.abs(served[1:] - module.f(images[1:2])["out"].numpy()).max() < 0.05
 
 
-def test_only_an_image_of_more_tiles_than_a_group_goes_without_its_int8_file():
-    """TFLite's int8 converter crashed on the loop over groups of tiles
-    (a segmentation fault): such a model's int8 reconstruct file is left out,
-    and the report says why; one of fewer tiles has no loop, and gets it."""
-    few, many = (models.build("draem", (side, side, 1), tile=16, width=4) for side in (32, 160))
-    assert len(tiles.Tiling((160, 160), (16, 16))) > tiles.GROUP
+def test_only_an_image_of_more_tiles_than_int8_runs_at_once_goes_without_its_int8_file():
+    """The int8 reconstruct file runs all of an image's tiles at once (TFLite's
+    converter crashed on a loop over groups of them): beyond INT8_TILES it is
+    left out, and the report says why; more than a group's tiles are not."""
+    few, many = (keras_ae.build("draem", (side, side, 1), tile=16, width=4)
+                 for side in (160, 280))
+    assert tiles.GROUP < len(tiles.Tiling((160, 160), (16, 16))) <= tflite_files.INT8_TILES
+    assert len(tiles.Tiling((280, 280), (16, 16))) > tflite_files.INT8_TILES
     assert tflite_files._left_out(few, ("float32", "int8")) == {}
     assert tflite_files._left_out(many, ("float32", "dynamic")) == {}
     (name, why), = tflite_files._left_out(many, ("float32", "int8")).items()
-    assert name == "tflite/reconstruct_int8.tflite" and "more than 128 tiles" in why
+    assert name == "tflite/reconstruct_int8.tflite" and "more than 512 tiles" in why
 
 
 def _save(path, pixels):

@@ -7,11 +7,12 @@ Full-integer (int8) files take more than a conversion:
   with simulated anomalies pasted in about half of them for a detector
   trained on them, so that the segmentation's calibrated range is a
   defect's and not only a normal image's;
-- for a model that scores by tiles, a SavedModel of one image per call:
-  TFLite's int8 converter crashed (TensorFlow 2.21, a segmentation fault in
-  calibration) on the loop over a batch's images, which a batch of one has
-  not (`models.tiles`); an image of more tiles than a group still loops over
-  the groups, and its int8 `reconstruct` file is left out (`_left_out`);
+- for a model that scores by tiles, a SavedModel of one image per call, all
+  its tiles at once: TFLite's int8 converter crashed (TensorFlow 2.21, a
+  segmentation fault in calibration) on the loops over a batch's images and
+  over groups of tiles (`models.tiles`), which that graph has not; beyond
+  INT8_TILES tiles, whose activations calibration holds at once, its int8
+  `reconstruct` file is left out (`_left_out`);
 - a quantized detector that decides otherwise than Keras too often
   (`checks.decided_otherwise`) is removed, and the report says why.
 
@@ -45,6 +46,10 @@ ENDPOINTS = {
     signatures.DECODE: "decode",
 }
 CALIBRATION_STREAM = 6007  # of the export's seed: the anomalies int8 calibrates on
+# The tiles of an image an int8 `reconstruct` file runs at once, at most: a
+# 1024x1024 image's 441 of 64 px (the export's peak stayed 4.1 GiB; README's
+# 1024 px figures).
+INT8_TILES = 512
 
 
 def write(model, run, data, config, detector, sources, directory, checked):
@@ -59,7 +64,12 @@ def write(model, run, data, config, detector, sources, directory, checked):
     one_image_dir = None
     if "int8" in config.quantize and model.training_crop is not None and not left_out:
         one_image_dir = os.path.join(scratch, "one_image")
-        saved_model.write(model, one_image_dir, run.data.crop_to_aspect_ratio, detector, batch=1)
+        tiling, model.tiling = model.tiling, model.tiling.ungrouped()
+        try:
+            saved_model.write(model, one_image_dir, run.data.crop_to_aspect_ratio, detector,
+                              batch=1)
+        finally:
+            model.tiling = tiling
     calibration = calibration_inputs(model, data, config, run.model.variant) if (
         "int8" in config.quantize) else None
     entries = _convert(saved_model_dir, one_image_dir, directory, config.quantize, calibration,
@@ -68,21 +78,17 @@ def write(model, run, data, config, detector, sources, directory, checked):
 
 
 def _left_out(model, flavours):
-    """`{file name: why}` of the TFLite files `model` cannot have. A model
-    that scores by tiles loops over a batch's images and over groups of
-    more than `tiles.GROUP` tiles (`models.tiles`), and TFLite's
-    full-integer converter crashed on such loops (a segmentation fault,
-    TensorFlow 2.21). Its int8 `reconstruct` file takes one image, with no
-    loop over images (`write`), unless an image is more tiles than
-    a group; its float files and the tile's own encode and decode quantize
-    as any."""
+    """`{file name: why}` of the TFLite files `model` cannot have: the int8
+    `reconstruct` file of a model that scores an image by more than
+    INT8_TILES tiles, which it would run all at once (`write`); its float
+    files and the tile's own encode and decode quantize as any."""
     crop = model.training_crop
     if "int8" not in flavours or crop is None or len(
-            tiles.Tiling(model.image_shape[:2], crop)) <= tiles.GROUP:
+            tiles.Tiling(model.image_shape[:2], crop)) <= INT8_TILES:
         return {}
     why = (f"full-integer quantization of a model that scores an image by more than "
-           f"{tiles.GROUP} tiles: TFLite's converter crashes on its loop over groups of tiles "
-           f"(float32, float16 and dynamic files serve it)")
+           f"{INT8_TILES} tiles: the file would run them all at once, as TFLite's converter "
+           f"crashes on a loop over groups of them (float32, float16 and dynamic files serve it)")
     logging.warning("export: left out %s_int8.tflite: %s", ENDPOINTS[signatures.RECONSTRUCT], why)
     return {os.path.join(TFLITE_DIR, f"{ENDPOINTS[signatures.RECONSTRUCT]}_int8.tflite"): why}
 

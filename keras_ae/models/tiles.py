@@ -16,6 +16,8 @@ Example:
     maps = tiling.apply(network, images, channels=1)  # [batch, 1024, 1024, 1]
 """
 
+import copy
+
 import numpy as np
 import tensorflow as tf
 
@@ -72,6 +74,14 @@ class Tiling:
 
     def __len__(self):
         return len(self.corners)
+
+    def ungrouped(self):
+        """This tiling with every tile of an image in one group: no loop over
+        groups (TFLite's int8 converter crashed on one), all the tiles' memory
+        at once."""
+        whole = copy.copy(self)
+        whole.group = len(self)
+        return whole
 
     def split(self, image):
         """`[tiles, h, w, c]`: the tiles of one `image` `[height, width, c]`."""
