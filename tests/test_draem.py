@@ -19,8 +19,8 @@ from keras_ae import export
 from keras_ae import model_dir as model_dir_lib
 from keras_ae import training
 from keras_ae.data import anomalies
-from keras_ae.export import tflite_files
 from keras_ae.export import tflite
+from keras_ae.export import tflite_files
 from keras_ae.models import tiles
 from keras_ae.training import memory
 from keras_ae.variants.draem import model as draem
@@ -303,7 +303,7 @@ def test_tiles_stitch_in_full_integer_tflite_as_in_float(tmp_path):
     tf.saved_model.save(module, str(tmp_path / "saved"), signatures={"serving_default": module.f})
     path = tmp_path / "stitch_int8.tflite"
     path.write_bytes(tflite.convert(str(tmp_path / "saved"), "serving_default", "int8",
-                                           {"images": images}))
+                                    {"images": images}))
     served = tflite.run(str(path), "serving_default", {"images": images[:2]})["out"]
     assert np.abs(served[:1] - module.f(images[:1])["out"].numpy()).max() < 0.05
     assert np.abs(served[1:] - module.f(images[1:2])["out"].numpy()).max() < 0.05

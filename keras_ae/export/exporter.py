@@ -40,7 +40,6 @@ from keras_ae.export.checks import FLOAT_TOLERANCE, IMAGE_BUDGET, ExportError
 from keras_ae.export import saved_model
 from keras_ae.export import signatures
 from keras_ae.export import tflite_files
-from keras_ae.export.tflite_files import ENDPOINTS, TFLITE_DIR
 from keras_ae.export import versions
 
 REPORT_FILE = "export_report.json"

@@ -47,8 +47,8 @@ ENDPOINTS = {
 }
 CALIBRATION_STREAM = 6007  # of the export's seed: the anomalies int8 calibrates on
 # The tiles of an image an int8 `reconstruct` file runs at once, at most: a
-# 1024x1024 image's 441 of 64 px (the export's peak stayed 4.1 GiB; README's
-# 1024 px figures).
+# 1024x1024 image's 441 of 64 px (its export's peak was 4.12 GiB, BUILD.md's
+# bench/large.py figures).
 INT8_TILES = 512
 
 

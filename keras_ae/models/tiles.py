@@ -7,8 +7,8 @@ follows the tile, not the image or the batch), and stitching its outputs
 back: each pixel is the mean of the tiles that cover it, weighted by a window
 that falls off towards a tile's edges (where a convolution's zero padding sees
 no context), so that seams do not show. Static slices and pads, and loops over
-the batch (none for a batch of one) and the groups: the same graph in a
-SavedModel and in TFLite.
+the batch (none for a batch of one) and the groups (none when `ungrouped`): the
+same graph in a SavedModel and in TFLite.
 
 Example:
 
@@ -91,8 +91,8 @@ class Tiling:
     def stitch(self, tiles):
         """`[height, width, k]` from `tiles` `[tiles, h, w, k]`: each pixel the
         weighted mean of the tiles that cover it, as the sum of each tile times
-        its share (no division: TFLite's int8 file divided by the windows' sum
-        where tiles overlap, and was off there by up to half the range). A row
+        its share (no division: divided by the windows' sum, a full-integer
+        TFLite file was off by up to 0.88 where tiles overlap). A row
         of tiles at a time, so that what is held at once is a few rows of the
         image, not one padded image per tile."""
         (height, width), (tile_height, tile_width) = self.image, self.tile
