@@ -261,7 +261,7 @@ def test_tiles_cover_the_image_overlapping_and_stitch_back_to_it():
         assert steps.max() <= 12 and tiles.starts(side, 16)[-1] == side - 16
     images = tf.random.stateless_uniform((2, 40, 29, 3), [0, 2])
     np.testing.assert_allclose(tiling.apply(lambda x: x, images, 3), images, atol=1e-6)
-    in_groups = tiles.Tiling((40, 29), (16, 16), group=4)  # 9 tiles: 3 groups, one padded
+    in_groups = tiles.Tiling((40, 29), (16, 16), group=2)  # a loop over 3 rows of 2 + 1 tiles
     np.testing.assert_allclose(in_groups.apply(lambda x: x, images, 3), images, atol=1e-6)
     # Two outputs stitched apart, and one image (no loop over images) as in a batch.
     squares = lambda x: (tf.square(x), tf.reduce_sum(x, -1, keepdims=True))
@@ -291,7 +291,7 @@ def test_tiles_stitch_in_full_integer_tflite_as_in_float(tmp_path):
     """The stitched image in an int8 TFLite file is within a few steps of its
     scale of the float one's everywhere, where tiles overlap too: divided by
     the windows' sum instead, it was off by 0.17 here, by 0.88 at 128 px."""
-    grouped = tiles.Tiling((32, 32), (16, 16), group=4)  # 9 tiles: a loop over 3 groups
+    grouped = tiles.Tiling((32, 32), (16, 16), group=4)  # 9 tiles: a loop over 3 rows
     tiling = grouped.ungrouped()  # as the int8 file runs them: all at once, no loop
     images = np.random.default_rng(0).uniform(0, 1, (20, 32, 32, 1)).astype(np.float32)
     np.testing.assert_array_equal(tiling.apply(tf.sigmoid, images[:3], 1),
@@ -307,6 +307,25 @@ def test_tiles_stitch_in_full_integer_tflite_as_in_float(tmp_path):
     served = tflite.run(str(path), "serving_default", {"images": images[:2]})["out"]
     assert np.abs(served[:1] - module.f(images[:1])["out"].numpy()).max() < 0.05
     assert np.abs(served[1:] - module.f(images[1:2])["out"].numpy()).max() < 0.05
+
+
+def test_a_float_tflite_file_of_tiles_in_rows_holds_no_buffer_of_their_outputs(tmp_path):
+    """An image of more tiles than a group is stitched in a loop over rows of
+    tiles that adds each row into the image: its TFLite file holds no buffer
+    of every tile's outputs (410 KB here with a `tf.map_fn` over groups of
+    tiles, 31 KB without), so it is smaller than one image of float32."""
+    tiling = tiles.Tiling((160, 160), (16, 16), group=32)  # 13 rows of 13 tiles
+    module = tf.Module()
+    module.f = tf.function(lambda images: {"out": tiling.apply(tf.sigmoid, images, 1)},
+                           input_signature=[tf.TensorSpec([None, 160, 160, 1], tf.float32,
+                                                          name="images")])
+    tf.saved_model.save(module, str(tmp_path / "saved"), signatures={"serving_default": module.f})
+    path = tmp_path / "rows.tflite"
+    path.write_bytes(tflite.convert(str(tmp_path / "saved"), "serving_default", "float32"))
+    assert path.stat().st_size < 160 * 160 * 4
+    images = np.random.default_rng(0).uniform(0, 1, (2, 160, 160, 1)).astype(np.float32)
+    served = tflite.run(str(path), "serving_default", {"images": images})["out"]
+    np.testing.assert_allclose(served, tf.sigmoid(images), atol=1e-6)
 
 
 def test_only_an_image_of_more_tiles_than_int8_runs_at_once_goes_without_its_int8_file():

@@ -23,11 +23,12 @@ from keras_ae.export import signatures
 _BATCH = 1000
 
 
-def write(model, path, crop_to_aspect_ratio=False, detector=None, batch=None):
+def write(model, path, crop_to_aspect_ratio=False, detector=None, batch=None, names=None):
     """Writes `model`'s serving signatures as a SavedModel to `path`
     (`crop_to_aspect_ratio`: the run's; `detector`: an anomaly detector's
     `anomaly.Detector`, its threshold and constants then variables; `batch`:
-    the images' batch size, None for any; see `signatures.functions`)."""
+    the images' batch size, None for any; see `signatures.functions`), or
+    those of them `names` names."""
     archive = keras.export.ExportArchive()
     archive.track(model)
     if detector is not None:
@@ -41,6 +42,8 @@ def write(model, path, crop_to_aspect_ratio=False, detector=None, batch=None):
         detector = dataclasses.replace(detector, threshold=threshold, view_constants=constants)
     endpoints = signatures.functions(model, crop_to_aspect_ratio, detector, batch)
     for name, (function, spec) in endpoints.items():
+        if names is not None and name not in names:
+            continue
         archive.add_endpoint(name, function, input_signature=[spec])
     archive.write_out(path, verbose=False)
 

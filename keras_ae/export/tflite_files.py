@@ -67,7 +67,7 @@ def write(model, run, data, config, detector, sources, directory, checked):
         tiling, model.tiling = model.tiling, model.tiling.ungrouped()
         try:
             saved_model.write(model, one_image_dir, run.data.crop_to_aspect_ratio, detector,
-                              batch=1)
+                              batch=1, names=(signatures.RECONSTRUCT,))
         finally:
             model.tiling = tiling
     calibration = calibration_inputs(model, data, config, run.model.variant) if (

@@ -2,13 +2,14 @@
 
 A network trained on crops of `tile` pixels scores an image larger than that
 by cutting it into tiles that overlap by OVERLAP of their side, running the
-network on the tiles of one image at a time, GROUP at most (so that memory
-follows the tile, not the image or the batch), and stitching its outputs
-back: each pixel is the mean of the tiles that cover it, weighted by a window
-that falls off towards a tile's edges (where a convolution's zero padding sees
-no context), so that seams do not show. Static slices and pads, and loops over
-the batch (none for a batch of one) and the groups (none when `ungrouped`): the
-same graph in a SavedModel and in TFLite.
+network on the tiles of one image at a time, all of them if they are GROUP at
+most, else a row of tiles at a time (so that memory follows the tile, not the
+image or the batch), and stitching its outputs back: each pixel is the mean of
+the tiles that cover it, weighted by a window that falls off towards a tile's
+edges (where a convolution's zero padding sees no context), so that seams do
+not show. Static slices and pads, and loops over the batch (none for a batch of
+one) and the rows (none when `ungrouped`): the same graph in a SavedModel and
+in TFLite.
 
 Example:
 
@@ -24,7 +25,7 @@ import tensorflow as tf
 OVERLAP = 0.25  # of the tile's side, shared by neighbouring tiles
 # Tiles a function is run on at once, at most: an image's 121 tiles of 128 px
 # at 1024x1024 (about 6 MB each through the draem detector); a larger image's
-# in groups of this many, one after the other.
+# a row of tiles at a time, in groups of this many along a row.
 GROUP = 128
 
 
@@ -62,7 +63,7 @@ class Tiling:
     batch of tiles (`group` at most) over whole images."""
 
     def __init__(self, image, tile, overlap=OVERLAP, group=GROUP):
-        self.image, self.tile, self.group = tuple(image), tuple(tile), group
+        self.image, self.tile, self.overlap, self.group = tuple(image), tuple(tile), overlap, group
         self.rows, self.columns = (starts(s, t, overlap) for s, t in zip(self.image, self.tile))
         self.corners = [(top, left) for top in self.rows for left in self.columns]
         # The window is a product of one along each axis, and so is its sum
@@ -77,8 +78,8 @@ class Tiling:
 
     def ungrouped(self):
         """This tiling with every tile of an image in one group: no loop over
-        groups (TFLite's int8 converter crashed on one), all the tiles' memory
-        at once."""
+        rows of tiles (TFLite's int8 converter crashed on one, as on a loop
+        over groups of tiles before), all the tiles' memory at once."""
         whole = copy.copy(self)
         whole.group = len(self)
         return whole
@@ -122,18 +123,9 @@ class Tiling:
         run = function if several else lambda tiles: (function(tiles),)
 
         def one_image(image):
-            tiles = self.split(image)
             if len(self) <= self.group:
-                return tuple(self.stitch(output) for output in run(tiles))
-            groups = -(-len(self) // self.group)
-            tiles = tf.pad(tiles, [[0, groups * self.group - len(self)], [0, 0], [0, 0], [0, 0]])
-            outputs = tf.map_fn(
-                run, tf.reshape(tiles, [groups, self.group, *tiles.shape[1:]]),
-                fn_output_signature=tuple(tf.TensorSpec((self.group, *self.tile, count), dtype)
-                                          for count in counts),
-                parallel_iterations=1)
-            return tuple(self.stitch(tf.reshape(output, [-1, *self.tile, count])[:len(self)])
-                         for output, count in zip(outputs, counts))
+                return tuple(self.stitch(output) for output in run(self.split(image)))
+            return self._by_rows(run, image, counts, dtype)
 
         if images.shape[0] == 1:
             stitched = tuple(output[None] for output in one_image(images[0]))
@@ -143,3 +135,30 @@ class Tiling:
                 fn_output_signature=tuple(tf.TensorSpec((*self.image, count), dtype)
                                           for count in counts))
         return tuple(stitched) if several else stitched[0]
+
+    def _by_rows(self, run, image, counts, dtype):
+        """`run`'s outputs on the tiles of `image`, stitched in a loop over
+        rows of tiles that adds each row's share into the image: no buffer of
+        every tile's outputs (a `tf.map_fn` over groups of tiles had one,
+        33.5 MB of zeros in a 1024x1024 image's float TFLite file). A row's
+        tiles run `group` at a time."""
+        (height, width), tile_height = self.image, self.tile[0]
+        tops = tf.constant(self.rows)
+        row_shares = tf.constant(self.row_shares)
+        strip = Tiling((tile_height, width), self.tile, self.overlap)  # a row of tiles
+
+        def add_row(row, images):
+            top = tops[row]
+            tiles = strip.split(tf.slice(image, [top, 0, 0], [tile_height, width, -1]))
+            groups = [run(tiles[i:i + self.group]) for i in range(0, len(strip), self.group)]
+            share = tf.cast(row_shares[row][:, None, None], dtype)
+            return row + 1, tuple(
+                total + tf.pad(strip.stitch(tf.concat(outputs, 0)) * share,
+                               [[top, height - tile_height - top], [0, 0], [0, 0]])
+                for total, outputs in zip(images, zip(*groups)))
+
+        # Zeros made from the image, which the converter cannot fold into a
+        # constant of the image's size.
+        zeros = tuple(tf.cast(image[..., :1], dtype) * tf.zeros([count], dtype) for count in counts)
+        return tf.while_loop(lambda row, _: row < len(self.rows), add_row,
+                             (tf.constant(0), zeros), parallel_iterations=1)[1]
