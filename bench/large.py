@@ -145,6 +145,14 @@ def _seconds(call):
     return time.perf_counter() - start
 
 
+def reconstruct_bytes(export_dir):
+    """`{flavour: bytes}` of the export's `reconstruct` TFLite files."""
+    directory = os.path.join(export_dir, "large", "1", "tflite")
+    return {name[len("reconstruct_"):-len(".tflite")]:
+            os.path.getsize(os.path.join(directory, name))
+            for name in sorted(os.listdir(directory)) if name.startswith("reconstruct_")}
+
+
 def main(argv):
     del argv  # environment.command() records the flags
     directory = os.path.join(FLAGS.root, f"{FLAGS.texture}-{FLAGS.size}")
@@ -183,7 +191,8 @@ def main(argv):
         results["served"] = {"image": image, "anomaly_map_shape": list(anomaly_map.shape),
                              "anomaly_score": float(outputs["anomaly_score"][0]),
                              "map_peak_inside_mask": bool(mask.flat[anomaly_map.argmax()]),
-                             "seconds_per_image": seconds, "serving_repeats": SERVING_REPEATS}
+                             "seconds_per_image": seconds, "serving_repeats": SERVING_REPEATS,
+                             "reconstruct_bytes": reconstruct_bytes(export_dir)}
     print(json.dumps(results, indent=1))
     with open(FLAGS.out, "w") as f:
         json.dump(results, f, indent=1)

@@ -384,6 +384,10 @@ def large(results, name="large.json", command="python bench/large.py"):
                         f"(PNG in); in LiteRT, a thread per core, "
                         f"{', '.join(files[:-1])} and {files[-1]} "
                         f"(medians of {served['serving_repeats']}, after a first). ")
+        sizes = served.get("reconstruct_bytes")
+        if sizes:
+            text.append("The `reconstruct` files: " + ", ".join(
+                f"{kind} {size:,} bytes" for kind, size in sizes.items()) + ". ")
     notes = provenance(results, name, command)
     if "export_command" in results:  # the export rerun apart (bench/large.py --export_only)
         notes += " Export: " + provenance({"command": results["export_command"],

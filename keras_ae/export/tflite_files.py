@@ -10,7 +10,7 @@ Full-integer (int8) files take more than a conversion:
 - for a model that scores by tiles, a SavedModel of one image per call, all
   its tiles at once: TFLite's int8 converter crashed (TensorFlow 2.21, a
   segmentation fault in calibration) on the loops over a batch's images and
-  over groups of tiles (`models.tiles`), which that graph has not; beyond
+  over rows of tiles (`models.tiles`), which that graph has not; beyond
   INT8_TILES tiles, whose activations calibration holds at once, its int8
   `reconstruct` file is left out (`_left_out`);
 - a quantized detector that decides otherwise than Keras too often
