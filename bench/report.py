@@ -386,8 +386,9 @@ def large(results, name="large.json", command="python bench/large.py"):
                         f"(medians of {served['serving_repeats']}, after a first). ")
         sizes = served.get("reconstruct_bytes")
         if sizes:
+            kinds = [kind for kind in ("float32", "float16", "dynamic", "int8") if kind in sizes]
             text.append("The `reconstruct` files: " + ", ".join(
-                f"{kind} {size:,} bytes" for kind, size in sizes.items()) + ". ")
+                f"{kind} {sizes[kind]:,} bytes" for kind in kinds) + ". ")
     notes = provenance(results, name, command)
     if "export_command" in results:  # the export rerun apart (bench/large.py --export_only)
         notes += " Export: " + provenance({"command": results["export_command"],
