@@ -306,6 +306,34 @@ def test_a_quantized_detector_that_decides_otherwise_is_left_out(detector_run, t
     assert sorted(report["files"]) == sorted(f"tflite/{f}" for f in published)
 
 
+@pytest.mark.slow  # the exported detector: a fresh SavedModel process, a TFLite conversion
+def test_decisions_are_counted_on_test_images_beyond_those_the_checks_hold(
+        exported_detector, detector_run, blobs_dir, monkeypatch):
+    """A quantized detector's decisions are checked on DECISION_IMAGES test
+    images: past the first the checks hold, read a batch within IMAGE_BUDGET
+    at a time. Counted here against a Keras detector whose threshold is the
+    median score, the served file (at the calibrated threshold) decides
+    otherwise on the images between the two."""
+    model_dir, _ = detector_run
+    model = keras.saving.load_model(model_dir / model_dir_lib.MODEL_FILE)
+    calibrated = anomaly.Detector.from_dict(json.load(open(model_dir / model_dir_lib.ANOMALY_FILE)))
+    test_images = data.load(detector_config(blobs_dir, model_dir).data).test_images
+    first = test_images[:checks.DECISION_IMAGES]
+    median = dataclasses.replace(calibrated, threshold=float(np.median(
+        anomaly.outputs_of(model, first, 64, detector=calibrated)["anomaly_score"])))
+    decided = [anomaly.outputs_of(model, first, 64, detector=d)["is_anomaly"]
+               for d in (calibrated, median)]
+    monkeypatch.setattr(checks, "IMAGE_BUDGET", 10 * 28 * 28 * 4)  # batches of 10 images
+    decisions = checks.Decisions(model, median, test_images, checked=5)
+    entry = {"mse_vs_keras": {"serving_default/is_anomaly": 2 / 5}}  # 2 of the 5 checked
+    decisions.count(entry, os.path.join(exported_detector["path"], "tflite",
+                                        "reconstruct_float32.tflite"))
+    between = int(np.sum(decided[0][5:] != decided[1][5:]))
+    assert between > 5
+    assert entry["decided_otherwise"] == {"images": checks.DECISION_IMAGES, "count": 2 + between}
+    assert checks.flipped(entry, 5) == (2 + between, checks.DECISION_IMAGES)
+
+
 @pytest.mark.slow  # exports: a fresh SavedModel process, a TFLite conversion
 def test_the_export_answers_is_anomaly_as_keras_does(exported_detector, detector_run):
     report = exported_detector

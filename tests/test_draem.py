@@ -401,6 +401,7 @@ def test_a_defects_folder_trains_this_detector_and_serves_its_segmentation(defec
     assert "tflite_left_out" not in report
     int8 = report["files"]["tflite/reconstruct_int8.tflite"]
     assert int8["inputs"]["images"]["shape_signature"] == [1, 32, 32, 1]
+    assert int8["decided_otherwise"]["images"] == 16  # every test image
     # Its map within a root mean square of 0.015 of Keras' (0.0032 measured;
     # 0.024 when the tiles' stitching divided by the windows' sum).
     assert int8["mse_vs_keras"]["serving_default/anomaly_map"] < 0.015 ** 2

@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from keras_ae import anomaly
 from keras_ae.export import saved_model
 from keras_ae.export import signatures
 from keras_ae.export import tflite
@@ -47,6 +48,11 @@ ROUNDOFF_IMAGES, ROUNDOFF_BYTES = 64, 32 * 2**20
 # calibrated on normal images alone, which clips a defect's segmentation; 4
 # calibrated with simulated anomalies too (BUILD.md, "TFLite").
 MAX_DECIDED_OTHERWISE = 0.1
+# Test images a quantized detector's decisions are checked on, at least where
+# the test split has them: the images every check holds (IMAGE_BUDGET) and
+# more, read a batch within IMAGE_BUDGET at a time (`Decisions`), so that at
+# 1024x1024 the decisions rest on more than the 5 images the budget holds.
+DECISION_IMAGES = 64
 
 
 class ExportError(Exception):
@@ -190,21 +196,61 @@ def compare(what, outputs, expected, scale):
                 )
 
 
+class Decisions:
+    """The Keras model's `is_anomaly` on the test images after the `checked`
+    first (which every check holds), up to DECISION_IMAGES in all, read a
+    batch within IMAGE_BUDGET at a time; `count` adds a TFLite file's
+    differences from it there to those its report entry has."""
+
+    def __init__(self, model, detector, test_images, checked):
+        self.checked = checked
+        self.images = test_images[checked:max(checked, min(len(test_images), DECISION_IMAGES))]
+        self.keras = [self._decided(batch, lambda images: anomaly.outputs_of(
+            model, images, len(images), detector=detector)) for batch in self._batches()]
+
+    def _batches(self):
+        if not len(self.images):
+            return []
+        return self.images.float_chunks(1, IMAGE_BUDGET)
+
+    @staticmethod
+    def _decided(images, run):
+        return np.asarray(run(images)["is_anomaly"], bool).reshape(-1)
+
+    def count(self, entry, path):
+        """Records in the report `entry` of the reconstruct file at `path` on
+        how many images (`decided_otherwise`: `images`, `count`) it decides
+        otherwise than Keras, of the checked ones (`flipped`) and these."""
+        served = (self._decided(batch, lambda images: tflite.run(
+            path, signatures.RECONSTRUCT, {"images": images})) for batch in self._batches())
+        more = sum(int(np.sum(got != keras)) for got, keras in zip(served, self.keras))
+        entry["decided_otherwise"] = {"images": self.checked + len(self.images),
+                                      "count": flipped(entry, self.checked)[0] + more}
+
+
 def flipped(entry, count):
-    """On how many of the `count` test images a file's report `entry` says
-    its `is_anomaly` differs from the Keras model's (the mean squared
-    difference of 0s and 1s is the share of them); None if it decides nothing."""
+    """`(decisions, images)`: on how many of the test images a file's report
+    `entry` says its `is_anomaly` differs from the Keras model's, and of how
+    many: its `decided_otherwise` (`Decisions`), else of the `count` checked
+    (the mean squared difference of 0s and 1s is the share of them); None if
+    it decides nothing."""
+    if "decided_otherwise" in entry:
+        return entry["decided_otherwise"]["count"], entry["decided_otherwise"]["images"]
     shares = [v for k, v in entry["mse_vs_keras"].items() if k.endswith("/is_anomaly")]
-    return round(max(shares) * count) if shares else None
+    return (round(max(shares) * count), count) if shares else None
 
 
 def decided_otherwise(entry, quantize, count):
     """Why a quantized TFLite file's report `entry` must be left out: its
     `is_anomaly` differs from the Keras model's on more than
-    MAX_DECIDED_OTHERWISE of the `count` test images (`flipped`); or None.
-    (A float32 file is held to FLOAT_TOLERANCE instead: `compare`.)"""
+    MAX_DECIDED_OTHERWISE of the test images (`flipped`, of the `count`
+    checked if it has no `decided_otherwise`); or None. (A float32 file is
+    held to FLOAT_TOLERANCE instead: `compare`.)"""
     flips = flipped(entry, count)
-    if quantize == "float32" or flips is None or flips <= MAX_DECIDED_OTHERWISE * count:
+    if quantize == "float32" or flips is None:
+        return None
+    flips, count = flips
+    if flips <= MAX_DECIDED_OTHERWISE * count:
         return None
     return (f"{quantize} quantization: is_anomaly other than the Keras model's on {flips} of "
             f"{count} test images, more than {MAX_DECIDED_OTHERWISE:.0%}")

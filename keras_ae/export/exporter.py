@@ -97,9 +97,14 @@ def export_run(model_dir, config, data=None):
                 saved_model_dir, inputs, expected, scale
             )
         if "tflite" in config.formats:
+            # A quantized detector's decisions: on more test images than the
+            # checks hold, unless --eval_examples says how many.
+            decisions = detector and set(config.quantize) != {"float32"} and (
+                config.eval_examples is None) and checks.Decisions(
+                    model, detector, data.test_images, len(images))
             entries, left_out = tflite_files.write(
                 model, run, data, config, detector, (saved_model_dir, scratch), staging,
-                (inputs, expected, scale))
+                (inputs, expected, scale, decisions))
             report["files"].update(entries)
             if left_out:
                 report["tflite_left_out"] = left_out
@@ -168,10 +173,9 @@ def summarize(report):
             line += f" ({entry['size_vs_float32']:.0%} of float32)"
         values = [v for k, v in entry["max_abs_diff"].items() if not k.endswith("/is_anomaly")]
         line += f", max |diff| vs Keras {max(values):.2g}"
-        decided_otherwise = checks.flipped(entry, report["eval_examples"])
-        if decided_otherwise:
-            line += (f", is_anomaly other than Keras' on {decided_otherwise} of "
-                     f"{report['eval_examples']} images")
+        flips = checks.flipped(entry, report["eval_examples"])
+        if flips and flips[0]:
+            line += f", is_anomaly other than Keras' on {flips[0]} of {flips[1]} images"
         if "test_mse" in entry:
             line += f", test MSE {entry['test_mse']:.6f} ({entry['test_mse_increase']:+.2%})"
         lines.append(line)

@@ -57,8 +57,9 @@ def write(model, run, data, config, detector, sources, directory, checked):
     `model` (its `run`, `data` and `detector`) written into
     `directory/tflite/` as `config` (an `ExportConfig`) asks, and `{file:
     why}` of those left out. `sources` is `(SavedModel directory, scratch
-    directory)`, `checked` `(inputs, expected outputs, scales)` as
-    `checks.check_tflite` takes them."""
+    directory)`, `checked` `(inputs, expected outputs, scales, decisions)`:
+    the first three as `checks.check_tflite` takes them, and a detector's
+    `checks.Decisions` on more test images (or None)."""
     saved_model_dir, scratch = sources
     left_out = _left_out(model, config.quantize)
     one_image_dir = None
@@ -101,7 +102,7 @@ def _convert(saved_model_dir, one_image_dir, directory, flavours, calibration, c
     (`checks.decided_otherwise`) is removed and added to `left_out`. The int8
     `reconstruct` file is converted from `one_image_dir` if given: the
     SavedModel with a batch of one image, for a model that scores by tiles."""
-    inputs, expected, scale = checked
+    inputs, expected, scale, decisions = checked
     os.mkdir(os.path.join(directory, TFLITE_DIR))
     entries = {}
     for signature, endpoint in ENDPOINTS.items():
@@ -121,8 +122,10 @@ def _convert(saved_model_dir, one_image_dir, directory, flavours, calibration, c
             entry = checks.check_tflite(
                 os.path.join(directory, name), signature, quantize, inputs, expected, scale
             )
-            why = checks.decided_otherwise(entry, quantize,
-                                           len(next(iter(inputs[signature].values()))))
+            count = len(next(iter(inputs[signature].values())))
+            if decisions and quantize != "float32" and signature == signatures.RECONSTRUCT:
+                decisions.count(entry, os.path.join(directory, name))
+            why = checks.decided_otherwise(entry, quantize, count)
             if why:
                 logging.warning("export: left out %s: %s", name, why)
                 os.remove(os.path.join(directory, name))
