@@ -206,7 +206,8 @@ class Decisions:
         self.checked = checked
         self.images = test_images[checked:max(checked, min(len(test_images), DECISION_IMAGES))]
         self.keras = [self._decided(batch, lambda images: anomaly.outputs_of(
-            model, images, len(images), detector=detector)) for batch in self._batches()]
+            model, images, self.images.count_within(len(images)), detector=detector))
+            for batch in self._batches()]
 
     def _batches(self):
         if not len(self.images):
