@@ -4,6 +4,7 @@
 import json
 import os
 import shutil
+from unittest import mock
 
 import keras
 import numpy as np
@@ -14,6 +15,7 @@ from keras_ae import config as config_lib
 from keras_ae import data
 from keras_ae import distribute
 from keras_ae.data import tfds_records
+from keras_ae.export import checks
 from keras_ae import training
 from tests.conftest import after_first_epoch
 from tests.conftest import store_tfds_dataset
@@ -84,6 +86,12 @@ def test_auto_streams_above_the_limit_and_decodes_as_in_memory(tfds_dir):
     np.testing.assert_array_equal(records.subset(range(5)).in_memory(), first)
     with pytest.raises(TypeError, match="can only be read from the first"):
         records.subset([1, 0])
+    # Past the first few, a batch within a budget at a time, as the export
+    # counts a quantized detector's decisions (`checks.Decisions`).
+    with mock.patch.object(checks, "IMAGE_BUDGET", 8 * 6 * 4 * 7):
+        after = list(checks.batches_after(records, 5, 50))
+    assert [len(batch) for batch in after] == [2] + [7] * 6 + [1]  # chunks of 7 from the first
+    np.testing.assert_allclose(np.concatenate(after), records[:50].read()[5:] / 255, atol=1e-7)
 
 
 def test_workers_read_disjoint_equal_shares_and_a_resumed_epoch_repeats(tfds_dir):

@@ -203,16 +203,11 @@ class Decisions:
     differences from it there to those its report entry has."""
 
     def __init__(self, model, detector, test_images, checked):
-        self.checked = checked
-        self.images = test_images[checked:max(checked, min(len(test_images), DECISION_IMAGES))]
+        self.checked, self.images = checked, test_images
+        self.end = max(checked, min(len(test_images), DECISION_IMAGES))
         self.keras = [self._decided(batch, lambda images: anomaly.outputs_of(
-            model, images, self.images.count_within(len(images)), detector=detector))
-            for batch in self._batches()]
-
-    def _batches(self):
-        if not len(self.images):
-            return []
-        return self.images.float_chunks(1, IMAGE_BUDGET)
+            model, images, test_images.count_within(len(images)), detector=detector))
+            for batch in batches_after(test_images, checked, self.end)]
 
     @staticmethod
     def _decided(images, run):
@@ -223,10 +218,24 @@ class Decisions:
         how many images (`decided_otherwise`: `images`, `count`) it decides
         otherwise than Keras, of the checked ones (`flipped`) and these."""
         served = (self._decided(batch, lambda images: tflite.run(
-            path, signatures.RECONSTRUCT, {"images": images})) for batch in self._batches())
+            path, signatures.RECONSTRUCT, {"images": images}))
+            for batch in batches_after(self.images, self.checked, self.end))
         more = sum(int(np.sum(got != keras)) for got, keras in zip(served, self.keras))
-        entry["decided_otherwise"] = {"images": self.checked + len(self.images),
+        entry["decided_otherwise"] = {"images": self.end,
                                       "count": flipped(entry, self.checked)[0] + more}
+
+
+def batches_after(images, first, end):
+    """`images` (an `Images`) `first` to `end`, float32, a batch within
+    IMAGE_BUDGET at a time: read from the first, as a TFDS split's records
+    can only be."""
+    if end <= first:
+        return
+    start = 0
+    for chunk in images[:end].float_chunks(1, IMAGE_BUDGET):
+        kept, start = chunk[max(0, first - start):], start + len(chunk)
+        if len(kept):
+            yield kept
 
 
 def flipped(entry, count):
