@@ -330,7 +330,7 @@ def test_a_float_tflite_file_of_tiles_in_rows_holds_no_buffer_of_their_outputs(t
 
 def test_only_an_image_of_more_tiles_than_int8_runs_at_once_goes_without_its_int8_file():
     """The int8 reconstruct file runs all of an image's tiles at once (TFLite's
-    converter crashed on a loop over groups of them): beyond INT8_TILES it is
+    converter crashed on a loop over groups or rows of them): beyond INT8_TILES it is
     left out, and the report says why; more than a group's tiles are not."""
     few, many = (keras_ae.build("draem", (side, side, 1), tile=16, width=4)
                  for side in (160, 280))

@@ -97,14 +97,9 @@ def export_run(model_dir, config, data=None):
                 saved_model_dir, inputs, expected, scale
             )
         if "tflite" in config.formats:
-            # A quantized detector's decisions: on more test images than the
-            # checks hold, unless --eval_examples says how many.
-            decisions = detector and set(config.quantize) != {"float32"} and (
-                config.eval_examples is None) and checks.Decisions(
-                    model, detector, data.test_images, len(images))
             entries, left_out = tflite_files.write(
                 model, run, data, config, detector, (saved_model_dir, scratch), staging,
-                (inputs, expected, scale, decisions))
+                (inputs, expected, scale))
             report["files"].update(entries)
             if left_out:
                 report["tflite_left_out"] = left_out

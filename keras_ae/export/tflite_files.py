@@ -47,8 +47,8 @@ ENDPOINTS = {
 }
 CALIBRATION_STREAM = 6007  # of the export's seed: the anomalies int8 calibrates on
 # The tiles of an image an int8 `reconstruct` file runs at once, at most: a
-# 1024x1024 image's 441 of 64 px (its export's peak was 4.12 GiB, BUILD.md's
-# bench/large.py figures).
+# 1024x1024 image's 441 of 64 px (its export, which converts and checks that
+# file, peaked at 3.00 GiB: BUILD.md's bench/large.py figures).
 INT8_TILES = 512
 
 
@@ -57,9 +57,10 @@ def write(model, run, data, config, detector, sources, directory, checked):
     `model` (its `run`, `data` and `detector`) written into
     `directory/tflite/` as `config` (an `ExportConfig`) asks, and `{file:
     why}` of those left out. `sources` is `(SavedModel directory, scratch
-    directory)`, `checked` `(inputs, expected outputs, scales, decisions)`:
-    the first three as `checks.check_tflite` takes them, and a detector's
-    `checks.Decisions` on more test images (or None)."""
+    directory)`, `checked` `(inputs, expected outputs, scales)` as
+    `checks.check_tflite` takes them. A quantized detector's decisions are
+    counted on more test images than those (`checks.Decisions`), unless
+    --eval_examples says how many."""
     saved_model_dir, scratch = sources
     left_out = _left_out(model, config.quantize)
     one_image_dir = None
@@ -73,8 +74,12 @@ def write(model, run, data, config, detector, sources, directory, checked):
             model.tiling = tiling
     calibration = calibration_inputs(model, data, config, run.model.variant) if (
         "int8" in config.quantize) else None
+    decisions = None
+    if detector and config.eval_examples is None and set(config.quantize) - {"float32"}:
+        decisions = checks.Decisions(model, detector, data.test_images,
+                                     len(checked[0][signatures.RECONSTRUCT]["images"]))
     entries = _convert(saved_model_dir, one_image_dir, directory, config.quantize, calibration,
-                       checked, left_out)
+                       checked, left_out, decisions)
     return entries, left_out
 
 
@@ -89,20 +94,21 @@ def _left_out(model, flavours):
         return {}
     why = (f"full-integer quantization of a model that scores an image by more than "
            f"{INT8_TILES} tiles: the file would run them all at once, as TFLite's converter "
-           f"crashes on a loop over groups of them (float32, float16 and dynamic files serve it)")
+           f"crashes on a loop over them (float32, float16 and dynamic files serve it)")
     logging.warning("export: left out %s_int8.tflite: %s", ENDPOINTS[signatures.RECONSTRUCT], why)
     return {os.path.join(TFLITE_DIR, f"{ENDPOINTS[signatures.RECONSTRUCT]}_int8.tflite"): why}
 
 
 def _convert(saved_model_dir, one_image_dir, directory, flavours, calibration, checked,
-             left_out):
+             left_out, decisions):
     """Converts each endpoint in each flavour into `directory/tflite/` and checks
     it, but the files `left_out` (`{name: why}`) names; returns the report
     entries. A quantized detector that decides otherwise than Keras too often
-    (`checks.decided_otherwise`) is removed and added to `left_out`. The int8
-    `reconstruct` file is converted from `one_image_dir` if given: the
-    SavedModel with a batch of one image, for a model that scores by tiles."""
-    inputs, expected, scale, decisions = checked
+    (`checks.decided_otherwise`, counted on `decisions`' images too if
+    given) is removed and added to `left_out`. The int8 `reconstruct` file is
+    converted from `one_image_dir` if given: the SavedModel with a batch of
+    one image, for a model that scores by tiles."""
+    inputs, expected, scale = checked
     os.mkdir(os.path.join(directory, TFLITE_DIR))
     entries = {}
     for signature, endpoint in ENDPOINTS.items():
