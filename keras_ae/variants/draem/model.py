@@ -9,7 +9,8 @@ input pipeline) two networks end to end:
   convolutional, no skip connections) that restores the normal image, by
   squared error and SSIM;
 - a discriminative U-Net (`segmenter`) that reads the input beside its
-  restoration and segments the pasted region, by focal loss.
+  restoration and its local contrast (`LocalContrast`) and segments the
+  pasted region, by focal loss.
 
 The anomaly map is the segmentation, the image's score the mean of its
 TOP_PIXELS highest pixels. The networks work on tiles of at most `tile`
@@ -44,6 +45,10 @@ FOCAL_GAMMA = 2.0
 # cores, 64 scored better than 128 in less than half the time (BUILD.md,
 # "Defects on photographs").
 TILE = 64
+# A texture's grain deviates from its local mean by a few hundredths: scaled to
+# about the images' range, and clipped beyond a deviation of 0.1 (on the
+# photographs of bench/textures.py, 6% of pixels).
+CONTRAST_SCALE = 10.0
 
 
 def levels(input_shape):
@@ -105,6 +110,23 @@ class NearestResize(keras.layers.Layer):
         return {**super().get_config(), "size": self.size}
 
 
+@keras.saving.register_keras_serializable(package="keras_ae")
+class LocalContrast(keras.layers.Layer):
+    """The images' local contrast, per channel: the root mean square, over
+    3x3 pixels, of their deviation from the 3x3 mean, times CONTRAST_SCALE
+    and clipped to [-1, 1]. About zero where the image is flat (a stain, a
+    smooth fill), hardly ever on a texture's grain. The segmenter reads it
+    beside the images: given only the images and their restoration, it missed
+    flat anomalies on grass (BUILD.md, "Defects on photographs"). The clip
+    keeps it in int8's reach: squared deviations of 0.004 to 1 need 16 bits.
+    """
+
+    def call(self, images):
+        deviations = images - keras.ops.average_pool(images, 3, 1, "same")
+        deviations = keras.ops.clip(CONTRAST_SCALE * deviations, -1.0, 1.0)
+        return keras.ops.sqrt(keras.ops.average_pool(deviations * deviations, 3, 1, "same") + 1e-4)
+
+
 def build_reconstructive(input_shape, channels, upsampling):
     """`(encoder, decoder)`: images → a `latent` feature map at the deepest
     level → the `reconstruction`, without skip connections."""
@@ -130,12 +152,15 @@ def build_reconstructive(input_shape, channels, upsampling):
 
 
 def build_segmenter(input_shape, channels, upsampling):
-    """The discriminative U-Net: `images` and their `reconstruction` → the
-    `segmentation`, `[batch, height, width, 1]` in [0, 1]."""
+    """The discriminative U-Net: `images`, their `reconstruction` and the
+    images' `LocalContrast` → the `segmentation`, `[batch, height, width, 1]`
+    in [0, 1]."""
     sizes = backbone.feature_sizes(input_shape, channels)
     images = keras.Input(shape=input_shape, name="images")
     restored = keras.Input(shape=input_shape, name="reconstruction")
-    x = _conv(keras.layers.Concatenate(name="pair")([images, restored]), channels[0], "full")
+    contrast = LocalContrast(name="contrast", dtype=backbone.head_dtype())(images)
+    x = keras.layers.Concatenate(name="inputs")([images, restored, contrast])
+    x = _conv(x, channels[0], "full")
     skips = [x]
     for i, filters in enumerate(channels):
         x = _conv(_conv(x, filters, f"down_{i}", strides=2), filters, f"down_{i}_conv")
