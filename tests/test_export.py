@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 
 import keras
 import numpy as np
@@ -389,6 +390,23 @@ def test_a_model_with_nan_weights_is_not_exported(trained_run, tmp_path):
     model.set_weights(weights)
     model.save(run / "model.keras")
     with pytest.raises(export.ExportError, match="NaN or infinite weights.*--learning_rate"):
+        export.export_run(str(run), config_lib.ExportConfig(str(tmp_path / "exports")))
+    assert not (tmp_path / "exports").exists()
+
+
+def test_a_model_whose_weights_another_version_shaped_is_not_exported(trained_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    # As a version whose layers differ: the file's config builds a wider code than its weights.
+    with zipfile.ZipFile(trained_run + "/model.keras") as old, \
+            zipfile.ZipFile(run / "model.keras", "w") as new:
+        for name in old.namelist():
+            content = old.read(name)
+            if name == "config.json":
+                assert b'"latent_dim": 4' in content
+                content = content.replace(b'"latent_dim": 4', b'"latent_dim": 8')
+            new.writestr(name, content)
+    with pytest.raises(export.ExportError, match="another version.*or train it again"):
         export.export_run(str(run), config_lib.ExportConfig(str(tmp_path / "exports")))
     assert not (tmp_path / "exports").exists()
 

@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import keras_ae
 from keras_ae import config as config_lib
 from keras_ae import data
 from keras_ae import model_dir
 from keras_ae import training
+from keras_ae.training import callbacks
 from tests.test_train import ROOT, run_train
 
 
@@ -161,6 +163,20 @@ def test_divergence_stops_at_once_and_keeps_the_last_good_epoch(
     for a, b in zip(backup.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert not (run / "metrics.json").exists()
+
+
+def test_a_backup_of_other_layers_is_refused_with_what_to_do(tmp_path):
+    def built(latent_dim):  # as another version of the same variant might build it
+        model = keras_ae.build("conv", (8, 8, 1), latent_dim=latent_dim)
+        model.compile(optimizer="adam", loss="mse")
+        return model
+
+    backup = callbacks.Backup(str(tmp_path / "backup"))
+    backup.set_model(built(4))
+    backup.on_epoch_end(0)
+    assert backup.restore(built(4), tf.distribute.get_strategy()) == 1
+    with pytest.raises(model_dir.RunDirError, match="another version.*delete the backup folder"):
+        backup.restore(built(8), tf.distribute.get_strategy())
 
 
 @pytest.mark.slow

@@ -201,7 +201,15 @@ def _load_run(model_dir, config):
         run, model_file, detector = model_dir_lib.read_run(model_dir)
     except model_dir_lib.RunDirError as e:
         raise ExportError(e.message) from e
-    model = models.load(model_file)
+    try:
+        model = models.load(model_file)
+    except ValueError as e:  # Keras: weights of other shapes than the layers built
+        if "shape" not in str(e):
+            raise
+        raise ExportError(
+            f"{model_file}: its weights do not fit the layers this keras-ae builds from its "
+            "configuration, so another version, whose layers differ, saved it. Export it "
+            "with the version that trained it, or train it again") from e
     if not all(np.isfinite(w).all() for w in model.get_weights()):
         raise ExportError(
             f"{model_file} has NaN or infinite weights; nothing to export. Train again "

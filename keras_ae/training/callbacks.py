@@ -7,6 +7,7 @@ import keras
 import numpy as np
 
 from keras_ae import files
+from keras_ae import model_dir as model_dir_lib
 
 
 class TrainingDiverged(Exception):
@@ -65,7 +66,15 @@ class Backup(keras.callbacks.Callback):
             return 0
         with strategy.scope():  # optimizer variables to load into
             model.optimizer.build(model.trainable_variables)
-        model.load_weights(os.path.join(self.directory, self.WEIGHTS_FILE))
+        try:
+            model.load_weights(os.path.join(self.directory, self.WEIGHTS_FILE))
+        except ValueError as e:  # Keras: weights of other shapes than the layers built
+            if "shape" not in str(e):
+                raise
+            raise model_dir_lib.RunDirError(
+                f"the backup in {self.directory} does not fit the layers this keras-ae builds "
+                "for the run, so another version, whose layers differ, wrote it. Resume with "
+                "that version, or delete the backup folder to train afresh") from e
         with open(epoch_file) as f:
             return int(json.load(f)["epoch"])
 
