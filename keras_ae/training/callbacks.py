@@ -68,8 +68,8 @@ class Backup(keras.callbacks.Callback):
             model.optimizer.build(model.trainable_variables)
         try:
             model.load_weights(os.path.join(self.directory, self.WEIGHTS_FILE))
-        except ValueError as e:  # Keras: weights of other shapes than the layers built
-            if "shape" not in str(e):
+        except ValueError as e:  # Keras: weights that do not fit the layers built
+            if "could not be loaded" not in str(e):
                 raise
             raise model_dir_lib.RunDirError(
                 f"the backup in {self.directory} does not fit the layers this keras-ae builds "
