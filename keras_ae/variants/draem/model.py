@@ -45,9 +45,8 @@ FOCAL_GAMMA = 2.0
 # cores, 64 scored better than 128 in less than half the time (BUILD.md,
 # "Defects on photographs").
 TILE = 64
-# A texture's grain deviates from its local mean by a few hundredths: scaled to
-# about the images' range, and clipped beyond a deviation of 0.1 (on the
-# photographs of bench/textures.py, 6% of pixels).
+# A grain deviates from its local mean by a few hundredths: scaled to about the
+# images' range, clipped beyond 0.1 (6% of bench/textures.py's photos' pixels).
 CONTRAST_SCALE = 10.0
 
 
@@ -112,19 +111,21 @@ class NearestResize(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="keras_ae")
 class LocalContrast(keras.layers.Layer):
-    """The images' local contrast, per channel: the root mean square, over
-    3x3 pixels, of their deviation from the 3x3 mean, times CONTRAST_SCALE
-    and clipped to [-1, 1]. About zero where the image is flat (a stain, a
+    """The images' local contrast, per channel: each pixel's deviation from
+    its 3x3 mean, times CONTRAST_SCALE and clipped to [-1, 1], as a root mean
+    square over 3x3 pixels. About zero where the image is flat (a stain, a
     smooth fill), hardly ever on a texture's grain. The segmenter reads it
     beside the images: given only the images and their restoration, it missed
     flat anomalies on grass (BUILD.md, "Defects on photographs"). The clip
-    keeps it in int8's reach: squared deviations of 0.004 to 1 need 16 bits.
+    keeps it in int8's reach: unclipped, a grain's variance (1e-4 to 1e-2) is
+    lost in a full-integer TFLite file's steps of about 1/255.
     """
 
     def call(self, images):
         deviations = images - keras.ops.average_pool(images, 3, 1, "same")
         deviations = keras.ops.clip(CONTRAST_SCALE * deviations, -1.0, 1.0)
-        return keras.ops.sqrt(keras.ops.average_pool(deviations * deviations, 3, 1, "same") + 1e-4)
+        squares = keras.ops.average_pool(deviations * deviations, 3, 1, "same")
+        return keras.ops.sqrt(squares + 1e-4)  # + 1e-4: a finite gradient where flat
 
 
 def build_reconstructive(input_shape, channels, upsampling):
