@@ -203,8 +203,8 @@ def _load_run(model_dir, config):
         raise ExportError(e.message) from e
     try:
         model = models.load(model_file)
-    except ValueError as e:  # Keras: weights that do not fit the layers built
-        if "could not be loaded" not in str(e):
+    except ValueError as e:
+        if not models.weights_misfit(e):
             raise
         raise ExportError(
             f"{model_file}: its weights do not fit the layers this keras-ae builds from its "

@@ -69,6 +69,14 @@ def load(path):
     return keras.saving.load_model(path, safe_mode=True)
 
 
+def weights_misfit(error):
+    """Whether `error`, raised by Keras loading a model or its weights, says
+    the saved weights do not fit the layers built, as when another version of
+    keras-ae built them otherwise (Keras 3.15: "A total of N objects could not
+    be loaded", for missing weights and for weights of other shapes)."""
+    return isinstance(error, ValueError) and "could not be loaded" in str(error)
+
+
 def float64_twin(model):
     """`model` rebuilt in float64 with its weights: a reference that float32
     round-off barely touches (`keras_ae.export.checks.scales`)."""

@@ -8,6 +8,7 @@ import numpy as np
 
 from keras_ae import files
 from keras_ae import model_dir as model_dir_lib
+from keras_ae import models
 
 
 class TrainingDiverged(Exception):
@@ -68,8 +69,8 @@ class Backup(keras.callbacks.Callback):
             model.optimizer.build(model.trainable_variables)
         try:
             model.load_weights(os.path.join(self.directory, self.WEIGHTS_FILE))
-        except ValueError as e:  # Keras: weights that do not fit the layers built
-            if "could not be loaded" not in str(e):
+        except ValueError as e:
+            if not models.weights_misfit(e):
                 raise
             raise model_dir_lib.RunDirError(
                 f"the backup in {self.directory} does not fit the layers this keras-ae builds "
