@@ -23,6 +23,7 @@ from keras_ae.export import tflite
 from keras_ae.export import tflite_files
 from keras_ae.models import tiles
 from keras_ae.training import memory
+from keras_ae.variants.draem import layers as draem_layers
 from keras_ae.variants.draem import model as draem
 from tests.test_case import AutoencoderTestCase
 
@@ -50,10 +51,10 @@ def test_the_local_contrast_is_flat_places_near_zero_and_a_grain_its_scaled_devi
     images = np.full((1, 8, 8, 2), 0.5, np.float32)
     images[0, :, 4:, 0] = 0.5 + 0.01 * (-1) ** np.arange(8)[:, None]  # a faint grain, rows
     images[0, :, 4:, 1] = np.arange(8)[:, None] % 2  # black and white rows: clipped
-    contrast = np.array(draem.LocalContrast()(images))[0]
+    contrast = np.array(draem_layers.LocalContrast()(images))[0]
     assert np.allclose(contrast[:, :2], 0.01)  # flat, both channels: the root of 1e-4
     # Inside the grain a pixel is 0.01 off its rows' neighbours, 4/3 * 0.01 off its mean.
-    grain = draem.CONTRAST_SCALE * 0.01 * 4 / 3
+    grain = draem_layers.CONTRAST_SCALE * 0.01 * 4 / 3
     assert np.allclose(contrast[2:6, 6, 0], np.sqrt(grain ** 2 + 1e-4), atol=1e-4)
     assert np.allclose(contrast[2:6, 6, 1], 1, atol=1e-3)  # every deviation clipped to 1
 

@@ -28,6 +28,7 @@ import tensorflow as tf
 from keras_ae.models import backbone
 from keras_ae.models import tiles
 from keras_ae.models.autoencoder import Autoencoder
+from keras_ae.variants.draem.layers import LocalContrast, NearestResize
 
 MAX_LEVELS = 6
 MAX_WIDTH_FACTOR = 8  # the deepest levels' channels: at most 8 times `width`
@@ -45,9 +46,6 @@ FOCAL_GAMMA = 2.0
 # cores, 64 scored better than 128 in less than half the time (BUILD.md,
 # "Defects on photographs").
 TILE = 64
-# A grain deviates from its local mean by a few hundredths: scaled to about the
-# images' range, clipped beyond 0.1 (6% of bench/textures.py's photos' pixels).
-CONTRAST_SCALE = 10.0
 
 
 def levels(input_shape):
@@ -86,46 +84,6 @@ def _up(x, size, filters, upsampling, name):
         return keras.layers.Cropping2D(((0, x.shape[1] - size[0]), (0, x.shape[2] - size[1])),
                                        name=f"{name}_crop")(x)
     return _conv(NearestResize(size, name=f"{name}_resize")(x), filters, f"{name}_conv")
-
-
-@keras.saving.register_keras_serializable(package="keras_ae")
-class NearestResize(keras.layers.Layer):
-    """Nearest-neighbour resizing to a static `size`, as `keras.layers.Resizing`
-    does, but a plain layer: after a `Resizing` (a preprocessing layer), Keras
-    3.15 ran a BatchNormalization called with `training=None` in training
-    mode (`model(x)` then differed from `model.predict(x)`)."""
-
-    def __init__(self, size, **kwargs):
-        super().__init__(**kwargs)
-        self.size = tuple(size)
-
-    def call(self, inputs):
-        return keras.ops.image.resize(inputs, self.size, interpolation="nearest")
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], *self.size, input_shape[-1])
-
-    def get_config(self):
-        return {**super().get_config(), "size": self.size}
-
-
-@keras.saving.register_keras_serializable(package="keras_ae")
-class LocalContrast(keras.layers.Layer):
-    """The images' local contrast, per channel: each pixel's deviation from
-    its 3x3 mean, times CONTRAST_SCALE and clipped to [-1, 1], as a root mean
-    square over 3x3 pixels. About zero where the image is flat (a stain, a
-    smooth fill), hardly ever on a texture's grain. The segmenter reads it
-    beside the images: given only the images and their restoration, it missed
-    flat anomalies on grass (BUILD.md, "Defects on photographs"). The clip
-    keeps it in int8's reach: unclipped, a grain's variance (1e-4 to 1e-2) is
-    lost in a full-integer TFLite file's steps of about 1/255.
-    """
-
-    def call(self, images):
-        deviations = images - keras.ops.average_pool(images, 3, 1, "same")
-        deviations = keras.ops.clip(CONTRAST_SCALE * deviations, -1.0, 1.0)
-        squares = keras.ops.average_pool(deviations * deviations, 3, 1, "same")
-        return keras.ops.sqrt(squares + 1e-4)  # + 1e-4: a finite gradient where flat
 
 
 def build_reconstructive(input_shape, channels, upsampling):
