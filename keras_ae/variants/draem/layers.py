@@ -3,12 +3,9 @@ saved model rebuilds them."""
 
 import keras
 
-# A grain deviates from its local mean by a few hundredths: scaled past the
-# images' range, clipped beyond 0.025 (40% of bench/textures.py's photos'
-# pixels, 62% of grass'), so that it tells flat places from grain above all.
-# 40 found more of grass' and gravel's defects than 10 or 20 over three seeds
-# (BUILD.md, "Defects on photographs").
-CONTRAST_SCALE = 40.0
+# A grain deviates from its local mean by a few hundredths: scaled to about the
+# images' range, clipped beyond 0.1 (6% of bench/textures.py's photos' pixels).
+CONTRAST_SCALE = 10.0
 
 
 @keras.saving.register_keras_serializable(package="keras_ae")
