@@ -5,6 +5,8 @@ import keras
 
 # A grain deviates from its local mean by a few hundredths: scaled to about the
 # images' range, clipped beyond 0.1 (6% of bench/textures.py's photos' pixels).
+# Times 40 found more of grass' and gravel's defects, but its int8 file strayed
+# and smooth, enlarged images lost pixel AUROC (BUILD.md, "Defects on photographs").
 CONTRAST_SCALE = 10.0
 
 
