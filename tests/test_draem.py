@@ -147,6 +147,11 @@ def test_simulated_anomalies_change_only_their_masks_and_are_drawn_from_the_seed
     assert 0.25 < with_anomaly.mean() < 0.75  # about half, as DRAEM
     shares = masks.mean(axis=(1, 2, 3))[with_anomaly]
     assert shares.min() < 0.05 and shares.max() < 0.6
+    # A stain, the flat grey, is opaque: one grey all over its mask, the
+    # stripes beneath hidden. The other fills let them show.
+    spreads = [np.ptp(image[mask == 1]) for image, mask in zip(x[with_anomaly],
+                                                                masks[with_anomaly])]
+    assert 0 < sum(spread < 1e-6 for spread in spreads) < len(spreads) / 2
 
 
 def test_int8_calibrates_a_detector_on_its_simulated_anomalies():

@@ -15,7 +15,8 @@ Perlin noise, and learns to restore the image and to segment the paste.
   quarter turn, shifted, its contrast and brightness changed, and in four
   fifths of the images inverted, blurred, one flat grey or a grain of
   smooth noise instead (DRAEM pastes photographs of other textures, which
-  cannot be downloaded here), blended with the image by a random opacity.
+  cannot be downloaded here), blended with the image by a random opacity
+  (the flat grey, a stain, opaque).
 
 Every draw comes from stateless random ops keyed by the batch's seed, for the
 whole global batch, so a replica's rows are the same however the batch is
@@ -81,7 +82,10 @@ def simulate(images, foreign, seed, first_row=0, rows=None):
     grain = tf.broadcast_to(tf.clip_by_value(grain, 0.0, 1.0), tf.shape(paste))
     fills = tf.stack([paste, 1.0 - paste, blurred, flat, grain])
     paste = tf.einsum("knhwc,nk->nhwc", fills, kind)
-    opacity = masks * (OPACITY[0] + (OPACITY[1] - OPACITY[0]) * strength)
+    # A stain (the flat grey) covers what it is on: opaque, and so flat, as
+    # the LocalContrast channel of the detector can tell (BUILD.md).
+    stain = kind[:, FILLS.index("grey"), None, None, None]
+    opacity = masks * tf.maximum(OPACITY[0] + (OPACITY[1] - OPACITY[0]) * strength, stain)
     return images * (1.0 - opacity) + paste * opacity, masks
 
 
