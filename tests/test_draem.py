@@ -57,6 +57,11 @@ def test_the_local_contrast_is_flat_places_near_zero_and_a_grain_its_scaled_devi
     grain = draem_layers.CONTRAST_SCALE * 0.01 * 4 / 3
     assert np.allclose(contrast[2:6, 6, 0], np.sqrt(grain ** 2 + 1e-4), atol=1e-4)
     assert np.allclose(contrast[2:6, 6, 1], 1, atol=1e-3)  # every deviation clipped to 1
+    # Its scale is saved with it, so that a model loads as it was trained.
+    layer = draem_layers.LocalContrast(scale=2 * draem_layers.CONTRAST_SCALE)
+    loaded = draem_layers.LocalContrast.from_config(layer.get_config())
+    assert np.allclose(np.array(loaded(images))[0, 2:6, 6, 0], np.sqrt(4 * grain ** 2 + 1e-4),
+                       atol=1e-4)
 
 
 def test_without_a_variant_a_defects_folder_trains_by_its_image_size_and_classes_restoration(
