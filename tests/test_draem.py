@@ -232,6 +232,12 @@ def test_the_map_is_the_segmentation_and_the_score_the_mean_of_its_highest_pixel
     highest = np.sort(segmentation.reshape(3, -1), axis=1)[:, -draem.TOP_PIXELS:]
     np.testing.assert_allclose(views.numpy()[:, 0], highest.mean(axis=1), rtol=1e-5)
     assert not np.allclose(views.numpy()[:, 0], segmentation.max(axis=(1, 2)))
+    # How many it averages is saved with the model, as its threshold is.
+    fewer = type(model).from_config({**model.get_config(), "top_pixels": 2})
+    fewer.set_weights(model.get_weights())
+    assert type(fewer).from_config(fewer.get_config()).arguments["top_pixels"] == 2
+    _, views, _ = fewer.anomaly_parts(tf.constant(images))
+    np.testing.assert_allclose(views.numpy()[:, 0], highest[:, -2:].mean(axis=1), rtol=1e-5)
 
 
 def _segmenter_of_flat_images(tile, gain):

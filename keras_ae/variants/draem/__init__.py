@@ -11,4 +11,6 @@ OPTIONS = (
     options.UPSAMPLING,
     options.Option("tile", "int", "side of the crops it trains on; a larger image is "
                    "scored by overlapping tiles of this side, stitched in the export"),
+    options.Option("top_pixels", "int", "how many of the segmentation's highest pixels "
+                   "the image's score averages"),
 )

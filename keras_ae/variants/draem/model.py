@@ -13,7 +13,7 @@ input pipeline) two networks end to end:
   pasted region, by focal loss.
 
 The anomaly map is the segmentation, the image's score the mean of its
-TOP_PIXELS highest pixels. The networks work on tiles of at most `tile`
+`top_pixels` (TOP_PIXELS) highest pixels. The networks work on tiles of at most `tile`
 (TILE) pixels a side: they train on random crops of that size, and score a
 larger image by overlapping tiles stitched in the graph
 (`keras_ae.models.tiles`), so that a 1024x1024 image is served whole, its
@@ -167,6 +167,9 @@ class DraemAutoencoder(Autoencoder):
         upsampling: "nearest" (default) or "transpose".
         tile: the largest side the networks take (their depth follows it,
             `levels`); larger images are scored by tiles. Default TILE.
+        top_pixels: how many of the segmentation's highest pixels the score
+            averages. Default TOP_PIXELS. Saved with the model, as its
+            threshold was calibrated on the score it gives.
 
     Example:
 
@@ -176,14 +179,16 @@ class DraemAutoencoder(Autoencoder):
         model.segment(test_images)  # [batch, 64, 64, 1]
     """
 
-    def __init__(self, input_shape, width=16, upsampling="nearest", tile=TILE, **kwargs):
+    def __init__(self, input_shape, width=16, upsampling="nearest", tile=TILE,
+                 top_pixels=TOP_PIXELS, **kwargs):
         backbone.check_choice("upsampling", upsampling, backbone.UPSAMPLING_MODES)
         tile_shape = (min(tile, input_shape[0]), min(tile, input_shape[1]), input_shape[2])
         channels = widths(tile_shape, width)
         encoder, decoder = build_reconstructive(tile_shape, channels, upsampling)
         super().__init__(encoder, decoder, **kwargs)
         self.segmenter = build_segmenter(tile_shape, channels, upsampling)
-        self.arguments = {"width": width, "upsampling": upsampling, "tile": tile}
+        self.arguments = {"width": width, "upsampling": upsampling, "tile": tile,
+                          "top_pixels": top_pixels}
         self._image_shape = tuple(input_shape)
         self.tiling = None
         if tile_shape != self._image_shape:
@@ -244,12 +249,13 @@ class DraemAutoencoder(Autoencoder):
 
     def anomaly_parts(self, images, kind="mse"):
         """`(reconstruction, views, maps)`: the reconstruction, `[batch, 1]`
-        the mean of the segmentation's TOP_PIXELS highest pixels, and `[batch,
+        the mean of the segmentation's `top_pixels` highest pixels, and `[batch,
         1, height, width]` the segmentation. (`kind` is the plain variants'
         choice of error, which this score does not use.)"""
         reconstruction, segmentation = self._restore_and_segment(tf.convert_to_tensor(images))
         pixels = segmentation.shape[1] * segmentation.shape[2]
-        highest = tf.math.top_k(tf.reshape(segmentation, [-1, pixels]), min(TOP_PIXELS, pixels))
+        count = min(self.arguments["top_pixels"], pixels)
+        highest = tf.math.top_k(tf.reshape(segmentation, [-1, pixels]), count)
         views = tf.reduce_mean(highest.values, axis=1, keepdims=True)
         return reconstruction, views, tf.transpose(segmentation, [0, 3, 1, 2])
 
