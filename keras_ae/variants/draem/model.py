@@ -13,9 +13,9 @@ input pipeline) two networks end to end:
   pasted region, by focal loss.
 
 The anomaly map is the segmentation, the image's score the mean of its
-`top_pixels` (TOP_PIXELS) highest pixels. The networks work on tiles of at most `tile`
-(TILE) pixels a side: they train on random crops of that size, and score a
-larger image by overlapping tiles stitched in the graph
+`top_pixels` (TOP_PIXELS) highest pixels. The networks work on tiles of at
+most `tile` (TILE) pixels a side: they train on random crops of that size,
+and score a larger image by overlapping tiles stitched in the graph
 (`keras_ae.models.tiles`), so that a 1024x1024 image is served whole, its
 map at its own size, and training memory follows the tile. Depth follows the
 tile: stride-2 levels down to a side of 6 to 11 pixels, at most MAX_LEVELS,
