@@ -47,21 +47,27 @@ def test_depth_follows_the_image_and_the_parameters_stay_bounded():
         "draem", (draem.TILE, draem.TILE, 3)).count_params()
 
 
-def test_the_local_contrast_is_flat_places_near_zero_and_a_grain_its_scaled_deviation():
+def test_the_local_contrast_is_flat_places_near_zero_and_a_grain_its_scaled_differences():
     images = np.full((1, 8, 8, 2), 0.5, np.float32)
     images[0, :, 4:, 0] = 0.5 + 0.01 * (-1) ** np.arange(8)[:, None]  # a faint grain, rows
-    images[0, :, 4:, 1] = np.arange(8)[:, None] % 2  # black and white rows: clipped
+    images[0, :, 4:, 1] = (np.arange(8)[:, None] + np.arange(4)) % 2  # a black and white board
     contrast = np.array(draem_layers.LocalContrast()(images))[0]
-    assert np.allclose(contrast[:, :2], 0.01)  # flat, both channels: the root of 1e-4
-    # Inside the grain a pixel is 0.01 off its rows' neighbours, 4/3 * 0.01 off its mean.
-    grain = draem_layers.CONTRAST_SCALE * 0.01 * 4 / 3
-    assert np.allclose(contrast[2:6, 6, 0], np.sqrt(grain ** 2 + 1e-4), atol=1e-4)
-    assert np.allclose(contrast[2:6, 6, 1], 1, atol=1e-3)  # every deviation clipped to 1
-    # Its scale is saved with it, so that a model loads as it was trained.
-    layer = draem_layers.LocalContrast(scale=2 * draem_layers.CONTRAST_SCALE)
+    # Flat, both channels, to the last row (mirrored, not padded): the root of 1e-4.
+    assert np.allclose(contrast[:, :2], 0.01)
+    # Inside the grain a pixel is 0.02 off its lower neighbour, level with its right one.
+    grain = (draem_layers.CONTRAST_SCALE * 0.02) ** 2 / 2
+    assert np.allclose(contrast[1:6, 5, 0], np.sqrt(grain + 1e-4), atol=1e-4)
+    assert np.allclose(contrast[1:6, 5, 1], 1, atol=1e-3)  # every difference clipped to 1
+    # Scale and form are saved with it, so that a model loads as it was trained;
+    # a config from before either was saved is the 3x3 mean's form at times 10.
+    layer = draem_layers.LocalContrast(scale=draem_layers.CONTRAST_SCALE / 2)
     loaded = draem_layers.LocalContrast.from_config(layer.get_config())
-    assert np.allclose(np.array(loaded(images))[0, 2:6, 6, 0], np.sqrt(4 * grain ** 2 + 1e-4),
-                       atol=1e-4)
+    assert np.allclose(np.array(loaded(images))[0, 1:6, 5, 0], np.sqrt(grain / 4 + 1e-4), atol=1e-4)
+    config = {key: value for key, value in layer.get_config().items()
+              if key not in ("scale", "differences")}
+    old = np.array(draem_layers.LocalContrast.from_config(config)(images))[0]
+    deviation = 10 * 0.01 * 4 / 3  # from its 3x3 mean
+    assert np.allclose(old[2:6, 6, 0], np.sqrt(deviation ** 2 + 1e-4), atol=1e-4)
 
 
 def test_without_a_variant_a_defects_folder_trains_by_its_image_size_and_classes_restoration(
@@ -379,15 +385,15 @@ def _save(path, pixels):
 @pytest.fixture(scope="module")
 def defects_folder(tmp_path_factory):
     """A small folder in MVTec AD's layout: striped 32x32 parts, good ones to
-    train on, good and spotted ones to test with their masks."""
+    train on, 16 good and 16 spotted ones to test with their masks."""
     root = tmp_path_factory.mktemp("mvtec")
     for i, image in enumerate(_stripes(64, 32, seed=2)):
         _save(str(root / "train" / "good" / f"{i:03d}.png"), image[..., 0])
-    for i, image in enumerate(_stripes(8, 32, seed=3)):
+    for i, image in enumerate(_stripes(16, 32, seed=3)):
         _save(str(root / "test" / "good" / f"{i:03d}.png"), image[..., 0])
-    for i, image in enumerate(_stripes(8, 32, seed=4)):
+    for i, image in enumerate(_stripes(16, 32, seed=4)):
         mask = np.zeros((32, 32))
-        mask[4 + 2 * i:9 + 2 * i, 10:15] = 1
+        mask[4 + 2 * (i % 8):9 + 2 * (i % 8), 10 + 8 * (i // 8):15 + 8 * (i // 8)] = 1
         _save(str(root / "test" / "spot" / f"{i:03d}.png"), np.where(mask > 0, 1.0, image[..., 0]))
         _save(str(root / "ground_truth" / "spot" / f"{i:03d}_mask.png"), mask)
     return root
@@ -396,16 +402,21 @@ def defects_folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def defects_run(defects_folder, tmp_path_factory):
     """The folder trained with no variant named, as `train.py --dataset=folder
-    --data_dir=.../train --test_dir=.../test --normal_classes=good --tile=16`
-    does, for 3 epochs, and exported (SavedModel, float32 and int8 TFLite): it
-    trains on 16x16 crops and scores the 32x32 images by tiles."""
+    --data_dir=.../train --test_dir=.../test --normal_classes=good --tile=16
+    --validation_fraction=0.25 --epochs=100` does, and exported (SavedModel,
+    float32 and int8 TFLite): it trains on 16x16 crops and scores the 32x32
+    images by tiles. Trained until it finds the spots (at 40 epochs, one
+    seed of four scored their insides below the stripes): a detector that
+    does not puts good and spotted images alike near its threshold, where a
+    faithful int8 file decides otherwise by chance. A quarter of the good
+    images calibrate it: the highest of 6 sat amid the good test images."""
     model_dir = tmp_path_factory.mktemp("defects") / "run"
     config = config_lib.RunConfig(
         config_lib.DataConfig("folder", data_dir=str(defects_folder / "train"),
                               test_dir=str(defects_folder / "test")),
-        config_lib.ModelConfig(width=4, tile=16),
-        config_lib.TrainConfig(str(model_dir), epochs=3),
-        config_lib.AnomalyConfig(normal_classes=("good",)))
+        config_lib.ModelConfig(tile=16),
+        config_lib.TrainConfig(str(model_dir), epochs=100),
+        config_lib.AnomalyConfig(normal_classes=("good",), validation_fraction=0.25))
     metrics = training.train(config, distribute.get_strategy("default"), verbose=0)
     report = export.export_run(str(model_dir), config_lib.ExportConfig(
         str(tmp_path_factory.mktemp("exports")), quantize=("float32", "int8")))
@@ -418,7 +429,8 @@ def test_a_defects_folder_trains_this_detector_and_serves_its_segmentation(defec
     model_dir, metrics, report = defects_run
     ran = json.load(open(model_dir / model_dir_lib.CONFIG_FILE))
     assert ran["model"]["variant"] == "draem"
-    assert metrics["test_masked_images"] == 8 and metrics["test_pixel_auroc"] is not None
+    assert metrics["test_masked_images"] == 16
+    assert metrics["test_auroc"] > 0.9 and metrics["test_pixel_auroc"] > 0.9  # seeds 0-3: 1.0, 0.99
     for name in ("validation_simulated_auroc", "validation_simulated_pixel_auroc"):
         assert 0 <= metrics[name] <= 1, name
     for entry in ("saved_model", "tflite/reconstruct_float32.tflite"):
@@ -430,9 +442,9 @@ def test_a_defects_folder_trains_this_detector_and_serves_its_segmentation(defec
     assert "tflite_left_out" not in report
     int8 = report["files"]["tflite/reconstruct_int8.tflite"]
     assert int8["inputs"]["images"]["shape_signature"] == [1, 32, 32, 1]
-    assert int8["decided_otherwise"]["images"] == 16  # every test image
-    # Its map within a root mean square of 0.015 of Keras' (0.0032 measured;
-    # 0.024 when the tiles' stitching divided by the windows' sum).
+    assert int8["decided_otherwise"]["images"] == 32  # every test image
+    # Its map within a root mean square of 0.015 of Keras' (0.005-0.012 at seeds
+    # 0-3; 0.024 when the tiles' stitching divided by the windows' sum).
     assert int8["mse_vs_keras"]["serving_default/anomaly_map"] < 0.015 ** 2
     served = tf.saved_model.load(report["path"]).signatures["serving_default"]
     images = np.stack([np.asarray(Image.open(defects_folder / "test" / "spot" / name),

@@ -2,12 +2,12 @@
 saved model rebuilds them."""
 
 import keras
+import numpy as np
 
-# A grain deviates from its local mean by a few hundredths: scaled to about the
-# images' range, clipped beyond 0.1 (6% of bench/textures.py's photos' pixels).
-# Times 40 found more of grass' and gravel's defects, but its int8 file strayed
-# and smooth, enlarged images lost pixel AUROC (BUILD.md, "Defects on photographs").
-CONTRAST_SCALE = 10.0
+# A grain's neighbours differ by a few hundredths: times 40 brings that to
+# about the images' range; differences beyond 1/40 are clipped. Times 40 against
+# times 10 found more of grass' and gravel's defects (BUILD.md, "Defects on photographs").
+CONTRAST_SCALE = 40.0
 
 
 @keras.saving.register_keras_serializable(package="keras_ae")
@@ -33,29 +33,53 @@ class NearestResize(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="keras_ae")
 class LocalContrast(keras.layers.Layer):
-    """The images' local contrast, per channel: each pixel's deviation from
-    its 3x3 mean, times `scale` (CONTRAST_SCALE) and clipped to [-1, 1], as a
-    root mean square over 3x3 pixels. About zero where the image is flat (a
-    stain, a smooth fill), hardly ever on a texture's grain. The segmenter reads it
-    beside the images: given only the images and their restoration, it missed
-    flat anomalies on grass (BUILD.md, "Defects on photographs"). The clip
-    keeps it in int8's reach: unclipped, a grain's variance (1e-4 to 1e-2) is
-    lost in a full-integer TFLite file's steps of about 1/255.
+    """The images' local contrast, per channel: each pixel's differences with
+    its right and its lower neighbour, times `scale` (CONTRAST_SCALE) and
+    clipped to [-1, 1], as a root mean square over 3x3 pixels and the two
+    directions. About zero where the image is flat (a stain, a smooth fill),
+    hardly ever on a texture's grain; a scratch 1 px wide differs by its full
+    contrast. The segmenter reads it beside the images: given only the images
+    and their restoration, it missed flat anomalies on grass (BUILD.md,
+    "Defects on photographs").
 
-    The scale is saved with the layer (a layer without weights has nothing
-    else to hold it): a model loaded at another scale than it was trained at
-    scores otherwise (BUILD.md, "Defects on photographs").
+    The differences are one depthwise convolution of weights +-scale, which
+    a full-integer TFLite file holds exactly, and the clip keeps them in its
+    reach: unclipped, a grain's variance (1e-4 to 1e-2) is lost in int8's
+    steps of about 1/255. The image's last row and column are mirrored, so
+    its border reads as flat.
+
+    `differences="mean"` is the form models trained before times 40 have
+    (each pixel's deviation from its 3x3 mean, at times 10): scale and form
+    are saved with the layer, which has no weights to hold them, so that a
+    model loads as it was trained and scores as it did.
     """
 
-    def __init__(self, scale=CONTRAST_SCALE, **kwargs):
+    def __init__(self, scale=CONTRAST_SCALE, differences="neighbours", **kwargs):
         super().__init__(**kwargs)
-        self.scale = float(scale)
+        if differences not in ("neighbours", "mean"):
+            raise ValueError(f"differences={differences!r}: use 'neighbours' or 'mean'")
+        self.scale, self.differences = float(scale), differences
 
     def call(self, images):
-        deviations = images - keras.ops.average_pool(images, 3, 1, "same")
-        deviations = keras.ops.clip(self.scale * deviations, -1.0, 1.0)
-        squares = keras.ops.average_pool(deviations * deviations, 3, 1, "same")
-        return keras.ops.sqrt(squares + 1e-4)  # + 1e-4: a finite gradient where flat
+        if self.differences == "mean":
+            deviations = images - keras.ops.average_pool(images, 3, 1, "same")
+            deviations = keras.ops.clip(self.scale * deviations, -1.0, 1.0)
+            squares = keras.ops.average_pool(deviations * deviations, 3, 1, "same")
+            return keras.ops.sqrt(squares + 1e-4)  # + 1e-4: a finite gradient where flat
+        channels = images.shape[-1]
+        kernel = np.zeros((2, 2, channels, 2), np.float32)  # per channel: right, lower
+        kernel[0, 0], kernel[0, 1, :, 0], kernel[1, 0, :, 1] = self.scale, -self.scale, -self.scale
+        kernel = keras.ops.convert_to_tensor(kernel, dtype=images.dtype)  # also the float64 twin
+        padded = keras.ops.pad(images, [[0, 0], [0, 1], [0, 1], [0, 0]], mode="symmetric")
+        differences = keras.ops.clip(keras.ops.depthwise_conv(padded, kernel, 1, "valid"), -1, 1)
+        squares = keras.ops.average_pool(differences * differences, 3, 1, "same")
+        shape = keras.ops.shape(squares)
+        squares = keras.ops.reshape(squares, (-1, shape[1], shape[2], channels, 2))
+        return keras.ops.sqrt(keras.ops.mean(squares, -1) + 1e-4)
 
     def get_config(self):
-        return {**super().get_config(), "scale": self.scale}
+        return {**super().get_config(), "scale": self.scale, "differences": self.differences}
+
+    @classmethod
+    def from_config(cls, config):  # saved before the scale (10) or the form was
+        return cls(**{"scale": 10.0, "differences": "mean", **config})
