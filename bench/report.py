@@ -380,9 +380,9 @@ def large(results, name="large.json", command="python bench/large.py"):
             files = [f"{seconds[f'tflite_{kind}']:.2f} s with the {what}" for kind, what in (
                 ("float32", "float32 `reconstruct` file"), ("dynamic", "dynamic-range one"),
                 ("int8", "full-integer one")) if f"tflite_{kind}" in seconds]
+            files = " and ".join([", ".join(files[:-1]), files[-1]] if files[1:] else files)
             text.append(f"One image's request took {seconds['serving_bytes']:.2f} s there "
-                        f"(PNG in); in LiteRT, a thread per core, "
-                        f"{', '.join(files[:-1])} and {files[-1]} "
+                        f"(PNG in); in LiteRT, a thread per core, {files} "
                         f"(medians of {served['serving_repeats']}, after a first). ")
         sizes = served.get("reconstruct_bytes")
         if sizes:
