@@ -55,19 +55,17 @@ def test_the_local_contrast_is_flat_places_near_zero_and_a_grain_its_scaled_diff
     # Flat, both channels, to the last row (mirrored, not padded): the root of 1e-4.
     assert np.allclose(contrast[:, :2], 0.01)
     # Inside the grain a pixel is 0.02 off its lower neighbour, level with its right one.
-    grain = (draem_layers.CONTRAST_SCALE * 0.02) ** 2 / 2
+    grain = (draem_layers.CONTRAST_SCALES["neighbours"] * 0.02) ** 2 / 2
     assert np.allclose(contrast[1:6, 5, 0], np.sqrt(grain + 1e-4), atol=1e-4)
     assert np.allclose(contrast[1:6, 5, 1], 1, atol=1e-3)  # every difference clipped to 1
-    # Scale and form are saved with it, so that a model loads as it was trained;
-    # a config from before either was saved is the 3x3 mean's form at times 10.
-    layer = draem_layers.LocalContrast(scale=draem_layers.CONTRAST_SCALE / 2)
+    layer = draem_layers.LocalContrast(scale=draem_layers.CONTRAST_SCALES["neighbours"] / 2)
     loaded = draem_layers.LocalContrast.from_config(layer.get_config())
     assert np.allclose(np.array(loaded(images))[0, 1:6, 5, 0], np.sqrt(grain / 4 + 1e-4), atol=1e-4)
-    config = {key: value for key, value in layer.get_config().items()
-              if key not in ("scale", "differences")}
-    old = np.array(draem_layers.LocalContrast.from_config(config)(images))[0]
-    deviation = 10 * 0.01 * 4 / 3  # from its 3x3 mean
+    # The form of models saved before 2ced6cc: each pixel's deviation from its 3x3 mean.
+    old = np.array(draem_layers.LocalContrast("mean")(images))[0]
+    deviation = draem_layers.CONTRAST_SCALES["mean"] * 0.01 * 4 / 3
     assert np.allclose(old[2:6, 6, 0], np.sqrt(deviation ** 2 + 1e-4), atol=1e-4)
+    assert np.allclose(old[:, :2], 0.01)
 
 
 def test_without_a_variant_a_defects_folder_trains_by_its_image_size_and_classes_restoration(
@@ -244,6 +242,13 @@ def test_the_map_is_the_segmentation_and_the_score_the_mean_of_its_highest_pixel
     assert type(fewer).from_config(fewer.get_config()).arguments["top_pixels"] == 2
     _, views, _ = fewer.anomaly_parts(tf.constant(images))
     np.testing.assert_allclose(views.numpy()[:, 0], highest[:, -2:].mean(axis=1), rtol=1e-5)
+    # So is the segmenter's contrast; a model saved without it (before 2ced6cc)
+    # loads with the form it was trained with, the 3x3 mean's.
+    def contrast(config):
+        return type(model).from_config(config).segmenter.get_layer("contrast").differences
+
+    assert contrast(model.get_config()) == "neighbours"
+    assert contrast({k: v for k, v in model.get_config().items() if k != "contrast"}) == "mean"
 
 
 def _segmenter_of_flat_images(tile, gain):

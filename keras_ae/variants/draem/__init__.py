@@ -13,4 +13,7 @@ OPTIONS = (
                    "scored by overlapping tiles of this side, stitched in the export"),
     options.Option("top_pixels", "int", "how many of the segmentation's highest pixels "
                    "the image's score averages"),
+    options.Option("contrast", "str", "the local contrast the segmenter reads: each "
+                   "pixel's differences with its neighbours, or (as before 2ced6cc) its "
+                   "deviation from its 3x3 mean", choices=("neighbours", "mean")),
 )

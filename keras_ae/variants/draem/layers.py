@@ -4,10 +4,12 @@ saved model rebuilds them."""
 import keras
 import numpy as np
 
-# A grain's neighbours differ by a few hundredths: times 40 brings that to
-# about the images' range; differences beyond 1/40 are clipped. Times 40 against
-# times 10 found more of grass' and gravel's defects (BUILD.md, "Defects on photographs").
-CONTRAST_SCALE = 40.0
+# Each form's scale. A grain's neighbours differ by a few hundredths: times 40
+# brings that to about the images' range (differences beyond 1/40 are
+# clipped), and found more of grass' and gravel's defects than times 10. The
+# 3x3 mean's deviations, models' until 2ced6cc, are times 10: times 40 cost
+# them their int8 file and smooth images (BUILD.md, "Defects on photographs").
+CONTRAST_SCALES = {"neighbours": 40.0, "mean": 10.0}
 
 
 @keras.saving.register_keras_serializable(package="keras_ae")
@@ -34,7 +36,7 @@ class NearestResize(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="keras_ae")
 class LocalContrast(keras.layers.Layer):
     """The images' local contrast, per channel: each pixel's differences with
-    its right and its lower neighbour, times `scale` (CONTRAST_SCALE) and
+    its right and its lower neighbour, times `scale` (CONTRAST_SCALES) and
     clipped to [-1, 1], as a root mean square over 3x3 pixels and the two
     directions. About zero where the image is flat (a stain, a smooth fill),
     hardly ever on a texture's grain; a scratch 1 px wide differs by its full
@@ -48,17 +50,18 @@ class LocalContrast(keras.layers.Layer):
     steps of about 1/255. The image's last row and column are mirrored, so
     its border reads as flat.
 
-    `differences="mean"` is the form models trained before times 40 have
-    (each pixel's deviation from its 3x3 mean, at times 10): scale and form
-    are saved with the layer, which has no weights to hold them, so that a
-    model loads as it was trained and scores as it did.
+    `differences="mean"` is the form models trained before 2ced6cc read:
+    each pixel's deviation from its 3x3 mean, times 10. The draem model saves
+    which its segmenter reads (its `contrast` argument), so that it loads as
+    it was trained and scores as it did.
     """
 
-    def __init__(self, scale=CONTRAST_SCALE, differences="neighbours", **kwargs):
+    def __init__(self, differences="neighbours", scale=None, **kwargs):
         super().__init__(**kwargs)
-        if differences not in ("neighbours", "mean"):
-            raise ValueError(f"differences={differences!r}: use 'neighbours' or 'mean'")
-        self.scale, self.differences = float(scale), differences
+        if differences not in CONTRAST_SCALES:
+            raise ValueError(f"differences={differences!r}: use one of {', '.join(CONTRAST_SCALES)}")
+        self.differences = differences
+        self.scale = float(scale or CONTRAST_SCALES[differences])
 
     def call(self, images):
         if self.differences == "mean":
@@ -78,8 +81,4 @@ class LocalContrast(keras.layers.Layer):
         return keras.ops.sqrt(keras.ops.mean(squares, -1) + 1e-4)
 
     def get_config(self):
-        return {**super().get_config(), "scale": self.scale, "differences": self.differences}
-
-    @classmethod
-    def from_config(cls, config):  # saved before the scale (10) or the form was
-        return cls(**{"scale": 10.0, "differences": "mean", **config})
+        return {**super().get_config(), "differences": self.differences, "scale": self.scale}

@@ -40,6 +40,7 @@ SMALLEST_SIDE = 6  # a level is added while it leaves a side of at least this
 # neighbours, where the highest pixels follow the scratch (BUILD.md, "Defects
 # on photographs", measures it).
 TOP_PIXELS = 4
+CONTRAST = "neighbours"  # LocalContrast's form; "mean" before 2ced6cc
 FOCAL_GAMMA = 2.0
 # The side of the crops it trains on and of the tiles a larger image is scored
 # by. DRAEM trains on 256x256 images. On bench/textures.py's grass, on two CPU
@@ -110,15 +111,15 @@ def build_reconstructive(input_shape, channels, upsampling):
     return encoder, keras.Model(latent, reconstruction, name="decoder")
 
 
-def build_segmenter(input_shape, channels, upsampling):
+def build_segmenter(input_shape, channels, upsampling, contrast=CONTRAST):
     """The discriminative U-Net: `images`, their `reconstruction` and the
-    images' `LocalContrast` → the `segmentation`, `[batch, height, width, 1]`
-    in [0, 1]."""
+    images' `LocalContrast` (of form `contrast`) → the `segmentation`,
+    `[batch, height, width, 1]` in [0, 1]."""
     sizes = backbone.feature_sizes(input_shape, channels)
     images = keras.Input(shape=input_shape, name="images")
     restored = keras.Input(shape=input_shape, name="reconstruction")
-    contrast = LocalContrast(name="contrast", dtype=backbone.head_dtype())(images)
-    x = keras.layers.Concatenate(name="inputs")([images, restored, contrast])
+    local = LocalContrast(contrast, name="contrast", dtype=backbone.head_dtype())(images)
+    x = keras.layers.Concatenate(name="inputs")([images, restored, local])
     x = _conv(x, channels[0], "full")
     skips = [x]
     for i, filters in enumerate(channels):
@@ -170,6 +171,9 @@ class DraemAutoencoder(Autoencoder):
         top_pixels: how many of the segmentation's highest pixels the score
             averages. Default TOP_PIXELS. Saved with the model, as its
             threshold was calibrated on the score it gives.
+        contrast: the segmenter's `LocalContrast`: "neighbours" (CONTRAST)
+            or "mean", the form of models saved before 2ced6cc, which
+            load with it. Saved with the model, as `top_pixels` is.
 
     Example:
 
@@ -180,21 +184,25 @@ class DraemAutoencoder(Autoencoder):
     """
 
     def __init__(self, input_shape, width=16, upsampling="nearest", tile=TILE,
-                 top_pixels=TOP_PIXELS, **kwargs):
+                 top_pixels=TOP_PIXELS, contrast=CONTRAST, **kwargs):
         backbone.check_choice("upsampling", upsampling, backbone.UPSAMPLING_MODES)
         tile_shape = (min(tile, input_shape[0]), min(tile, input_shape[1]), input_shape[2])
         channels = widths(tile_shape, width)
         encoder, decoder = build_reconstructive(tile_shape, channels, upsampling)
         super().__init__(encoder, decoder, **kwargs)
-        self.segmenter = build_segmenter(tile_shape, channels, upsampling)
+        self.segmenter = build_segmenter(tile_shape, channels, upsampling, contrast)
         self.arguments = {"width": width, "upsampling": upsampling, "tile": tile,
-                          "top_pixels": top_pixels}
+                          "top_pixels": top_pixels, "contrast": contrast}
         self._image_shape = tuple(input_shape)
         self.tiling = None
         if tile_shape != self._image_shape:
             self.tiling = tiles.Tiling(self._image_shape[:2], tile_shape[:2])
             # Tiles (training) or whole images (scoring): only the channels are fixed.
             self.input_spec = keras.InputSpec(ndim=4, axes={-1: input_shape[2]})
+
+    @classmethod
+    def from_config(cls, config):  # saved before 2ced6cc, without its contrast
+        return cls(**{"contrast": "mean", **config})
 
     @property
     def image_shape(self):
