@@ -59,7 +59,8 @@ class LocalContrast(keras.layers.Layer):
     def __init__(self, differences="neighbours", scale=None, **kwargs):
         super().__init__(**kwargs)
         if differences not in CONTRAST_SCALES:
-            raise ValueError(f"differences={differences!r}: use one of {', '.join(CONTRAST_SCALES)}")
+            raise ValueError(f"differences={differences!r}: use "
+                             f"{' or '.join(map(repr, CONTRAST_SCALES))}")
         self.differences = differences
         self.scale = float(scale or CONTRAST_SCALES[differences])
 
