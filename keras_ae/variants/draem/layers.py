@@ -4,6 +4,8 @@ saved model rebuilds them."""
 import keras
 import numpy as np
 
+from keras_ae.models import backbone
+
 # Each form's scale. A grain's neighbours differ by a few hundredths: times 40
 # brings that to about the images' range (differences beyond 1/40 are
 # clipped), and found more of grass' and gravel's defects than times 10. The
@@ -58,28 +60,28 @@ class LocalContrast(keras.layers.Layer):
 
     def __init__(self, differences="neighbours", scale=None, **kwargs):
         super().__init__(**kwargs)
-        if differences not in CONTRAST_SCALES:
-            raise ValueError(f"differences={differences!r}: use "
-                             f"{' or '.join(map(repr, CONTRAST_SCALES))}")
+        backbone.check_choice("differences", differences, tuple(CONTRAST_SCALES))
         self.differences = differences
         self.scale = float(scale or CONTRAST_SCALES[differences])
 
     def call(self, images):
-        if self.differences == "mean":
-            deviations = images - keras.ops.average_pool(images, 3, 1, "same")
-            deviations = keras.ops.clip(self.scale * deviations, -1.0, 1.0)
-            squares = keras.ops.average_pool(deviations * deviations, 3, 1, "same")
-            return keras.ops.sqrt(squares + 1e-4)  # + 1e-4: a finite gradient where flat
         channels = images.shape[-1]
-        kernel = np.zeros((2, 2, channels, 2), np.float32)  # per channel: right, lower
-        kernel[0, 0], kernel[0, 1, :, 0], kernel[1, 0, :, 1] = self.scale, -self.scale, -self.scale
-        kernel = keras.ops.convert_to_tensor(kernel, dtype=images.dtype)  # also the float64 twin
-        padded = keras.ops.pad(images, [[0, 0], [0, 1], [0, 1], [0, 0]], mode="symmetric")
-        differences = keras.ops.clip(keras.ops.depthwise_conv(padded, kernel, 1, "valid"), -1, 1)
+        if self.differences == "mean":  # each pixel's deviation from its 3x3 mean
+            differences = self.scale * (images - keras.ops.average_pool(images, 3, 1, "same"))
+        else:  # with its right and its lower neighbour, two per channel
+            kernel = np.zeros((2, 2, channels, 2), np.float32)
+            kernel[0, 0] = self.scale  # the pixel, less its right and its lower neighbour
+            kernel[0, 1, :, 0] = kernel[1, 0, :, 1] = -self.scale
+            kernel = keras.ops.convert_to_tensor(kernel, dtype=images.dtype)  # also float64's
+            padded = keras.ops.pad(images, [[0, 0], [0, 1], [0, 1], [0, 0]], mode="symmetric")
+            differences = keras.ops.depthwise_conv(padded, kernel, 1, "valid")
+        differences = keras.ops.clip(differences, -1.0, 1.0)
         squares = keras.ops.average_pool(differences * differences, 3, 1, "same")
-        shape = keras.ops.shape(squares)
-        squares = keras.ops.reshape(squares, (-1, shape[1], shape[2], channels, 2))
-        return keras.ops.sqrt(keras.ops.mean(squares, -1) + 1e-4)
+        if self.differences == "neighbours":  # the two directions' mean
+            shape = keras.ops.shape(squares)
+            squares = keras.ops.mean(
+                keras.ops.reshape(squares, (-1, shape[1], shape[2], channels, 2)), -1)
+        return keras.ops.sqrt(squares + 1e-4)  # + 1e-4: a finite gradient where flat
 
     def get_config(self):
         return {**super().get_config(), "differences": self.differences, "scale": self.scale}

@@ -111,7 +111,7 @@ def build_reconstructive(input_shape, channels, upsampling):
     return encoder, keras.Model(latent, reconstruction, name="decoder")
 
 
-def build_segmenter(input_shape, channels, upsampling, contrast=CONTRAST):
+def build_segmenter(input_shape, channels, upsampling, contrast):
     """The discriminative U-Net: `images`, their `reconstruction` and the
     images' `LocalContrast` (of form `contrast`) → the `segmentation`,
     `[batch, height, width, 1]` in [0, 1]."""
