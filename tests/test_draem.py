@@ -52,16 +52,23 @@ def test_the_local_contrast_is_flat_places_near_zero_and_a_grain_its_scaled_diff
     images[0, :, 4:, 0] = 0.5 + 0.01 * (-1) ** np.arange(8)[:, None]  # a faint grain, rows
     images[0, :, 4:, 1] = (np.arange(8)[:, None] + np.arange(4)) % 2  # a black and white board
     contrast = np.array(draem_layers.LocalContrast()(images))[0]
+    assert contrast.shape == (8, 8, 4)  # per channel, right and lower neighbours'
     # Flat, both channels, to the last row (mirrored, not padded): the root of 1e-4.
     assert np.allclose(contrast[:, :2], 0.01)
     # Inside the grain a pixel is 0.02 off its lower neighbour, level with its right one.
-    grain = (draem_layers.CONTRAST_SCALES["neighbours"] * 0.02) ** 2 / 2
-    assert np.allclose(contrast[1:6, 5, 0], np.sqrt(grain + 1e-4), atol=1e-4)
-    assert np.allclose(contrast[1:6, 5, 1], 1, atol=1e-3)  # every difference clipped to 1
-    layer = draem_layers.LocalContrast(scale=draem_layers.CONTRAST_SCALES["neighbours"] / 2)
+    grain = (draem_layers.CONTRAST_SCALES["directions"] * 0.02) ** 2
+    assert np.allclose(contrast[1:6, 5, 0], 0.01, atol=1e-4)
+    assert np.allclose(contrast[1:6, 5, 1], np.sqrt(grain + 1e-4), atol=1e-4)
+    assert np.allclose(contrast[1:6, 5, 2:], 1, atol=1e-3)  # every difference clipped to 1
+    layer = draem_layers.LocalContrast(scale=draem_layers.CONTRAST_SCALES["directions"] / 2)
     loaded = draem_layers.LocalContrast.from_config(layer.get_config())
-    assert np.allclose(np.array(loaded(images))[0, 1:6, 5, 0], np.sqrt(grain / 4 + 1e-4), atol=1e-4)
-    # The form of models saved before 2ced6cc: each pixel's deviation from its 3x3 mean.
+    assert np.allclose(np.array(loaded(images))[0, 1:6, 5, 1], np.sqrt(grain / 4 + 1e-4),
+                       atol=1e-4)
+    # Earlier models' forms: the two directions' mean (from 2ced6cc), and each
+    # pixel's deviation from its 3x3 mean (before).
+    mean = np.array(draem_layers.LocalContrast("neighbours")(images))[0]
+    assert mean.shape == (8, 8, 2)
+    assert np.allclose(mean[1:6, 5, 0], np.sqrt(grain / 2 + 1e-4), atol=1e-4)
     old = np.array(draem_layers.LocalContrast("mean")(images))[0]
     deviation = draem_layers.CONTRAST_SCALES["mean"] * 0.01 * 4 / 3
     assert np.allclose(old[2:6, 6, 0], np.sqrt(deviation ** 2 + 1e-4), atol=1e-4)
@@ -247,7 +254,7 @@ def test_the_map_is_the_segmentation_and_the_score_the_mean_of_its_highest_pixel
     def contrast(config):
         return type(model).from_config(config).segmenter.get_layer("contrast").differences
 
-    assert contrast(model.get_config()) == "neighbours"
+    assert contrast(model.get_config()) == "directions"
     assert contrast({k: v for k, v in model.get_config().items() if k != "contrast"}) == "mean"
 
 

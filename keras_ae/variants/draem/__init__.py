@@ -14,6 +14,7 @@ OPTIONS = (
     options.Option("top_pixels", "int", "how many of the segmentation's highest pixels "
                    "the image's score averages"),
     options.Option("contrast", "str", "the local contrast the segmenter reads: each "
-                   "pixel's differences with its neighbours, or (as before 2ced6cc) its "
-                   "deviation from its 3x3 mean", choices=("neighbours", "mean")),
+                   "pixel's differences with its right and lower neighbours, by direction; "
+                   "earlier models': their mean (neighbours), or each pixel's deviation "
+                   "from its 3x3 mean (mean)", choices=("directions", "neighbours", "mean")),
 )

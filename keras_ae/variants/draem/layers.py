@@ -11,7 +11,9 @@ from keras_ae.models import backbone
 # clipped), and found more of grass' and gravel's defects than times 10. The
 # 3x3 mean's deviations, models' until 2ced6cc, are times 10: times 40 cost
 # them their int8 file and smooth images (BUILD.md, "Defects on photographs").
-CONTRAST_SCALES = {"neighbours": 40.0, "mean": 10.0}
+# "neighbours", the two directions' mean, is the form of models saved from
+# 2ced6cc until "directions" (BUILD.md).
+CONTRAST_SCALES = {"directions": 40.0, "neighbours": 40.0, "mean": 10.0}
 
 
 @keras.saving.register_keras_serializable(package="keras_ae")
@@ -37,14 +39,16 @@ class NearestResize(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="keras_ae")
 class LocalContrast(keras.layers.Layer):
-    """The images' local contrast, per channel: each pixel's differences with
-    its right and its lower neighbour, times `scale` (CONTRAST_SCALES) and
-    clipped to [-1, 1], as a root mean square over 3x3 pixels and the two
-    directions. About zero where the image is flat (a stain, a smooth fill),
-    hardly ever on a texture's grain; a scratch 1 px wide differs by its full
-    contrast. The segmenter reads it beside the images: given only the images
-    and their restoration, it missed flat anomalies on grass (BUILD.md,
-    "Defects on photographs").
+    """The images' local contrast, per channel and direction: each pixel's
+    differences with its right and with its lower neighbour, times `scale`
+    (CONTRAST_SCALES) and clipped to [-1, 1], as root mean squares over 3x3
+    pixels, two channels per image channel. About zero where the image is
+    flat (a stain, a smooth fill), hardly ever on a texture's grain; a
+    scratch 1 px wide differs by its full contrast across it, and a grain or
+    a scratch along one axis shows in one direction more than the other. The
+    segmenter reads it beside the images: given only the images and their
+    restoration, it missed flat anomalies on grass (BUILD.md, "Defects on
+    photographs").
 
     The differences are one depthwise convolution of weights +-scale, which
     a full-integer TFLite file holds exactly, and the clip keeps them in its
@@ -52,13 +56,15 @@ class LocalContrast(keras.layers.Layer):
     steps of about 1/255. The image's last row and column are mirrored, so
     its border reads as flat.
 
-    `differences="mean"` is the form models trained before 2ced6cc read:
-    each pixel's deviation from its 3x3 mean, times 10. The draem model saves
-    which its segmenter reads (its `contrast` argument), so that it loads as
-    it was trained and scores as it did.
+    Earlier models' forms: `differences="neighbours"` (saved from 2ced6cc),
+    the two directions' mean, one channel per image channel;
+    `"mean"` (before 2ced6cc), each pixel's deviation from its 3x3 mean,
+    times 10. The draem model saves which its segmenter reads (its
+    `contrast` argument), so that it loads as it was trained and scores as
+    it did.
     """
 
-    def __init__(self, differences="neighbours", scale=None, **kwargs):
+    def __init__(self, differences="directions", scale=None, **kwargs):
         super().__init__(**kwargs)
         backbone.check_choice("differences", differences, tuple(CONTRAST_SCALES))
         self.differences = differences

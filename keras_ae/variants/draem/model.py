@@ -40,7 +40,7 @@ SMALLEST_SIDE = 6  # a level is added while it leaves a side of at least this
 # neighbours, where the highest pixels follow the scratch (BUILD.md, "Defects
 # on photographs", measures it).
 TOP_PIXELS = 4
-CONTRAST = "neighbours"  # LocalContrast's form; "mean" before 2ced6cc
+CONTRAST = "directions"  # LocalContrast's form; earlier: "neighbours" (from 2ced6cc), "mean"
 FOCAL_GAMMA = 2.0
 # The side of the crops it trains on and of the tiles a larger image is scored
 # by. DRAEM trains on 256x256 images. On bench/textures.py's grass, on two CPU
@@ -171,9 +171,10 @@ class DraemAutoencoder(Autoencoder):
         top_pixels: how many of the segmentation's highest pixels the score
             averages. Default TOP_PIXELS. Saved with the model, as its
             threshold was calibrated on the score it gives.
-        contrast: the segmenter's `LocalContrast`: "neighbours" (CONTRAST)
-            or "mean", the form of models saved before 2ced6cc, which
-            load with it. Saved with the model, as `top_pixels` is.
+        contrast: the segmenter's `LocalContrast`: "directions" (CONTRAST),
+            or an earlier model's form, "neighbours" or "mean" (the form of
+            models saved before 2ced6cc, which load with it). Saved with the
+            model, as `top_pixels` is.
 
     Example:
 
