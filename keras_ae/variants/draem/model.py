@@ -172,9 +172,9 @@ class DraemAutoencoder(Autoencoder):
             averages. Default TOP_PIXELS. Saved with the model, as its
             threshold was calibrated on the score it gives.
         contrast: the segmenter's `LocalContrast`: "directions" (CONTRAST),
-            or an earlier model's form, "neighbours" or "mean" (the form of
-            models saved before 2ced6cc, which load with it). Saved with the
-            model, as `top_pixels` is.
+            or an earlier model's form, "neighbours" or "mean" (a model
+            saved without it, before 2ced6cc, loads with "mean"). Saved with
+            the model, as `top_pixels` is.
 
     Example:
 
