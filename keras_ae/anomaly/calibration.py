@@ -11,7 +11,6 @@ images, 1 / (n + 1), which the run logs and `anomaly.json` keeps.
 
 import math
 
-from absl import logging
 import numpy as np
 
 from keras_ae.anomaly import scoring
@@ -75,19 +74,13 @@ def chance_of_flagging(flagged, normal, count, fpr):
 def calibrate(validation_scores, fpr):
     """The threshold: the smallest validation score that at least `1 - fpr`
     of the validation scores are at or below (`rank`). With fewer than
-    `needed_images(fpr)` scores, their highest, and a warning naming the
-    false-positive rate it can promise (`expected_fpr`)."""
+    `needed_images(fpr)` scores, their highest, which flags `expected_fpr`
+    of normal images (a training run warns of it before it starts:
+    `normal.normal_split`)."""
     scores = np.sort(np.asarray(validation_scores, np.float64))
     if not len(scores):
         raise CalibrationError("no validation images to calibrate on; raise "
                                "--validation_fraction")
-    if len(scores) < needed_images(fpr):
-        logging.warning(
-            "%d validation images cannot calibrate a false-positive rate of %g (that needs "
-            "%d): the threshold is their highest score, which flags about %.1f%% of normal "
-            "images; add validation images (to --validation_dir, or hold out more by "
-            "--validation_fraction) for a tighter one", len(scores), fpr, needed_images(fpr),
-            100 * expected_fpr(len(scores), fpr))
     return float(scores[rank(len(scores), fpr) - 1])
 
 

@@ -46,7 +46,8 @@ def normal_split(data, ids, validation_fraction, fpr, seed):
             "validation images, which leaves "
             + ("none to calibrate on: raise --validation_fraction, or add normal images"
                if not count else "none to train on: lower --validation_fraction"))
-    _warn_if_few(count, f"{validation_fraction:g} of {len(normal)} normal training images", fpr)
+    _warn_if_few(count, f"{validation_fraction:g} of {len(normal)} normal training images", fpr,
+                 "hold out more (--validation_fraction) or add normal images")
     held_out = np.zeros(len(normal), bool)
     held_out[rng.choice(len(normal), count, replace=False)] = True
     train, validation = normal[~held_out], normal[held_out]
@@ -66,16 +67,20 @@ def _own_validation(data, ids, normal, fpr):
             f"in subfolders named after them, as under the training folder (e.g. "
             f"{data.validation_dir}/{data.class_names[ids[0]]}/)")
     logging.info("calibrating on the %d normal images in %s", len(own), data.validation_dir)
-    _warn_if_few(len(own), data.validation_dir, fpr)
+    _warn_if_few(len(own), data.validation_dir, fpr,
+                 f"add normal images to {data.validation_dir}")
     return dataclasses.replace(
         data, train_images=data.train_images.subset(normal), train_labels=data.train_labels[normal],
         validation_images=data.validation_images.subset(own),
         validation_labels=data.validation_labels[own])
 
 
-def _warn_if_few(count, where, fpr):
+def _warn_if_few(count, where, fpr, fix):
+    """The run's one warning, before training, that `count` validation images
+    are too few for `fpr`: what the threshold will flag, and `fix`."""
     if count < needed_images(fpr):
         logging.warning(
-            "%d validation images (%s) cannot calibrate a false-positive rate of %g, which "
-            "needs %d: the threshold will flag about %.1f%% of normal images", count, where,
-            fpr, needed_images(fpr), 100 * expected_fpr(count, fpr))
+            "%d validation images cannot calibrate a false-positive rate of %g, which needs "
+            "%d (%s): the threshold, their highest score, will flag about %.1f%% of normal "
+            "images; %s for a tighter one", count, fpr, needed_images(fpr), where,
+            100 * expected_fpr(count, fpr), fix)
