@@ -470,3 +470,25 @@ def test_a_defects_folder_trains_this_detector_and_serves_its_segmentation(defec
     # Tiles start at 0, 8 and 16: the top-left 8x8 pixels are the first tile's alone.
     first = model.segment(images[:, :16, :16, None]).numpy()[..., 0]
     np.testing.assert_allclose(segmentation[:, :8, :8], first[:, :8, :8], atol=1e-6)
+
+
+def test_images_smaller_than_the_tile_train_on_as_many_pixels(tmp_path):
+    """Epochs by the training images count an image smaller than the tile as
+    its share of the tile's pixels, so that small images train as long: 28 px
+    Fashion-MNIST shows 5.2 times the images of 64 px tiles."""
+    def epochs(side, **options):
+        os.makedirs(tmp_path / f"{side}")
+        for i in range(20):
+            Image.new("L", (side, side), i).save(tmp_path / f"{side}" / f"{i}.png")
+        config = training.resolve(config_lib.RunConfig(
+            config_lib.DataConfig("folder", data_dir=str(tmp_path / f"{side}")),
+            config_lib.ModelConfig("draem", **options), config_lib.TrainConfig("r")))
+        loaded = training.load_data(config)
+        return len(loaded.train_images), training.with_data(config, loaded).train.epochs
+
+    images, whole = epochs(draem.TILE)
+    assert whole == -(-keras_ae.variants.recipe("draem").images_shown // images)
+    assert epochs(draem.TILE * 2) == (images, whole)  # trained on crops of the tile
+    _, small = epochs(draem.TILE // 2)
+    assert 4 * whole - 4 < small <= 4 * whole  # a quarter of the pixels, each epoch rounded up
+    assert epochs(draem.TILE // 2 + 1, tile=draem.TILE // 2 + 1) == (images, whole)

@@ -54,7 +54,8 @@ def with_data(config, data):
     channels, the masks' and a detector's validation images' folders found,
     the anomaly map's sigma, the recipe's share of the shorter side unless
     given, and the epochs of a recipe that counts them by the training
-    images (`Recipe.epochs_for`) unless given."""
+    images (`Recipe.epochs_for`: images smaller than the model's `tile` by
+    their share of its pixels) unless given."""
     height, width, channels = data.image_shape()
     masks = data.test_masks and data.test_masks.directory
     recipe = variants.recipe(config.model.variant)
@@ -63,8 +64,10 @@ def with_data(config, data):
         anomaly = dataclasses.replace(anomaly, anomaly_map_sigma=_or(
             anomaly.anomaly_map_sigma, round(recipe.anomaly_map_smoothing * min(height, width),
                                              4)))
+    tile = getattr(config.model, "tile", None)
+    share = min(height, tile) * min(width, tile) / tile ** 2 if tile else 1.0
     train = dataclasses.replace(config.train, epochs=_or(
-        config.train.epochs, recipe.epochs_for(len(data.train_images))))
+        config.train.epochs, recipe.epochs_for(len(data.train_images), share)))
     return dataclasses.replace(config, anomaly=anomaly, train=train, data=dataclasses.replace(
         config.data, image_size=(height, width), channels=channels,
         test_mask_dir=masks or config.data.test_mask_dir,

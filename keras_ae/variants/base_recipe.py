@@ -16,6 +16,8 @@ Example:
     recipe.test_metrics(model, data.test_images, batch_size=64, seed=0)
 """
 
+import math
+
 import numpy as np
 
 from keras_ae import data
@@ -39,7 +41,8 @@ class Recipe:
     learning_rate_schedule = "constant"
     epochs = 10  # or None: by the training images (`epochs_for`)
     # With epochs None: how many training images the run shows the model,
-    # whatever their number.
+    # whatever their number, an image smaller than the tile a model trains on
+    # counted as its share of the tile's pixels (`epochs_for`).
     images_shown = None
     # With --normal_classes: each image's (each view's) error, "mse" or "top_k"
     # (or "map_max", `keras_ae.anomaly`).
@@ -55,12 +58,14 @@ class Recipe:
     # The names of the variant's own figures of merit (`image_metrics`).
     metrics = ()
 
-    def epochs_for(self, train_images):
+    def epochs_for(self, train_images, share=1.0):
         """The epochs of a run on `train_images` images: `epochs`, or, where
-        that is None, enough to show the model `images_shown` images."""
+        that is None, enough to show the model `images_shown` images, each
+        counted as `share` of one (an image smaller than the model's tile:
+        its share of the tile's pixels, so that small images train as long)."""
         if self.epochs is not None:
             return self.epochs
-        return max(1, -(-self.images_shown // max(1, train_images)))
+        return max(1, math.ceil(self.images_shown / (max(1, train_images) * share)))
 
     def test_metrics(self, model, images, batch_size, seed):
         """The variant's own figures of merit on the clean test `images` (an
