@@ -477,11 +477,12 @@ def test_images_smaller_than_the_tile_train_on_as_many_pixels(tmp_path):
     its share of the tile's pixels, so that small images train as long: 28 px
     Fashion-MNIST shows 5.2 times the images of 64 px tiles."""
     def epochs(side, **options):
-        os.makedirs(tmp_path / f"{side}")
+        folder = tmp_path / f"{side}"
+        os.makedirs(folder)
         for i in range(20):
-            Image.new("L", (side, side), i).save(tmp_path / f"{side}" / f"{i}.png")
+            Image.new("L", (side, side), i).save(folder / f"{i}.png")
         config = training.resolve(config_lib.RunConfig(
-            config_lib.DataConfig("folder", data_dir=str(tmp_path / f"{side}")),
+            config_lib.DataConfig("folder", data_dir=str(folder)),
             config_lib.ModelConfig("draem", **options), config_lib.TrainConfig("r")))
         loaded = training.load_data(config)
         return len(loaded.train_images), training.with_data(config, loaded).train.epochs

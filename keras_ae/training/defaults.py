@@ -64,7 +64,7 @@ def with_data(config, data):
         anomaly = dataclasses.replace(anomaly, anomaly_map_sigma=_or(
             anomaly.anomaly_map_sigma, round(recipe.anomaly_map_smoothing * min(height, width),
                                              4)))
-    tile = getattr(config.model, "tile", None)
+    tile = config.model.tile  # a field of every ModelConfig, None where not taken or set
     share = min(height, tile) * min(width, tile) / tile ** 2 if tile else 1.0
     train = dataclasses.replace(config.train, epochs=_or(
         config.train.epochs, recipe.epochs_for(len(data.train_images), share)))
