@@ -168,6 +168,21 @@ def test_simulated_anomalies_change_only_their_masks_and_are_drawn_from_the_seed
     spreads = [np.ptp(image[mask == 1]) for image, mask in zip(x[with_anomaly],
                                                                 masks[with_anomaly])]
     assert 0 < sum(spread < 1e-6 for spread in spreads) < len(spreads) / 2
+    # Asked for, about a quarter of the masks are rectangles (CutPaste's).
+    boxes = [y[..., 1:] for _, y in data.train_dataset(images, seed=1, rectangles=0.25,
+                                                          **options)]
+    assert _rectangles(masks) == 0 < _rectangles(np.concatenate(boxes)) < len(spreads) / 2
+
+
+def _rectangles(masks):
+    """How many of `masks` `[n, h, w, 1]` fill their bounding box, at least
+    3 px a side."""
+    count = 0
+    for mask in masks[..., 0]:
+        rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        box = mask[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1] if len(rows) else mask[:0]
+        count += min(box.shape) >= 3 and box.all()
+    return count
 
 
 def test_int8_calibrates_a_detector_on_its_simulated_anomalies():
@@ -472,24 +487,33 @@ def test_a_defects_folder_trains_this_detector_and_serves_its_segmentation(defec
     np.testing.assert_allclose(segmentation[:, :8, :8], first[:, :8, :8], atol=1e-6)
 
 
-def test_images_smaller_than_the_tile_train_on_as_many_pixels(tmp_path):
+def test_images_smaller_than_the_tile_train_on_as_many_pixels_and_on_rectangles(tmp_path):
     """Epochs by the training images count an image smaller than the tile as
     its share of the tile's pixels, so that small images train as long: 28 px
-    Fashion-MNIST shows 5.2 times the images of 64 px tiles."""
-    def epochs(side, **options):
-        folder = tmp_path / f"{side}"
+    Fashion-MNIST shows 5.2 times the images of 64 px tiles. Such images are
+    whole small parts: a quarter of their simulated anomalies are rectangles,
+    and their map is smoothed (the recipe's `on_small_images`)."""
+    def run(side, **options):
+        folder = tmp_path / f"{side}-{options}" / "good"
         os.makedirs(folder)
         for i in range(20):
             Image.new("L", (side, side), i).save(folder / f"{i}.png")
         config = training.resolve(config_lib.RunConfig(
-            config_lib.DataConfig("folder", data_dir=str(folder)),
-            config_lib.ModelConfig("draem", **options), config_lib.TrainConfig("r")))
+            config_lib.DataConfig("folder", data_dir=str(folder.parent)),
+            config_lib.ModelConfig("draem", **options), config_lib.TrainConfig("r"),
+            config_lib.AnomalyConfig(normal_classes=("good",))))
         loaded = training.load_data(config)
-        return len(loaded.train_images), training.with_data(config, loaded).train.epochs
+        config = training.with_data(config, loaded)
+        rectangles = recipe.on_images("rectangles", training.tile_share(config))
+        return (len(loaded.train_images), config.train.epochs), (
+            config.anomaly.anomaly_map_sigma, rectangles)
 
-    images, whole = epochs(draem.TILE)
-    assert whole == -(-keras_ae.variants.recipe("draem").images_shown // images)
-    assert epochs(draem.TILE * 2) == (images, whole)  # trained on crops of the tile
-    _, small = epochs(draem.TILE // 2)
+    recipe = keras_ae.variants.recipe("draem")
+    (images, whole), tiled = run(draem.TILE)
+    assert whole == -(-recipe.images_shown // images)
+    assert tiled == (0, 0)
+    assert run(draem.TILE * 2) == ((images, whole), tiled)  # trained on crops of the tile
+    (_, small), (sigma, rectangles) = run(draem.TILE // 2)
     assert 4 * whole - 4 < small <= 4 * whole  # a quarter of the pixels, each epoch rounded up
-    assert epochs(draem.TILE // 2 + 1, tile=draem.TILE // 2 + 1) == (images, whole)
+    assert sigma == draem.TILE // 2 / 16 and rectangles == 0.25
+    assert run(draem.TILE // 2 + 1, tile=draem.TILE // 2 + 1) == ((images, whole), tiled)

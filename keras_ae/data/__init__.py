@@ -110,6 +110,8 @@ def train_dataset(images, **options):
             (`keras_ae.data.anomalies`, from other images of the epoch) and
             yield `(inputs, clean images with their masks stacked on the
             channels)`, for detectors that learn to find them. Default False.
+        rectangles: with `anomalies`, the share of their masks drawn as
+            rectangles rather than blobs (`anomalies.simulate`). Default 0.
         crop: `(height, width)`: a random crop of this size of each image
             (before anomalies and noise), for networks that train on tiles of
             larger images; None (the default) for whole images.

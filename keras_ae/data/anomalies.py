@@ -9,8 +9,10 @@ Perlin noise, and learns to restore the image and to segment the paste.
   grid of random values interpolated by smoothstep, "value noise", as
   smooth as Perlin's), turned by a random angle and thresholded; blobs
   from a few pixels (small defects) to a third of the image, and streaks
-  (scratches) where the axes' scales differ, gathered in a part of it, in
-  half of the images, none in the rest;
+  (scratches) where the axes' scales differ, gathered in a part of it; or
+  in a share of them (the caller's `rectangles`) an axis-aligned rectangle,
+  CutPaste's (Li et al., CVPR 2021), as straight-edged as a square part of
+  another part pasted in; in half of the images, none in the rest;
 - the paste: another training image (the caller's `foreign`), turned by a
   quarter turn, shifted, its contrast and brightness changed, and in four
   fifths of the images inverted, blurred, one flat grey or a grain of
@@ -36,6 +38,7 @@ import tensorflow as tf
 # pixels at 128x128, 2 by 32 a streak.
 SCALES = (2, 4, 8, 16, 32)
 ANOMALOUS_SHARE = 0.5  # of training images, given an anomaly (DRAEM: half)
+RECTANGLE_SIDES = (0.1, 0.4)  # shares of the image's sides
 THRESHOLD = (0.7, 0.9)  # of the noise, in [0, 1]: masks of under 1% to ~15% of the image
 OPACITY = (0.4, 1.0)  # of the paste over the image (DRAEM: 1 - beta, beta in [0, 0.8])
 MIN_BRIGHTNESS, MAX_BRIGHTNESS = 0.1, 0.3  # of the paste's change of brightness
@@ -43,10 +46,11 @@ FILLS = ("paste", "inverted", "blurred", "grey", "grain")
 GRAIN_CELLS = (16, 64)  # the grain fill's cells along the shorter side
 
 
-def simulate(images, foreign, seed, first_row=0, rows=None):
+def simulate(images, foreign, seed, first_row=0, rows=None, rectangles=0.0):
     """`(images with anomalies, masks)`: float `images` `[n, h, w, c]` in
     [0, 1] with `foreign` (images of the same shape) pasted in simulated
-    anomalies, and their float32 masks `[n, h, w, 1]` (1 inside).
+    anomalies, and their float32 masks `[n, h, w, 1]` (1 inside), about
+    `rectangles` of them rectangles.
 
     `seed` is a stateless seed of shape [2]. With `rows`, `images` are the
     rows `first_row, ...` of a batch of `rows` images and get those rows of
@@ -55,7 +59,7 @@ def simulate(images, foreign, seed, first_row=0, rows=None):
     height, width = images.shape[1], images.shape[2]
     keys = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(10)]
     draw = _drawer(images, first_row, rows)
-    masks = _masks(draw, keys[:3], height, width)
+    masks = _masks(draw, keys[:3], height, width, rectangles)
     # The paste: a quarter turn and a shift, drawn per batch; contrast and
     # brightness per image, the brightness at least MIN_BRIGHTNESS off.
     turned = tf.image.rot90(foreign, _uniform_int(keys[3], 4)) if height == width else foreign
@@ -107,13 +111,14 @@ def _drawer(images, first_row, rows):
     return draw
 
 
-def _masks(draw, keys, height, width):
+def _masks(draw, keys, height, width, rectangles):
     """float32 `[n, h, w, 1]`: smooth noise (`_noise`) with a random number of
     cells along each axis, one of `SCALES` each (DRAEM's Perlin scales, drawn
     per axis: blobs, or streaks where they differ), turned by a random angle,
     thresholded; kept where a coarse noise is above its median (so that fine
-    blobs gather in a part of the image, as a defect does); zero in all but
-    about ANOMALOUS_SHARE of the images."""
+    blobs gather in a part of the image, as a defect does); or in about
+    `rectangles` of them a rectangle (`_rectangles`); zero in all but about
+    ANOMALOUS_SHARE of the images."""
     side = min(height, width)
     scales = tf.gather(tf.constant(SCALES, tf.float32),
                        tf.cast(draw(keys[1], [2]) * len(SCALES), tf.int32))
@@ -126,7 +131,25 @@ def _masks(draw, keys, height, width):
     threshold = THRESHOLD[0] + (THRESHOLD[1] - THRESHOLD[0]) * uniform[:, 0]
     present = tf.cast(uniform[:, 1] < ANOMALOUS_SHARE, tf.float32)
     inside = (fine > threshold[:, None, None, None]) & (coarse > 0.5)
+    box = draw(tf.random.experimental.stateless_fold_in(keys[2], 7), [5])
+    inside = tf.where((box[:, 4] < rectangles)[:, None, None, None],
+                      _rectangles(box[:, :4], height, width), inside)
     return tf.cast(inside, tf.float32) * present[:, None, None, None]
+
+
+def _rectangles(box, height, width):
+    """bool `[n, h, w, 1]`: per image an axis-aligned rectangle, its sides
+    (RECTANGLE_SIDES) and its corner drawn by `box` `[n, 4]` (uniform in
+    [0, 1])."""
+    sides = RECTANGLE_SIDES[0] + (RECTANGLE_SIDES[1] - RECTANGLE_SIDES[0]) * box[:, :2]
+    corners = box[:, 2:] * (1.0 - sides)
+
+    def within(length, axis):  # [n, length]: pixel centres inside the box along `axis`
+        centres = (tf.range(length, dtype=tf.float32) + 0.5) / length
+        start = corners[:, axis, None]
+        return (centres[None] >= start) & (centres[None] < start + sides[:, axis, None])
+
+    return within(height, 0)[:, :, None, None] & within(width, 1)[:, None, :, None]
 
 
 def _noise(draw, key, height, width, cells, most=max(SCALES)):

@@ -55,23 +55,33 @@ def with_data(config, data):
     the anomaly map's sigma, the recipe's share of the shorter side unless
     given, and the epochs of a recipe that counts them by the training
     images (`Recipe.epochs_for`: images smaller than the model's `tile` by
-    their share of its pixels) unless given."""
+    their share of its pixels) unless given; on images smaller than the
+    tile, the recipe's `on_small_images`."""
     height, width, channels = data.image_shape()
     masks = data.test_masks and data.test_masks.directory
     recipe = variants.recipe(config.model.variant)
+    share = tile_share(config, height, width)
     anomaly = config.anomaly
     if anomaly.normal_classes:
+        smoothing = recipe.on_images("anomaly_map_smoothing", share)
         anomaly = dataclasses.replace(anomaly, anomaly_map_sigma=_or(
-            anomaly.anomaly_map_sigma, round(recipe.anomaly_map_smoothing * min(height, width),
-                                             4)))
-    tile = config.model.tile  # a field of every ModelConfig, None where not taken or set
-    share = min(height, tile) * min(width, tile) / tile ** 2 if tile else 1.0
+            anomaly.anomaly_map_sigma, round(smoothing * min(height, width), 4)))
     train = dataclasses.replace(config.train, epochs=_or(
         config.train.epochs, recipe.epochs_for(len(data.train_images), share)))
     return dataclasses.replace(config, anomaly=anomaly, train=train, data=dataclasses.replace(
         config.data, image_size=(height, width), channels=channels,
         test_mask_dir=masks or config.data.test_mask_dir,
         validation_dir=_validation_dir(config, data)))
+
+
+def tile_share(config, height=None, width=None):
+    """The share of its model's tile (`config.model.tile`, None where it takes
+    whole images) that an image of the run fills, `height` x `width` (default
+    `config.data.image_size`): below 1 for images smaller than the tile."""
+    tile = config.model.tile  # a field of every ModelConfig, None where not taken or set
+    if height is None:
+        height, width = config.data.image_size
+    return min(height, tile) * min(width, tile) / tile ** 2 if tile else 1.0
 
 
 def _validation_dir(config, data):

@@ -253,13 +253,16 @@ def training_stream(config, strategy, data, first_epoch, crop=None):
     only their images, its buffers within half the memory limit; an in-memory
     one is split by Keras.
     """
+    recipe = variants.recipe(config.model.variant)
+
     def dataset(input_context=None):
         return data_lib.train_dataset(
             data.train_images,
             batch_size=config.data.batch_size,
             epochs=config.train.epochs,
             noise_stddev=config.data.noise_stddev, masking=config.data.masking_noise,
-            anomalies=variants.recipe(config.model.variant).simulated_anomalies,
+            anomalies=recipe.simulated_anomalies,
+            rectangles=recipe.on_images("rectangles", defaults.tile_share(config)),
             crop=crop,
             seed=config.data.seed,
             first_epoch=first_epoch,

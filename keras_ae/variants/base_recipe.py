@@ -35,6 +35,8 @@ class Recipe:
     # Whether the input pipeline pastes simulated anomalies into training
     # images (`keras_ae.data.train_dataset`'s `anomalies`).
     simulated_anomalies = False
+    # With them: the share of their masks drawn as rectangles, not blobs.
+    rectangles = 0.0
     batch_size = 64  # the global batch
     learning_rate = 1e-3
     # "constant", or "cosine": from `learning_rate` down to 0 at the last step.
@@ -54,6 +56,10 @@ class Recipe:
     # a share of the image's shorter side (1.75 px at 28): the best of
     # bench/defects.py's sweep of sigmas (BUILD.md, "Synthetic defects").
     anomaly_map_smoothing = 1 / 16
+    # On images smaller than the tile the model trains on (whole small
+    # parts, not crops of larger images; `on_images`): the defaults that
+    # differ there, by field name ("rectangles", "anomaly_map_smoothing").
+    on_small_images = {}
 
     # The names of the variant's own figures of merit (`image_metrics`).
     metrics = ()
@@ -66,6 +72,13 @@ class Recipe:
         if self.epochs is not None:
             return self.epochs
         return max(1, math.ceil(self.images_shown / (max(1, train_images) * share)))
+
+    def on_images(self, name, share):
+        """The recipe's `name` for images that fill `share` of the model's
+        tile (`training.tile_share`): its `on_small_images` value where that
+        is below 1, else its own."""
+        return self.on_small_images.get(name, getattr(self, name)) if share < 1 else (
+            getattr(self, name))
 
     def test_metrics(self, model, images, batch_size, seed):
         """The variant's own figures of merit on the clean test `images` (an
