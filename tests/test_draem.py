@@ -491,7 +491,7 @@ def test_images_smaller_than_the_tile_train_on_as_many_pixels_and_on_rectangles(
     """Epochs by the training images count an image smaller than the tile as
     its share of the tile's pixels, so that small images train as long: 28 px
     Fashion-MNIST shows 5.2 times the images of 64 px tiles. Such images are
-    whole small parts: a quarter of their simulated anomalies are rectangles,
+    whole small parts: half of their simulated anomalies are rectangles,
     and their map is smoothed (the recipe's `on_small_images`)."""
     def run(side, **options):
         folder = tmp_path / f"{side}-{options}" / "good"
@@ -515,5 +515,5 @@ def test_images_smaller_than_the_tile_train_on_as_many_pixels_and_on_rectangles(
     assert run(draem.TILE * 2) == ((images, whole), tiled)  # trained on crops of the tile
     (_, small), (sigma, rectangles) = run(draem.TILE // 2)
     assert 4 * whole - 4 < small <= 4 * whole  # a quarter of the pixels, each epoch rounded up
-    assert sigma == draem.TILE // 2 / 16 and rectangles == 0.25
+    assert sigma == draem.TILE // 2 / 16 and rectangles == 0.5
     assert run(draem.TILE // 2 + 1, tile=draem.TILE // 2 + 1) == ((images, whole), tiled)

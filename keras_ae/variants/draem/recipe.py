@@ -20,11 +20,11 @@ class DraemRecipe(Recipe):
     images_shown = 16_000
     anomaly_map_smoothing = 0.0
     # Images smaller than the tile are whole small parts, as bench/defects.py's
-    # 28 px garments: there a quarter of the masks are rectangles (CutPaste's
+    # 28 px garments: there half of the masks are rectangles (CutPaste's
     # patch, straight-edged) and the map is smoothed as conv's, which raised
     # their pixel AUROC; on crops of textures the rectangles cost both grass and
     # gravel (BUILD.md, "Small whole images").
-    on_small_images = {"rectangles": 0.25, "anomaly_map_smoothing": 1 / 16}
+    on_small_images = {"rectangles": 0.5, "anomaly_map_smoothing": 1 / 16}
 
 
 RECIPE = DraemRecipe()
