@@ -321,8 +321,8 @@ def test_sixty_four_good_images_train_and_calibrate_with_the_defaults(tmp_path, 
     """MVTec AD's smallest categories: 64 good images hold out 6, too few for
     a 1% false-positive rate. The run calibrates at their highest score and
     says what that flags of normal images, 1/7, in the log and anomaly.json.
-    (The default detector of images over 32 px, `draem`, for 1 epoch: its
-    own 276 take minutes.)"""
+    (The default detector of defects, `draem`, for 1 epoch: its own 276
+    take minutes.)"""
     root = make_layout(str(tmp_path), size=40, train=64, test=4)
     config = config_lib.RunConfig(
         config_lib.DataConfig("folder", data_dir=f"{root}/train", test_dir=f"{root}/test"),

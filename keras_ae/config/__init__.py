@@ -60,10 +60,7 @@ class RunConfig:
     def default_variant(self):
         """`(variant, why)`: what the run trains when it names no variant
         (`keras_ae.variants.default`), by its data."""
-        layout = self.defects_layout()
-        return variants.default(self.anomaly.normal_classes, layout,
-                                self.data.known_image_size() if layout else None,
-                                self.model.options())
+        return variants.default(self.anomaly.normal_classes, self.defects_layout())
 
     def defects_layout(self):
         """Whether the data is a folder with its own test folder, as MVTec AD's."""

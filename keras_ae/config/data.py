@@ -1,10 +1,8 @@
 """DataConfig: where the images come from and how they are fed."""
 
 import dataclasses
-import os
 
 from keras_ae import choices
-from keras_ae import files
 from keras_ae.choices import INPUTS
 from keras_ae.config import checks
 
@@ -146,21 +144,3 @@ class DataConfig:
         if self.dataset == "folder" and not self.data_dir:
             raise checks.ConfigError("data_dir", "dataset 'folder' reads the images under "
                               "--data_dir=DIR; set it")
-
-    def known_image_size(self):
-        """`(height, width)` of the images: `image_size`, or a local folder's
-        first readable image's (in the reader's order, as the reader sizes a
-        stream), read from its header; None where neither is known (other
-        sources, URLs, no readable image)."""
-        if self.image_size or self.dataset != "folder" or not os.path.isdir(self.data_dir):
-            return self.image_size
-        from PIL import Image  # here: the one file config reads
-
-        for root, name in files.walk_sorted(os.walk(self.data_dir, followlinks=True)):
-            if name.lower().endswith(choices.IMAGE_EXTENSIONS):
-                try:
-                    with Image.open(os.path.join(root, name)) as image:
-                        return image.height, image.width
-                except OSError:  # not an image after all: the reader skips or refuses it
-                    continue
-        return None

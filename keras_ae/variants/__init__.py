@@ -26,14 +26,11 @@ NAMES = tuple(sorted(module.name for module in pkgutil.iter_modules(__path__)
                      if module.ispkg))
 # The variant a run without --variant trains (`default`): the tutorial's;
 # with normal classes named, the detector of a class among others; on a
-# folder laid out as MVTec AD is, the detector of defects, or on images no
-# larger than SMALL_SIDE (their shorter side, px) the detector of defects in
-# small images (BUILD.md, "Which detector of defects").
+# folder laid out as MVTec AD is, the detector of defects (BUILD.md, "Which
+# detector of defects").
 DEFAULT = "linear"
 DETECTOR = "restoration"
 DEFECT_DETECTOR = "draem"
-SMALL_DEFECT_DETECTOR = "conv"
-SMALL_SIDE = 32
 
 OPTIONS = {name: importlib.import_module(f"{__name__}.{name}").OPTIONS for name in NAMES}
 
@@ -48,29 +45,20 @@ def recipe(name):
     return importlib.import_module(f"{__name__}.{name}.recipe").RECIPE
 
 
-def default(normal_classes=(), defects_layout=False, image_size=None, options=()):
+def default(normal_classes=(), defects_layout=False):
     """`(variant, why)`: what a run that names no variant trains, and why.
 
     Args:
         normal_classes: the run's normal classes (`--normal_classes`), if any.
         defects_layout: whether its data is a folder with a test folder of its
             own, laid out as MVTec AD is (`train/good`, `test/<defect>`).
-        image_size: `(height, width)` of its images, if known.
-        options: the names of the model options it sets: the detector of
-            small images only if it takes them all.
     """
     if not normal_classes:
         return DEFAULT, "the reference tutorial's model"
-    small = {option.name for option in OPTIONS[SMALL_DEFECT_DETECTOR]}
-    if (defects_layout and image_size and min(image_size) <= SMALL_SIDE
-            and small.issuperset(options)):
-        return SMALL_DEFECT_DETECTOR, (
-            f"normal classes and a test folder of defects in images of {image_size[0]}x"
-            f"{image_size[1]}: the convolutional autoencoder, the best at defects in images of "
-            f"at most {SMALL_SIDE} px a side (bench/defects.py); draem is for larger ones")
     if defects_layout:
         return DEFECT_DETECTOR, ("normal classes and a test folder of defects: the detector "
                                  "trained on simulated defects, the best on photographs of "
-                                 "textures (BUILD.md, \"Defects on photographs\")")
+                                 "textures and on Fashion-MNIST's defects (BUILD.md, \"Which "
+                                 "detector of defects\")")
     return DETECTOR, ("normal classes of a labelled data set: the restoration detector, "
                       "the best at telling a class from others (README, \"Anomaly detection\")")
