@@ -141,8 +141,8 @@ def steps_per_epoch(num_examples, batch_size, smallest_batch=1):
 
 
 def indexed_stream(load, count, *, batch_size, epochs, noise_stddev=0.0, masking=0.0,
-                   anomalies=False, rectangles=0.0, crop=None, seed=0, first_epoch=0, smallest_batch=1,
-                   input_context=None, ram_budget=None):
+                   anomalies=False, rectangles=0.0, crop=None, seed=0, first_epoch=0,
+                   smallest_batch=1, input_context=None, ram_budget=None):
     """`keras_ae.data.train_dataset` of `count` images read at random by `load`
     (int64 indices `[n]` → their images)."""
     used = min(count, steps_per_epoch(count, batch_size, smallest_batch) * batch_size)

@@ -77,8 +77,8 @@ class Recipe:
         """The recipe's `name` for images that fill `share` of the model's
         tile (`training.tile_share`): its `on_small_images` value where that
         is below 1, else its own."""
-        return self.on_small_images.get(name, getattr(self, name)) if share < 1 else (
-            getattr(self, name))
+        own = getattr(self, name)
+        return self.on_small_images.get(name, own) if share < 1 else own
 
     def test_metrics(self, model, images, batch_size, seed):
         """The variant's own figures of merit on the clean test `images` (an
