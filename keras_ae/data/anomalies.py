@@ -131,9 +131,10 @@ def _masks(draw, keys, height, width, rectangles):
     threshold = THRESHOLD[0] + (THRESHOLD[1] - THRESHOLD[0]) * uniform[:, 0]
     present = tf.cast(uniform[:, 1] < ANOMALOUS_SHARE, tf.float32)
     inside = (fine > threshold[:, None, None, None]) & (coarse > 0.5)
-    box = draw(tf.random.experimental.stateless_fold_in(keys[2], 7), [5])
-    inside = tf.where((box[:, 4] < rectangles)[:, None, None, None],
-                      _rectangles(box[:, :4], height, width), inside)
+    if rectangles:  # its own stream: the other draws are the same without it
+        box = draw(tf.random.experimental.stateless_fold_in(keys[2], 7), [5])
+        inside = tf.where((box[:, 4] < rectangles)[:, None, None, None],
+                          _rectangles(box[:, :4], height, width), inside)
     return tf.cast(inside, tf.float32) * present[:, None, None, None]
 
 
