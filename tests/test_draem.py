@@ -467,12 +467,12 @@ def test_a_defects_folder_trains_this_detector_and_serves_its_segmentation(defec
     np.testing.assert_allclose(segmentation[:, :8, :8], first[:, :8, :8], atol=1e-6)
 
 
-def test_images_smaller_than_the_tile_train_on_as_many_pixels_and_on_rectangles(tmp_path):
+def test_images_smaller_than_the_tile_train_longer_and_on_rectangles(tmp_path):
     """Epochs by the training images count an image smaller than the tile as
-    its share of the tile's pixels, so that small images train as long: 28 px
-    Fashion-MNIST shows 5.2 times the images of 64 px tiles. Such images are
-    whole small parts: half of their simulated anomalies are rectangles,
-    and their map is smoothed (the recipe's `on_small_images`)."""
+    its share of the tile's pixels, and such images are whole small parts,
+    shown twice the pixels of tiles: 28 px Fashion-MNIST shows 10.4 times the
+    images of 64 px tiles. Three quarters of their simulated anomalies are
+    rectangles, and their map is smoothed (the recipe's `on_small_images`)."""
     def run(side, **options):
         folder = tmp_path / f"{side}-{options}" / "good"
         os.makedirs(folder)
@@ -495,6 +495,8 @@ def test_images_smaller_than_the_tile_train_on_as_many_pixels_and_on_rectangles(
     assert tiled == (0, 0)
     assert run(draem.TILE * 2) == ((images, whole), tiled)  # trained on crops of the tile
     (_, small), (sigma, rectangles) = run(draem.TILE // 2)
-    assert 4 * whole - 4 < small <= 4 * whole  # a quarter of the pixels, each epoch rounded up
+    # Twice the images shown, each a quarter of the pixels, the epochs rounded up:
+    assert small == -(-recipe.on_small_images["images_shown"] * 4 // images)
+    assert small >= 8 * whole - 8
     assert sigma == draem.TILE // 2 / 16 and 0 < rectangles < 32  # of about 32 anomalies
     assert run(draem.TILE // 2 + 1, tile=draem.TILE // 2 + 1) == ((images, whole), tiled)

@@ -58,7 +58,7 @@ class Recipe:
     anomaly_map_smoothing = 1 / 16
     # On images smaller than the tile the model trains on (whole small
     # parts, not crops of larger images; `on_images`): the defaults that
-    # differ there, by field name ("rectangles", "anomaly_map_smoothing").
+    # differ there, by field name ("rectangles", "images_shown").
     on_small_images = {}
 
     # The names of the variant's own figures of merit (`image_metrics`).
@@ -71,7 +71,8 @@ class Recipe:
         its share of the tile's pixels, so that small images train as long)."""
         if self.epochs is not None:
             return self.epochs
-        return max(1, math.ceil(self.images_shown / (max(1, train_images) * share)))
+        shown = self.on_images("images_shown", share)
+        return max(1, math.ceil(shown / (max(1, train_images) * share)))
 
     def on_images(self, name, share):
         """The recipe's `name` for images that fill `share` of the model's
