@@ -472,14 +472,15 @@ def test_images_smaller_than_the_tile_train_longer_and_on_rectangles(tmp_path):
     its share of the tile's pixels, and such images are whole small parts,
     shown twice the pixels of tiles: 28 px Fashion-MNIST shows 10.4 times the
     images of 64 px tiles. Three quarters of their simulated anomalies are
-    rectangles, and their map is smoothed (the recipe's `on_small_images`)."""
-    def run(side, **options):
-        folder = tmp_path / f"{side}-{options}" / "good"
+    rectangles, and their map is smoothed (the recipe's `on_small_images`);
+    --rectangles asks for them at any size."""
+    def run(side, rectangles=None, **options):
+        folder = tmp_path / f"{side}-{rectangles}-{options}" / "good"
         os.makedirs(folder)
         for i in range(20):
             Image.new("L", (side, side), i).save(folder / f"{i}.png")
         config = training.resolve(config_lib.RunConfig(
-            config_lib.DataConfig("folder", data_dir=str(folder.parent)),
+            config_lib.DataConfig("folder", data_dir=str(folder.parent), rectangles=rectangles),
             config_lib.ModelConfig("draem", **options), config_lib.TrainConfig("r"),
             config_lib.AnomalyConfig(normal_classes=("good",))))
         loaded = training.load_data(config)
@@ -500,3 +501,4 @@ def test_images_smaller_than_the_tile_train_longer_and_on_rectangles(tmp_path):
     assert small >= 8 * whole - 8
     assert sigma == draem.TILE // 2 / 16 and 0 < rectangles < 32  # of about 32 anomalies
     assert run(draem.TILE // 2 + 1, tile=draem.TILE // 2 + 1) == ((images, whole), tiled)
+    assert run(draem.TILE, rectangles=1.0)[1][1] > 16  # of about 32 anomalies, all rectangles

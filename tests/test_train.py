@@ -211,6 +211,7 @@ def parse():
         (["--cpu_devices=0"], "cpu_devices", "positive integer"),
         (["--noise_stddev=-0.1"], "noise_stddev", ">= 0"),
         (["--masking_noise=1"], "masking_noise", "below 1, e.g. 0.25"),
+        (["--rectangles=1.5"], "rectangles", "from 0 to 1, e.g. 0.5"),
         (["--learning_rate=0"], "learning_rate", "> 0"),
         (["--upsampling=bilinear", "--variant=conv"], "upsampling", "nearest, transpose"),
         (["--upsampling=nearest"], "upsampling", "does not apply to variant 'linear'"),
@@ -288,6 +289,12 @@ def test_config_json_has_every_default_that_ran_written_in(variant, tmp_path):
     recipe = variants.recipe(variant)
     assert config.data.noise_stddev == config.data.eval_noise_stddev == recipe.noise_stddev
     assert config.data.masking_noise == recipe.masking_noise == 0  # conv's is on defects only
+    assert config.data.rectangles is None  # written in by the data (`with_data`)
+    if not recipe.simulated_anomalies:
+        asked = tiny_run_config(tmp_path, "unused", variant)
+        asked = dataclasses.replace(asked, data=dataclasses.replace(asked.data, rectangles=0.5))
+        with pytest.raises(config_lib.ConfigError, match=f"variant {variant!r} is not trained"):
+            training.resolve(asked)
     assert config.train.learning_rate == recipe.learning_rate
     assert config.train.learning_rate_schedule == recipe.learning_rate_schedule
     taken = set(models.option_names(variant)) - {"seed"}  # the run's seed

@@ -159,6 +159,10 @@ flags.DEFINE_float(
     "squares (masking noise)" + RECIPE + "."
 )
 flags.DEFINE_float(
+    "rectangles", None, "draem: share of the simulated anomalies' masks drawn as rectangles "
+    "(default: the recipe's, 0.75 on images smaller than the tile, else 0)."
+)
+flags.DEFINE_float(
     "eval_noise_stddev", None,
     "Noise of the test inputs for the PSNR metrics and denoising.png "
     "(default: --noise_stddev; 0 skips them).",

@@ -34,6 +34,10 @@ class DataConfig:
         masking_noise: the share of each training input hidden on the fly
             in black squares (`keras_ae.data.pipeline.add_masking`); 0 for
             none. Default None: the recipe's.
+        rectangles: a recipe trained on simulated anomalies: the share of
+            their masks drawn as rectangles, not blobs
+            (`keras_ae.data.anomalies`). Default None: the recipe's for the
+            run's images (`Recipe.on_images`), written in before the run.
         eval_noise_stddev: noise of the test inputs for the PSNR figures
             (`test_psnr_noisy`, `test_psnr_denoised`) and `denoising.png`; 0
             skips them. Default None: the training noise.
@@ -91,6 +95,7 @@ class DataConfig:
     batch_size: int | None = None
     noise_stddev: float | None = None
     masking_noise: float | None = None
+    rectangles: float | None = None
     eval_noise_stddev: float | None = None
     seed: int = 0
     download: bool = True
@@ -114,7 +119,11 @@ class DataConfig:
             raise checks.ConfigError("dataset", f"{self.dataset!r} is not a dataset name; valid: "
                               f"{', '.join(choices.BUILT_IN_DATASETS)}, folder, or a TFDS name")
         checks.require_positive(self, "train_examples", "batch_size")
-        checks.require_non_negative(self, "noise_stddev", "eval_noise_stddev", "masking_noise")
+        checks.require_non_negative(self, "noise_stddev", "eval_noise_stddev", "masking_noise",
+                                    "rectangles")
+        if self.rectangles is not None and self.rectangles > 1:
+            raise checks.ConfigError("rectangles", f"{self.rectangles} is more than all of the "
+                                     "masks; give a share from 0 to 1, e.g. 0.5")
         if self.masking_noise is not None and self.masking_noise >= 1:
             raise checks.ConfigError("masking_noise", f"{self.masking_noise} would hide every "
                                      "square; give a share below 1, e.g. 0.25")

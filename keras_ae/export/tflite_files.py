@@ -72,7 +72,8 @@ def write(model, run, data, config, detector, sources, directory, checked):
                               batch=1, names=(signatures.RECONSTRUCT,))
         finally:
             model.tiling = tiling
-    calibration = calibration_inputs(model, data, config, run.model.variant) if (
+    calibration = calibration_inputs(model, data, config, run.model.variant,
+                                     run.data.rectangles or 0.0) if (
         "int8" in config.quantize) else None
     decisions = None
     if detector and config.eval_examples is None and set(config.quantize) - {"float32"}:
@@ -144,13 +145,13 @@ def _convert(saved_model_dir, one_image_dir, directory, flavours, calibration, c
     return entries
 
 
-def calibration_inputs(model, data, config, variant):
+def calibration_inputs(model, data, config, variant, rectangles=0.0):
     """Each signature's inputs for a seeded sample of training images
     (`Images.sample`: of a TFDS stream, its first records), within
     `checks.IMAGE_BUDGET`; for a `variant` trained on simulated anomalies,
-    with anomalies pasted in about half of them as in training, so that
-    int8's calibrated ranges span a defect's segmentation and not only a
-    normal image's."""
+    with anomalies pasted in about half of them as in training (`rectangles`
+    of their masks rectangles), so that int8's calibrated ranges span a
+    defect's segmentation and not only a normal image's."""
     count = data.train_images.count_within(
         min(config.calibration_examples, len(data.train_images)), checks.IMAGE_BUDGET)
     images = data_lib.to_float(data.train_images.sample(count, config.seed))
@@ -159,5 +160,5 @@ def calibration_inputs(model, data, config, variant):
         foreign, step = tf.roll(images, 1, axis=0), data.train_images.count_within(count)
         images = tf.concat([anomalies.simulate(
             images[i:i + step], foreign[i:i + step], [config.seed, CALIBRATION_STREAM], i,
-            count)[0] for i in range(0, count, step)], axis=0)
+            count, rectangles)[0] for i in range(0, count, step)], axis=0)
     return signatures.inputs(model, images.numpy())

@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from keras_ae import config as config_lib
 from keras_ae import models
 from keras_ae import variants
 
@@ -23,6 +24,10 @@ def resolve(config):
         # ... learning_rate=0.003, learning_rate_schedule="cosine", latent_dim=32, ...
     """
     recipe = variants.recipe(config.model.variant)
+    if config.data.rectangles and not recipe.simulated_anomalies:
+        raise config_lib.ConfigError(
+            "rectangles", f"shapes simulated anomalies, which variant {config.model.variant!r} "
+            "is not trained on; drop it, or train --variant=draem")
     on_defects = recipe.on_defects if config.defects_layout() else {}
     noise = _or(config.data.noise_stddev, recipe.noise_stddev)
     data = dataclasses.replace(
@@ -53,9 +58,10 @@ def with_data(config, data):
     """`config` with what `data` decides written in: the image size and
     channels, the masks' and a detector's validation images' folders found,
     the anomaly map's sigma, the recipe's share of the shorter side unless
-    given, and the epochs of a recipe that counts them by the training
-    images (`Recipe.epochs_for`: images smaller than the model's `tile` by
-    their share of its pixels) unless given; on images smaller than the
+    given, the share of simulated anomalies drawn as rectangles, and the
+    epochs of a recipe that counts them by the training images
+    (`Recipe.epochs_for`: images smaller than the model's `tile` by their
+    share of its pixels), each unless given; on images smaller than the
     tile, the recipe's `on_small_images`."""
     height, width, channels = data.image_shape()
     masks = data.test_masks and data.test_masks.directory
@@ -70,6 +76,7 @@ def with_data(config, data):
         config.train.epochs, recipe.epochs_for(len(data.train_images), share)))
     return dataclasses.replace(config, anomaly=anomaly, train=train, data=dataclasses.replace(
         config.data, image_size=(height, width), channels=channels,
+        rectangles=_or(config.data.rectangles, recipe.on_images("rectangles", share)),
         test_mask_dir=masks or config.data.test_mask_dir,
         validation_dir=_validation_dir(config, data)))
 

@@ -262,7 +262,7 @@ def training_stream(config, strategy, data, first_epoch, crop=None):
             epochs=config.train.epochs,
             noise_stddev=config.data.noise_stddev, masking=config.data.masking_noise,
             anomalies=recipe.simulated_anomalies,
-            rectangles=recipe.on_images("rectangles", defaults.tile_share(config)),
+            rectangles=config.data.rectangles,
             crop=crop,
             seed=config.data.seed,
             first_epoch=first_epoch,
