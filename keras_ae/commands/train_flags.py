@@ -159,8 +159,8 @@ flags.DEFINE_float(
     "squares (masking noise)" + RECIPE + "."
 )
 flags.DEFINE_float(
-    "rectangles", None, "draem: share of the simulated anomalies' masks drawn as rectangles "
-    "(default: the recipe's, 0.75 on images smaller than the tile, else 0)."
+    "rectangles", None, "draem: share of the simulated anomalies' masks drawn as "
+    "rectangles" + RECIPE + ", which sets it by the image size."
 )
 flags.DEFINE_float(
     "eval_noise_stddev", None,

@@ -14,9 +14,10 @@ class DraemRecipe(Recipe):
     learning_rate = 2e-3
     learning_rate_schedule = "warmup_cosine"
     # Epochs by the training images, an image smaller than the tile counted as its
-    # share of the tile's pixels: 54 of 300 texture crops (bench/textures.py), 16 of
-    # 5,400 Fashion-MNIST images of 28 px (bench/defects.py; 3 until it counted so),
-    # twice that on such small images (`on_small_images`).
+    # share of the tile's pixels: 54 of 300 texture crops (bench/textures.py); on
+    # such small images twice as many shown (`on_small_images`), 32 epochs of 5,400
+    # Fashion-MNIST images of 28 px (bench/defects.py; 3 until they counted so, 16
+    # until they were doubled).
     epochs = None
     images_shown = 16_000
     anomaly_map_smoothing = 0.0
