@@ -15,7 +15,7 @@ class DraemRecipe(Recipe):
     learning_rate_schedule = "warmup_cosine"
     # Epochs by the training images, an image smaller than the tile counted as its
     # share of the tile's pixels: 54 of 300 texture crops (bench/textures.py); on
-    # such small images twice as many shown (`on_small_images`), 32 epochs of 5,400
+    # such small images twice as many shown (`on_small_images`), 31 epochs of 5,400
     # Fashion-MNIST images of 28 px (bench/defects.py; 3 until they counted so, 16
     # until they were doubled).
     epochs = None
@@ -24,7 +24,7 @@ class DraemRecipe(Recipe):
     # Images smaller than the tile are whole small parts, as bench/defects.py's
     # 28 px garments: there three quarters of the masks are rectangles
     # (CutPaste's patch, straight-edged), the map is smoothed as conv's, and
-    # training is twice as long (32 epochs of Fashion-MNIST), which each
+    # training is twice as long (31 epochs of Fashion-MNIST), which each
     # raised their pixel AUROC; on crops of textures the rectangles cost both
     # grass and gravel, and longer training grass (BUILD.md, "Small whole images").
     on_small_images = {"rectangles": 0.75, "anomaly_map_smoothing": 1 / 16,
