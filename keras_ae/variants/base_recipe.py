@@ -67,9 +67,10 @@ class Recipe:
     def epochs_for(self, train_images, share=1.0):
         """The epochs of a run on `train_images` images: `epochs`, or, where
         that is None, enough to show the model `images_shown` images (on
-        images smaller than the tile, `on_small_images`'), each counted as
-        `share` of one (an image smaller than the model's tile: its share of
-        the tile's pixels, so that small images train at least as long)."""
+        images smaller than the tile, the number `on_small_images` gives),
+        each counted as `share` of one (an image smaller than the model's
+        tile: its share of the tile's pixels, so that small images train at
+        least as long)."""
         if self.epochs is not None:
             return self.epochs
         shown = self.on_images("images_shown", share)
