@@ -116,7 +116,6 @@ def served_map(export_dir, image_file):
     `reconstruct` TFLite files in LiteRT (a thread per core) on the decoded
     image."""
     import tensorflow as tf  # only here: the runs above are processes of their own
-    from ai_edge_litert import interpreter
     from keras_ae.export import tflite
     serve = tf.saved_model.load(export_dir).signatures["serving_bytes"]
     with open(image_file, "rb") as f:
@@ -128,8 +127,7 @@ def served_map(export_dir, image_file):
         path = os.path.join(export_dir, "tflite", f"reconstruct_{kind}.tflite")
         if not os.path.exists(path):
             continue
-        runner = interpreter.Interpreter(path, num_threads=os.cpu_count()).get_signature_runner(
-            "serving_default")
+        runner = tflite.signature_runner(path, "serving_default", threads=os.cpu_count())
         pixels = tflite.quantize(image, runner.get_input_details()["images"])
         calls[f"tflite_{kind}"] = lambda runner=runner, pixels=pixels: runner(images=pixels)
     seconds = {}
