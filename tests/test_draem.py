@@ -149,9 +149,29 @@ def test_simulated_anomalies_change_only_their_masks_and_are_drawn_from_the_seed
                                                                 masks[with_anomaly])]
     assert 0 < sum(spread < 1e-6 for spread in spreads) < len(spreads) / 2
     # Asked for, about a quarter of the masks are rectangles (CutPaste's).
-    boxes = [y[..., 1:] for _, y in data.train_dataset(images, seed=1, rectangles=0.25,
-                                                          **options)]
+    options["anomalies"] = anomalies.Simulation(rectangles=0.25)
+    boxes = [y[..., 1:] for _, y in data.train_dataset(images, seed=1, **options)]
     assert _rectangles(masks) == 0 < _rectangles(np.concatenate(boxes)) < len(spreads) / 2
+
+
+def test_a_grain_at_place_is_as_bright_as_what_it_covers():
+    """On flat greys every fill is flat but the grain: the grain's mean
+    inside its mask is near the grey it covers at place, and about a random
+    grey otherwise."""
+    greys = np.linspace(0.2, 0.8, 512, dtype=np.float32)
+    images = np.broadcast_to(greys[:, None, None, None], (512, 32, 32, 1))
+
+    def offsets(grain_at_place):
+        pasted, masks = anomalies.simulate(
+            images, images[::-1], [0, 1],
+            simulation=anomalies.Simulation(grain_at_place=grain_at_place))
+        pasted, masks = pasted.numpy()[..., 0], masks.numpy()[..., 0] > 0.5
+        return [abs(image[mask].mean() - grey) for image, mask, grey in zip(pasted, masks, greys)
+                if mask.any() and np.ptp(image[mask]) > 0.01]
+
+    at_place, anywhere = offsets(True), offsets(False)
+    assert len(at_place) == len(anywhere) > 20  # the same draws: a fifth of half the images
+    assert np.median(at_place) < 0.07 < np.median(anywhere)
 
 
 def _rectangles(masks):
@@ -472,8 +492,9 @@ def test_images_smaller_than_the_tile_train_longer_and_on_rectangles(tmp_path):
     its share of the tile's pixels, and such images are whole small parts,
     shown twice the pixels of tiles: 28 px Fashion-MNIST shows 10.4 times the
     images of 64 px tiles. Three quarters of their simulated anomalies are
-    rectangles, and their map is smoothed (the recipe's `on_small_images`);
-    --rectangles asks for them at any size."""
+    rectangles, their grain fill about a random grey, not the grey it covers,
+    and their map is smoothed (the recipe's `on_small_images`); --rectangles
+    asks for them at any size."""
     def run(side, rectangles=None, **options):
         folder = tmp_path / f"{side}-{rectangles}-{options}" / "good"
         os.makedirs(folder)
@@ -488,17 +509,18 @@ def test_images_smaller_than_the_tile_train_longer_and_on_rectangles(tmp_path):
         stream = run_lib.training_stream(config, distribute.get_strategy("default"), loaded, 0)
         masks = np.concatenate([y[..., 1:] for _, y in stream.take(8)])  # 64 images
         return (len(loaded.train_images), config.train.epochs), (
-            config.anomaly.anomaly_map_sigma, _rectangles(masks))
+            config.anomaly.anomaly_map_sigma, _rectangles(masks), config.data.grain_at_place)
 
     recipe = keras_ae.variants.recipe("draem")
     (images, whole), tiled = run(draem.TILE)
     assert whole == -(-recipe.images_shown // images)
-    assert tiled == (0, 0)
+    assert tiled == (0, 0, True)
     assert run(draem.TILE * 2) == ((images, whole), tiled)  # trained on crops of the tile
-    (_, small), (sigma, rectangles) = run(draem.TILE // 2)
+    (_, small), (sigma, rectangles, grain_at_place) = run(draem.TILE // 2)
     # Twice the images shown, each a quarter of the pixels, the epochs rounded up:
     assert small == -(-recipe.on_small_images["images_shown"] * 4 // images)
     assert small >= 8 * whole - 8
     assert sigma == draem.TILE // 2 / 16 and 0 < rectangles < 32  # of about 32 anomalies
+    assert not grain_at_place
     assert run(draem.TILE // 2 + 1, tile=draem.TILE // 2 + 1) == ((images, whole), tiled)
     assert run(draem.TILE, rectangles=1.0)[1][1] > 16  # of about 32 anomalies, all rectangles

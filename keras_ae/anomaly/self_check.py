@@ -32,12 +32,14 @@ STREAM = 7919  # the check's stream of the run's seed: its draws are its own
 WEAK = 0.9
 
 
-def simulated_check(model, images, detector, batch_size, seed, rectangles=0.0):
+def simulated_check(model, images, detector, batch_size, seed,
+                    simulation=anomalies.Simulation()):
     """`{"validation_simulated_auroc", "validation_simulated_pixel_auroc"}`
     of `model` and its calibrated `detector` (a `scoring.Detector`, whose
     score and map are scored) on the normal validation `images` (an
-    `Images`), the anomalies drawn from `seed` as in training (`rectangles`
-    of their masks rectangles); {} with fewer than 2 tiles."""
+    `Images`), the anomalies drawn from `seed` as in training (as
+    `simulation`, an `anomalies.Simulation`, says); {} with fewer than 2
+    tiles."""
     tiles = _tiles(images, model.input_shape[1:], batch_size)
     if len(tiles) < 2:
         return {}
@@ -49,7 +51,7 @@ def simulated_check(model, images, detector, batch_size, seed, rectangles=0.0):
             key = tf.random.experimental.stateless_fold_in([seed, STREAM], draw * len(tiles) + start)
             pasted, masks = anomalies.simulate(tiles[start:start + batch_size],
                                                foreign[start:start + batch_size], key,
-                                               rectangles=rectangles)
+                                               simulation=simulation)
             outputs = run(pasted)
             masks = masks.numpy()[..., 0] > 0.5
             scores.append(outputs["anomaly_score"].numpy())

@@ -162,6 +162,10 @@ flags.DEFINE_float(
     "rectangles", None, "draem: share of the simulated anomalies' masks drawn as "
     "rectangles" + RECIPE + ", which sets it by the image size."
 )
+flags.DEFINE_bool(
+    "grain_at_place", None, "draem: the simulated anomalies' grain fill about the grey of "
+    "what it covers, not a random grey" + RECIPE + ", which sets it by the image size."
+)
 flags.DEFINE_float(
     "eval_noise_stddev", None,
     "Noise of the test inputs for the PSNR metrics and denoising.png "

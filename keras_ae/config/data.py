@@ -38,6 +38,10 @@ class DataConfig:
             their masks drawn as rectangles, not blobs
             (`keras_ae.data.anomalies`). Default None: the recipe's for the
             run's images (`Recipe.on_images`), written in before the run.
+        grain_at_place: a recipe trained on simulated anomalies: whether
+            their grain fill takes the grey of what it covers, so that it
+            differs by its grain alone (`keras_ae.data.anomalies`). Default
+            None: the recipe's for the run's images, as `rectangles`.
         eval_noise_stddev: noise of the test inputs for the PSNR figures
             (`test_psnr_noisy`, `test_psnr_denoised`) and `denoising.png`; 0
             skips them. Default None: the training noise.
@@ -96,6 +100,7 @@ class DataConfig:
     noise_stddev: float | None = None
     masking_noise: float | None = None
     rectangles: float | None = None
+    grain_at_place: bool | None = None
     eval_noise_stddev: float | None = None
     seed: int = 0
     download: bool = True

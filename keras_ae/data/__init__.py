@@ -24,6 +24,7 @@ import dataclasses
 import os
 
 from keras_ae import config as config_lib
+from keras_ae.data import anomalies
 from keras_ae.data import builtin
 from keras_ae.data import folder
 from keras_ae.data import tfds
@@ -107,11 +108,11 @@ def train_dataset(images, **options):
         masking: the share of each input's squares hidden (set to 0),
             masking noise (`pipeline.add_masking`); 0 for none. Default 0.
         anomalies: paste simulated anomalies into the inputs
-            (`keras_ae.data.anomalies`, from other images of the epoch) and
-            yield `(inputs, clean images with their masks stacked on the
-            channels)`, for detectors that learn to find them. Default False.
-        rectangles: with `anomalies`, the share of their masks drawn as
-            rectangles rather than blobs (`anomalies.simulate`). Default 0.
+            (`keras_ae.data.anomalies`, from other images of the epoch),
+            drawn as this `anomalies.Simulation` says (True: its defaults),
+            and yield `(inputs, clean images with their masks stacked on the
+            channels)`, for detectors that learn to find them. Default None:
+            none.
         crop: `(height, width)`: a random crop of this size of each image
             (before anomalies and noise), for networks that train on tiles of
             larger images; None (the default) for whole images.
@@ -128,11 +129,20 @@ def train_dataset(images, **options):
         ram_budget: bytes tf.data's autotuned buffers (prefetch, parallel
             reads) may hold. Default None: tf.data's own, half the machine's.
     """
+    if options.get("anomalies") is True:
+        options["anomalies"] = anomalies.Simulation()
     return as_images(images).train_stream(**options)
+
+
+def simulation(config):
+    """The `anomalies.Simulation` a run of `config` (a `DataConfig`, its
+    defaults written in) trains on, and checks its detector with."""
+    return anomalies.Simulation(rectangles=config.rectangles or 0.0,
+                                grain_at_place=bool(config.grain_at_place))
 
 
 __all__ = [
     "DATASETS", "DataError", "ImageData", "Images", "add_noise", "as_images",
     "eval_dataset", "eval_noise", "in_test_split", "load", "local_dirs", "memory_limit_bytes",
-    "read_idx", "steps_per_epoch", "to_float", "train_dataset",
+    "read_idx", "simulation", "steps_per_epoch", "to_float", "train_dataset",
 ]

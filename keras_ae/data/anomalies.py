@@ -17,8 +17,12 @@ Perlin noise, and learns to restore the image and to segment the paste.
   quarter turn, shifted, its contrast and brightness changed, and in four
   fifths of the images inverted, blurred, one flat grey or a grain of
   smooth noise instead (DRAEM pastes photographs of other textures, which
-  cannot be downloaded here), blended with the image by a random opacity
-  (the flat grey, a stain, opaque).
+  cannot be downloaded here), the grain about a random grey or (the
+  caller's `grain_at_place`) about the grey of what it covers, blended with
+  the image by a random opacity (the flat grey, a stain, opaque).
+
+What is drawn besides the seed is a `Simulation`: the recipe's for the
+run's images (`keras_ae.variants.base_recipe.Recipe.on_images`).
 
 Every draw comes from stateless random ops keyed by the batch's seed, for the
 whole global batch, so a replica's rows are the same however the batch is
@@ -26,9 +30,11 @@ split, and a run resumed at an epoch sees what it saw.
 
 Example:
 
-    images, masks = anomalies.simulate(clean, foreign, seed=[0, 1])
+    images, masks = anomalies.simulate(clean, foreign, seed=[0, 1],
+                                       simulation=Simulation(rectangles=0.5))
 """
 
+import dataclasses
 import math
 
 import tensorflow as tf
@@ -44,13 +50,31 @@ OPACITY = (0.4, 1.0)  # of the paste over the image (DRAEM: 1 - beta, beta in [0
 MIN_BRIGHTNESS, MAX_BRIGHTNESS = 0.1, 0.3  # of the paste's change of brightness
 FILLS = ("paste", "inverted", "blurred", "grey", "grain")
 GRAIN_CELLS = (16, 64)  # the grain fill's cells along the shorter side
+GRAIN_AT_PLACE = 0.1  # at place: the grain's grey at most this off the covered grey
 
 
-def simulate(images, foreign, seed, first_row=0, rows=None, rectangles=0.0):
+@dataclasses.dataclass(frozen=True)
+class Simulation:
+    """What `simulate` draws, besides its seed.
+
+    Attributes:
+        rectangles: the share of the masks drawn as axis-aligned rectangles
+            (CutPaste's), not the noise's blobs. Default 0.
+        grain_at_place: the grain fill about the grey of what it covers
+            (within GRAIN_AT_PLACE), so that it differs from the image by its
+            grain alone, as a foreign texture of the same brightness does;
+            else about a random grey. Default False.
+    """
+
+    rectangles: float = 0.0
+    grain_at_place: bool = False
+
+
+def simulate(images, foreign, seed, first_row=0, rows=None, simulation=Simulation()):
     """`(images with anomalies, masks)`: float `images` `[n, h, w, c]` in
     [0, 1] with `foreign` (images of the same shape) pasted in simulated
-    anomalies, and their float32 masks `[n, h, w, 1]` (1 inside), about
-    `rectangles` of them rectangles.
+    anomalies drawn as `simulation` says (a `Simulation`), and their float32
+    masks `[n, h, w, 1]` (1 inside).
 
     `seed` is a stateless seed of shape [2]. With `rows`, `images` are the
     rows `first_row, ...` of a batch of `rows` images and get those rows of
@@ -59,7 +83,7 @@ def simulate(images, foreign, seed, first_row=0, rows=None, rectangles=0.0):
     height, width = images.shape[1], images.shape[2]
     keys = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(10)]
     draw = _drawer(images, first_row, rows)
-    masks = _masks(draw, keys[:3], height, width, rectangles)
+    masks = _masks(draw, keys[:3], height, width, simulation.rectangles)
     # The paste: a quarter turn and a shift, drawn per batch; contrast and
     # brightness per image, the brightness at least MIN_BRIGHTNESS off.
     turned = tf.image.rot90(foreign, _uniform_int(keys[3], 4)) if height == width else foreign
@@ -77,13 +101,8 @@ def simulate(images, foreign, seed, first_row=0, rows=None, rectangles=0.0):
     grey, strength, roughness = tf.split(draw(keys[8], [1, 1, 3]), 3, axis=-1)
     small = (max(1, height // 8), max(1, width // 8))
     blurred = tf.image.resize(tf.image.resize(paste, small, "area"), (height, width), "bilinear")
-    side = min(height, width)
-    grain_cells = draw(keys[9], [2], *GRAIN_CELLS) * [height / side, width / side]
-    grain = _noise(draw, tf.random.experimental.stateless_fold_in(keys[9], 1), height, width,
-                   grain_cells, most=GRAIN_CELLS[1])
-    grain = grey + (grain - 0.5) * (1.0 + 2.0 * roughness)
-    flat = tf.broadcast_to(grey, tf.shape(paste))
-    grain = tf.broadcast_to(tf.clip_by_value(grain, 0.0, 1.0), tf.shape(paste))
+    grain = _grain(draw, keys[9], images, masks, grey, roughness, simulation.grain_at_place)
+    flat, grain = tf.broadcast_to(grey, tf.shape(paste)), tf.broadcast_to(grain, tf.shape(paste))
     fills = tf.stack([paste, 1.0 - paste, blurred, flat, grain])
     paste = tf.einsum("knhwc,nk->nhwc", fills, kind)
     # A stain (the flat grey) covers what it is on: opaque, and so flat, as
@@ -91,6 +110,22 @@ def simulate(images, foreign, seed, first_row=0, rows=None, rectangles=0.0):
     stain = kind[:, FILLS.index("grey"), None, None, None]
     opacity = masks * tf.maximum(OPACITY[0] + (OPACITY[1] - OPACITY[0]) * strength, stain)
     return images * (1.0 - opacity) + paste * opacity, masks
+
+
+def _grain(draw, key, images, masks, grey, roughness, at_place):
+    """The grain fill `[n, h, w, 1]`: smooth noise of GRAIN_CELLS cells about
+    `grey` `[n, 1, 1, 1]`, or `at_place` about the mean of what `masks`
+    cover (within GRAIN_AT_PLACE of it), its contrast by `roughness`."""
+    height, width = images.shape[1], images.shape[2]
+    side = min(height, width)
+    cells = draw(key, [2], *GRAIN_CELLS) * [height / side, width / side]
+    grain = _noise(draw, tf.random.experimental.stateless_fold_in(key, 1), height, width, cells,
+                   most=GRAIN_CELLS[1])
+    if at_place:
+        covered = tf.reduce_sum(images * masks, [1, 2, 3], keepdims=True) / (
+            tf.reduce_sum(masks, [1, 2, 3], keepdims=True) * images.shape[-1] + 1e-6)
+        grey = covered + (grey - 0.5) * 2.0 * GRAIN_AT_PLACE
+    return tf.clip_by_value(grey + (grain - 0.5) * (1.0 + 2.0 * roughness), 0.0, 1.0)
 
 
 def _drawer(images, first_row, rows):

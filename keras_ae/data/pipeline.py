@@ -92,13 +92,14 @@ def corrupted(inputs, noise_stddev, masking, seed, first_row=0, rows=None):
     return inputs
 
 
-def with_anomalies(clean, foreign, seed, first_row=0, rows=None, rectangles=0.0):
+def with_anomalies(clean, foreign, seed, first_row=0, rows=None,
+                   simulation=anomalies_lib.Simulation()):
     """`(inputs, targets)` for a detector trained on simulated anomalies:
     `clean` with `foreign` pasted in (`anomalies.simulate`, its own stream of
-    the batch's `seed`, `rectangles` of its masks rectangles), and the clean
-    images with the masks stacked on their channels."""
+    the batch's `seed`, drawn as `simulation` says), and the clean images
+    with the masks stacked on their channels."""
     seed = tf.random.experimental.stateless_fold_in(seed, ANOMALY_STREAM)
-    inputs, masks = anomalies_lib.simulate(clean, foreign, seed, first_row, rows, rectangles)
+    inputs, masks = anomalies_lib.simulate(clean, foreign, seed, first_row, rows, simulation)
     return inputs, tf.concat([clean, masks], axis=-1)
 
 
@@ -141,7 +142,7 @@ def steps_per_epoch(num_examples, batch_size, smallest_batch=1):
 
 
 def indexed_stream(load, count, *, batch_size, epochs, noise_stddev=0.0, masking=0.0,
-                   anomalies=False, rectangles=0.0, crop=None, seed=0, first_epoch=0,
+                   anomalies=None, crop=None, seed=0, first_epoch=0,
                    smallest_batch=1, input_context=None, ram_budget=None):
     """`keras_ae.data.train_dataset` of `count` images read at random by `load`
     (int64 indices `[n]` → their images)."""
@@ -171,7 +172,7 @@ def indexed_stream(load, count, *, batch_size, epochs, noise_stddev=0.0, masking
             inputs = targets = clean = to_float(clean)
             if anomalies:
                 inputs, targets = with_anomalies(clean, to_float(foreign), seed, row, rows,
-                                                 rectangles)
+                                                 anomalies)
             return corrupted(inputs, noise_stddev, masking, seed, row, rows), targets
 
         return tf.data.Dataset.from_tensor_slices((starts, sizes)).map(

@@ -180,9 +180,9 @@ class TfdsRecords(image_data.Images):
         """The images in order, decoded: a tf.data stream."""
         return reads(self.share()).map(self.decoder(), num_parallel_calls=tf.data.AUTOTUNE)
 
-    def train_stream(self, *, batch_size, epochs, noise_stddev=0.0, masking=0.0, anomalies=False,
-                     rectangles=0.0, crop=None, seed=0, first_epoch=0, smallest_batch=1,
-                     input_context=None, ram_budget=None):
+    def train_stream(self, *, batch_size, epochs, noise_stddev=0.0, masking=0.0, anomalies=None,
+                     crop=None, seed=0, first_epoch=0, smallest_batch=1, input_context=None,
+                     ram_budget=None):
         """`keras_ae.data.train_dataset` of the records, read in the order they allow.
 
         Each input pipeline reads its own share of the split (`share`) and
@@ -229,7 +229,7 @@ class TfdsRecords(image_data.Images):
                 inputs = targets = x = pipeline.to_float(x)
                 if anomalies:
                     inputs, targets = pipeline.with_anomalies(x, pipeline.to_float(foreign), seed,
-                                                              rectangles=rectangles)
+                                                              simulation=anomalies)
                 return pipeline.corrupted(inputs, noise_stddev, masking, seed), targets
 
             return clean.enumerate().map(inputs_and_targets)

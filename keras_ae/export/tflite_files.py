@@ -73,7 +73,7 @@ def write(model, run, data, config, detector, sources, directory, checked):
         finally:
             model.tiling = tiling
     calibration = calibration_inputs(model, data, config, run.model.variant,
-                                     run.data.rectangles or 0.0) if (
+                                     data_lib.simulation(run.data)) if (
         "int8" in config.quantize) else None
     decisions = None
     if detector and config.eval_examples is None and set(config.quantize) - {"float32"}:
@@ -145,12 +145,12 @@ def _convert(saved_model_dir, one_image_dir, directory, flavours, calibration, c
     return entries
 
 
-def calibration_inputs(model, data, config, variant, rectangles=0.0):
+def calibration_inputs(model, data, config, variant, simulation=anomalies.Simulation()):
     """Each signature's inputs for a seeded sample of training images
     (`Images.sample`: of a TFDS stream, its first records), within
     `checks.IMAGE_BUDGET`; for a `variant` trained on simulated anomalies,
-    with anomalies pasted in about half of them as in training (`rectangles`
-    of their masks rectangles), so that int8's calibrated ranges span a
+    with anomalies pasted in about half of them as in training (as
+    `simulation`, an `anomalies.Simulation`, says), so that int8's calibrated ranges span a
     defect's segmentation and not only a normal image's."""
     count = data.train_images.count_within(
         min(config.calibration_examples, len(data.train_images)), checks.IMAGE_BUDGET)
@@ -160,5 +160,5 @@ def calibration_inputs(model, data, config, variant, rectangles=0.0):
         foreign, step = tf.roll(images, 1, axis=0), data.train_images.count_within(count)
         images = tf.concat([anomalies.simulate(
             images[i:i + step], foreign[i:i + step], [config.seed, CALIBRATION_STREAM], i,
-            count, rectangles)[0] for i in range(0, count, step)], axis=0)
+            count, simulation)[0] for i in range(0, count, step)], axis=0)
     return signatures.inputs(model, images.numpy())

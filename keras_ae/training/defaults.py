@@ -24,10 +24,11 @@ def resolve(config):
         # ... learning_rate=0.003, learning_rate_schedule="cosine", latent_dim=32, ...
     """
     recipe = variants.recipe(config.model.variant)
-    if config.data.rectangles and not recipe.simulated_anomalies:
-        raise config_lib.ConfigError(
-            "rectangles", f"shapes simulated anomalies, which variant {config.model.variant!r} "
-            "is not trained on; drop it, or train --variant=draem")
+    for name in ("rectangles", "grain_at_place"):
+        if getattr(config.data, name) and not recipe.simulated_anomalies:
+            raise config_lib.ConfigError(
+                name, f"shapes simulated anomalies, which variant {config.model.variant!r} "
+                "is not trained on; drop it, or train --variant=draem")
     on_defects = recipe.on_defects if config.defects_layout() else {}
     noise = _or(config.data.noise_stddev, recipe.noise_stddev)
     data = dataclasses.replace(
@@ -58,7 +59,7 @@ def with_data(config, data):
     """`config` with what `data` decides written in: the image size and
     channels, the masks' and a detector's validation images' folders found,
     the anomaly map's sigma, the recipe's share of the shorter side unless
-    given, the share of simulated anomalies drawn as rectangles, and the
+    given, how simulated anomalies are drawn (`data.simulation`), and the
     epochs of a recipe that counts them by the training images
     (`Recipe.epochs_for`: images smaller than the model's `tile` by their
     share of its pixels), each unless given; on images smaller than the
@@ -77,6 +78,7 @@ def with_data(config, data):
     return dataclasses.replace(config, anomaly=anomaly, train=train, data=dataclasses.replace(
         config.data, image_size=(height, width), channels=channels,
         rectangles=_or(config.data.rectangles, recipe.on_images("rectangles", share)),
+        grain_at_place=_or(config.data.grain_at_place, recipe.on_images("grain_at_place", share)),
         test_mask_dir=masks or config.data.test_mask_dir,
         validation_dir=_validation_dir(config, data)))
 

@@ -54,7 +54,7 @@ def evaluate(model, data, config, figure_dir):
     checked = {}
     if detector_test is not None and recipe.simulated_anomalies:
         checked = anomaly.simulated_check(model, data.validation_images, detector, batch_size,
-                                          config.data.seed, config.data.rectangles)
+                                          config.data.seed, data_lib.simulation(config.data))
     test = _test_pass(model, data.test_images, config, recipe, detector_test)
     shown = test["shown"]
     plots.save_image_rows(os.path.join(figure_dir, model_dir.FIGURE_FILE),
