@@ -289,12 +289,16 @@ def test_config_json_has_every_default_that_ran_written_in(variant, tmp_path):
     recipe = variants.recipe(variant)
     assert config.data.noise_stddev == config.data.eval_noise_stddev == recipe.noise_stddev
     assert config.data.masking_noise == recipe.masking_noise == 0  # conv's is on defects only
-    assert config.data.rectangles is None  # written in by the data (`with_data`)
+    # Written in by the data (`with_data`):
+    assert config.data.rectangles is None and config.data.grain_at_place is None
     if not recipe.simulated_anomalies:
-        asked = tiny_run_config(tmp_path, "unused", variant)
-        asked = dataclasses.replace(asked, data=dataclasses.replace(asked.data, rectangles=0.5))
-        with pytest.raises(config_lib.ConfigError, match=f"variant {variant!r} is not trained"):
-            training.resolve(asked)
+        for field, value in (("rectangles", 0.5), ("grain_at_place", True)):
+            asked = tiny_run_config(tmp_path, "unused", variant)
+            asked = dataclasses.replace(asked, data=dataclasses.replace(asked.data,
+                                                                        **{field: value}))
+            with pytest.raises(config_lib.ConfigError, match=f"variant {variant!r} is not") as e:
+                training.resolve(asked)
+            assert e.value.field == field
     assert config.train.learning_rate == recipe.learning_rate
     assert config.train.learning_rate_schedule == recipe.learning_rate_schedule
     taken = set(models.option_names(variant)) - {"seed"}  # the run's seed

@@ -150,8 +150,9 @@ def calibration_inputs(model, data, config, variant, simulation=anomalies.Simula
     (`Images.sample`: of a TFDS stream, its first records), within
     `checks.IMAGE_BUDGET`; for a `variant` trained on simulated anomalies,
     with anomalies pasted in about half of them as in training (as
-    `simulation`, an `anomalies.Simulation`, says), so that int8's calibrated ranges span a
-    defect's segmentation and not only a normal image's."""
+    `simulation`, an `anomalies.Simulation`, says), so that int8's
+    calibrated ranges span a defect's segmentation and not only a normal
+    image's."""
     count = data.train_images.count_within(
         min(config.calibration_examples, len(data.train_images)), checks.IMAGE_BUDGET)
     images = data_lib.to_float(data.train_images.sample(count, config.seed))
