@@ -172,6 +172,9 @@ def test_a_grain_at_place_is_as_bright_as_what_it_covers():
     at_place, anywhere = offsets(True), offsets(False)
     assert len(at_place) == len(anywhere) > 20  # the same draws: a fifth of half the images
     assert np.median(at_place) < 0.07 < np.median(anywhere)
+    # What training, the self-check and the int8 calibration draw, from a run's config:
+    assert data.simulation(config_lib.DataConfig(rectangles=0.5, grain_at_place=True)) == (
+        anomalies.Simulation(rectangles=0.5, grain_at_place=True))
 
 
 def _rectangles(masks):
