@@ -65,13 +65,8 @@ def write(model, run, data, config, detector, sources, directory, checked):
     left_out = _left_out(model, config.quantize)
     one_image_dir = None
     if "int8" in config.quantize and model.training_crop is not None and not left_out:
-        one_image_dir = os.path.join(scratch, "one_image")
-        tiling, model.tiling = model.tiling, model.tiling.ungrouped()
-        try:
-            saved_model.write(model, one_image_dir, run.data.crop_to_aspect_ratio, detector,
-                              batch=1, names=(signatures.RECONSTRUCT,))
-        finally:
-            model.tiling = tiling
+        one_image_dir = one_image_saved_model(model, run, detector,
+                                              os.path.join(scratch, "one_image"))
     calibration = calibration_inputs(model, data, config, run.model.variant,
                                      data_lib.simulation(run.data)) if (
         "int8" in config.quantize) else None
@@ -82,6 +77,19 @@ def write(model, run, data, config, detector, sources, directory, checked):
     entries = _convert(saved_model_dir, one_image_dir, directory, config.quantize, calibration,
                        checked, left_out, decisions)
     return entries, left_out
+
+
+def one_image_saved_model(model, run, detector, directory):
+    """Writes into `directory` (and returns it) the SavedModel that the int8
+    `reconstruct` file of `model`, which scores by tiles, is converted from:
+    one image per call, all its tiles at once (`Tiling.ungrouped`), no loop."""
+    tiling, model.tiling = model.tiling, model.tiling.ungrouped()
+    try:
+        saved_model.write(model, directory, run.data.crop_to_aspect_ratio, detector, batch=1,
+                          names=(signatures.RECONSTRUCT,))
+    finally:
+        model.tiling = tiling
+    return directory
 
 
 def _left_out(model, flavours):
