@@ -80,6 +80,8 @@ def convert(source, calibration, float_part=None):
     converter = tf.lite.TFLiteConverter.from_saved_model(
         source, signature_keys=[signatures.RECONSTRUCT])
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    # As `tflite.convert` quantizes: Dense weights per tensor.
+    converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     inputs = list(calibration)
 
     def samples():  # the debugger takes each sample's inputs as a list, in order
