@@ -66,17 +66,10 @@ def int8_source(model, run, detector, directory):
     return directory
 
 
-def convert(source, calibration, float_part=None):
+def with_float(source, calibration, names):
     """The int8 `reconstruct` file of SavedModel `source` calibrated on
-    `calibration` (`{input name: array}`), with the tensors `float_part`
-    (a PARTS pattern) matches left in float."""
-    full = tflite.convert(source, signatures.RECONSTRUCT, "int8", calibration)
-    if float_part is None:
-        return full
-    names = [t["name"] for t in litert.Interpreter(model_content=full).get_tensor_details()
-             if re.search(float_part, t["name"])]
-    if not names:
-        raise ValueError(f"no tensor of the int8 file matches {float_part!r}")
+    `calibration` (`{input name: array}`) as `tflite.convert` quantizes, but
+    with the tensors `names` left in float."""
     converter = tf.lite.TFLiteConverter.from_saved_model(
         source, signature_keys=[signatures.RECONSTRUCT])
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -98,8 +91,9 @@ def convert(source, calibration, float_part=None):
 def compared(path, images, keras_scores, threshold):
     """How the score of the file at `path` differs from Keras' on `images`."""
     outputs = tflite.run(path, signatures.RECONSTRUCT, {"images": images})
-    difference = np.asarray(outputs["anomaly_score"]).reshape(-1) - keras_scores
-    flips = (keras_scores + difference > threshold) != (keras_scores > threshold)
+    scores = np.asarray(outputs["anomaly_score"]).reshape(-1)
+    difference = scores - keras_scores
+    flips = (scores > threshold) != (keras_scores > threshold)
     return {"mean": float(difference.mean()), "rmse": float(np.sqrt(np.mean(difference ** 2))),
             "largest": float(np.abs(difference).max()), "decided_otherwise": int(flips.sum())}
 
@@ -125,17 +119,26 @@ def main(argv):
                                         detector=detector)[signatures.RECONSTRUCT]
     keras_scores = np.asarray(expected["anomaly_score"]).reshape(-1)
     calibration = tflite_files.calibration_inputs(
-        model, data, config, run.model.variant, data_lib.simulation(run.data))
+        model, data, config, run.model.variant, data_lib.simulation(run.data)
+    )[signatures.RECONSTRUCT]
     results = {"command": environment.command(), "machine": environment.machine(),
                "model_dir": FLAGS.model_dir, "threshold": detector.threshold,
                "test_images": len(images), "files": {}}
     with tempfile.TemporaryDirectory() as scratch:
         source = int8_source(model, run, detector, os.path.join(scratch, "saved_model"))
+        full = tflite.convert(source, signatures.RECONSTRUCT, "int8", calibration)
+        tensors = [t["name"] for t in litert.Interpreter(model_content=full).get_tensor_details()]
+        floated = {part: [name for name in tensors if re.search(PARTS[part], name)]
+                   for part in FLAGS.parts}
+        missing = [part for part, names in floated.items() if not names]
+        if missing:
+            raise app.UsageError(f"--parts: no tensor of this model's int8 file is part of "
+                                 f"{', '.join(missing)}")
         for part in ["none", *FLAGS.parts]:
             path = os.path.join(scratch, f"{part}.tflite")
             with open(path, "wb") as f:
-                f.write(convert(source, calibration[signatures.RECONSTRUCT],
-                                PARTS.get(part)))
+                f.write(with_float(source, calibration, floated[part]) if part in floated
+                        else full)
             results["files"][part] = compared(path, images, keras_scores, detector.threshold)
             print(f"in float: {part:16} {results['files'][part]}", flush=True)
     with open(FLAGS.out, "w") as f:
