@@ -47,6 +47,9 @@ RUN_FILES = (CONFIG_FILE, MODEL_FILE, METRICS_FILE, BACKUP_DIR, LOG_DIR, "*.png"
 # Settings that may change between a run and its resumption: where it and its
 # decoded images live, not what it computes.
 _NOT_COMPARED = {"train.model_dir", "data.cache_dir"}
+# Settings a run written before they existed lacks, and the value that does
+# what it did then: given that value, such a run resumes.
+_BEFORE = {"data.grain_at_place": False}  # 467a001; before, the grain about a random grey
 
 
 class RunDirError(config_lib.ConfigError):
@@ -83,15 +86,25 @@ def lock(path):
 
 
 def differences(old, new):
-    """`["section.field: old → new", ...]` between two RunConfigs' JSON dicts."""
+    """`["section.field: old → new", ...]` between two RunConfigs' JSON dicts;
+    a setting `old` lacks is `_BEFORE`'s value, else "absent"."""
     changed = []
     for section in sorted(set(old) | set(new)):
         before, after = old.get(section, {}), new.get(section, {})
         for field in sorted(set(before) | set(after)):
             key = f"{section}.{field}"
-            if key not in _NOT_COMPARED and before.get(field) != after.get(field):
-                changed.append(f"{key}: {before.get(field)!r} → {after.get(field)!r}")
+            was = before[field] if field in before else _BEFORE.get(key, _ABSENT)
+            if key not in _NOT_COMPARED and was != after.get(field):
+                changed.append(f"{key}: {was!r} → {after.get(field)!r}")
     return changed
+
+
+class _Absent:
+    def __repr__(self):
+        return "absent"
+
+
+_ABSENT = _Absent()
 
 
 def check(path, config, overwrite=False):
@@ -115,8 +128,10 @@ def check(path, config, overwrite=False):
         old = json.load(f)
     changed = differences(old, json.loads(config.to_json()))  # as stored: tuples are lists
     if changed:
+        older = (" (an absent setting: an older keras-ae wrote that run, and only it can "
+                 "resume it)" if any(": absent →" in c for c in changed) else "")
         raise RunDirError(
-            f"{path} holds a run with another configuration ({'; '.join(changed)}); "
+            f"{path} holds a run with another configuration ({'; '.join(changed)}){older}; "
             "pass another --model_dir, the same settings to resume it, or --overwrite "
             "to delete it and start afresh"
         )

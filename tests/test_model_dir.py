@@ -65,6 +65,22 @@ def test_where_a_run_and_its_decoded_images_live_may_change_on_resume():
         "train.epochs: 2 → 3"]
 
 
+def test_a_setting_older_runs_lack_is_what_they_did_or_else_refused_as_absent(
+        tiny_mnist_dir, tmp_path):
+    old, new = {"data": {"rectangles": 0.0}}, {"data": {"rectangles": 0.0, "grain_at_place": True}}
+    assert model_dir.differences(old, new) == ["data.grain_at_place: False → True"]
+    assert model_dir.differences(old, {"data": {"rectangles": 0.0, "grain_at_place": False}}) == []
+
+    config = tiny_config(tmp_path, tiny_mnist_dir)
+    written = json.loads(config.to_json())
+    del written["train"]["epochs"]
+    (tmp_path / "config.json").write_text(json.dumps(written))
+    with pytest.raises(model_dir.RunDirError) as error:
+        model_dir.check(str(tmp_path), config)
+    assert "train.epochs: absent → 2" in error.value.message
+    assert "an older keras-ae wrote that run" in error.value.message
+
+
 def test_a_finished_run_is_not_retrained_without_overwrite(tiny_mnist_dir, tmp_path):
     run = tmp_path / "run"
     config = tiny_config(run, tiny_mnist_dir)
