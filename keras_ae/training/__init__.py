@@ -24,7 +24,7 @@ from keras_ae.training.callbacks import TrainingCollapsed
 from keras_ae.training.callbacks import TrainingDiverged
 from keras_ae.training.evaluation import evaluate, psnr
 from keras_ae.training.model import build_model
-from keras_ae.training.defaults import resolve, tile_share, with_data
+from keras_ae.training.defaults import resolve, with_data
 from keras_ae.training.run import load_data, train
 from keras_ae.training.steps import AUTO_STEPS_PER_EXECUTION, auto_steps_per_execution
 from keras_ae.training.steps import with_steps_per_execution
@@ -32,6 +32,6 @@ from keras_ae.training.steps import with_steps_per_execution
 __all__ = [
     "AUTO_STEPS_PER_EXECUTION", "CONFIG_FILE", "DENOISING_FIGURE_FILE", "FIGURE_FILE",
     "METRICS_FILE", "MODEL_FILE", "TrainingCollapsed", "TrainingDiverged", "auto_steps_per_execution",
-    "build_model", "evaluate", "load_data", "psnr", "resolve", "tile_share", "train", "with_data",
+    "build_model", "evaluate", "load_data", "psnr", "resolve", "train", "with_data",
     "with_steps_per_execution",
 ]

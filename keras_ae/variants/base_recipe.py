@@ -81,7 +81,7 @@ class Recipe:
 
     def on_images(self, name, share):
         """The recipe's `name` for images that fill `share` of the model's
-        tile (`training.tile_share`): its `on_small_images` value where that
+        tile (`training.defaults.tile_share`): its `on_small_images` value where that
         is below 1, else its own."""
         own = getattr(self, name)
         return self.on_small_images.get(name, own) if share < 1 else own
