@@ -154,27 +154,31 @@ def test_simulated_anomalies_change_only_their_masks_and_are_drawn_from_the_seed
     assert _rectangles(masks) == 0 < _rectangles(np.concatenate(boxes)) < len(spreads) / 2
 
 
-def test_a_grain_at_place_is_as_bright_as_what_it_covers():
+def test_a_grain_and_a_paste_at_place_are_as_bright_as_what_they_cover():
     """On flat greys every fill is flat but the grain: the grain's mean
     inside its mask is near the grey it covers at place, and about a random
-    grey otherwise."""
+    grey otherwise; the more pastes at place, the more flat fills near it."""
     greys = np.linspace(0.2, 0.8, 512, dtype=np.float32)
     images = np.broadcast_to(greys[:, None, None, None], (512, 32, 32, 1))
 
-    def offsets(grain_at_place):
-        pasted, masks = anomalies.simulate(
-            images, images[::-1], [0, 1],
-            simulation=anomalies.Simulation(grain_at_place=grain_at_place))
+    def offsets(grain, **simulation):
+        pasted, masks = anomalies.simulate(images, images[::-1], [0, 1],
+                                           simulation=anomalies.Simulation(**simulation))
         pasted, masks = pasted.numpy()[..., 0], masks.numpy()[..., 0] > 0.5
-        return [abs(image[mask].mean() - grey) for image, mask, grey in zip(pasted, masks, greys)
-                if mask.any() and np.ptp(image[mask]) > 0.01]
+        return np.array([abs(image[mask].mean() - grey)
+                         for image, mask, grey in zip(pasted, masks, greys)
+                         if mask.any() and (np.ptp(image[mask]) > 0.01) == grain])
 
-    at_place, anywhere = offsets(True), offsets(False)
+    at_place, anywhere = offsets(True, grain_at_place=True), offsets(True)
     assert len(at_place) == len(anywhere) > 20  # the same draws: a fifth of half the images
     assert np.median(at_place) < 0.07 < np.median(anywhere)
+    near = [np.mean(offsets(False, paste_at_place=share) < anomalies.GRAIN_AT_PLACE)
+            for share in (0.0, 0.5, 1.0)]  # among pastes, their inversions, blurs, stains
+    assert 2 * near[0] < near[2] and near[0] < near[1] < near[2]
     # What training, the self-check and the int8 calibration draw, from a run's config:
-    assert data.simulation(config_lib.DataConfig(rectangles=0.5, grain_at_place=True)) == (
-        anomalies.Simulation(rectangles=0.5, grain_at_place=True))
+    assert data.simulation(config_lib.DataConfig(
+        rectangles=0.5, grain_at_place=True, paste_at_place=0.5)) == anomalies.Simulation(
+        rectangles=0.5, grain_at_place=True, paste_at_place=0.5)
 
 
 def _rectangles(masks):
@@ -512,18 +516,19 @@ def test_images_smaller_than_the_tile_train_longer_and_on_rectangles(tmp_path):
         stream = run_lib.training_stream(config, distribute.get_strategy("default"), loaded, 0)
         masks = np.concatenate([y[..., 1:] for _, y in stream.take(8)])  # 64 images
         return (len(loaded.train_images), config.train.epochs), (
-            config.anomaly.anomaly_map_sigma, _rectangles(masks), config.data.grain_at_place)
+            config.anomaly.anomaly_map_sigma, _rectangles(masks), config.data.grain_at_place,
+            config.data.paste_at_place)
 
     recipe = keras_ae.variants.recipe("draem")
     (images, whole), tiled = run(draem.TILE)
     assert whole == -(-recipe.images_shown // images)
-    assert tiled == (0, 0, True)
+    assert tiled == (0, 0, True, recipe.paste_at_place) and recipe.paste_at_place > 0
     assert run(draem.TILE * 2) == ((images, whole), tiled)  # trained on crops of the tile
-    (_, small), (sigma, rectangles, grain_at_place) = run(draem.TILE // 2)
+    (_, small), (sigma, rectangles, grain_at_place, paste_at_place) = run(draem.TILE // 2)
     # Twice the images shown, each a quarter of the pixels, the epochs rounded up:
     assert small == -(-recipe.on_small_images["images_shown"] * 4 // images)
     assert small >= 8 * whole - 8
     assert sigma == draem.TILE // 2 / 16 and 0 < rectangles < 32  # of about 32 anomalies
-    assert not grain_at_place
+    assert not grain_at_place and paste_at_place == 0
     assert run(draem.TILE // 2 + 1, tile=draem.TILE // 2 + 1) == ((images, whole), tiled)
     assert run(draem.TILE, rectangles=1.0)[1][1] > 16  # of about 32 anomalies, all rectangles

@@ -167,6 +167,10 @@ flags.DEFINE_bool(
     "what it covers, not a random grey" + RECIPE + ", which sets it by the image size."
 )
 flags.DEFINE_float(
+    "paste_at_place", None, "draem: share of the simulated anomalies' pasted images about "
+    "the grey of what they cover" + RECIPE + ", which sets it by the image size."
+)
+flags.DEFINE_float(
     "eval_noise_stddev", None,
     "Noise of the test inputs for the PSNR metrics and denoising.png "
     "(default: --noise_stddev; 0 skips them).",

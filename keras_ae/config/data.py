@@ -42,6 +42,10 @@ class DataConfig:
             their grain fill takes the grey of what it covers, so that it
             differs by its grain alone (`keras_ae.data.anomalies`). Default
             None: the recipe's for the run's images, as `rectangles`.
+        paste_at_place: a recipe trained on simulated anomalies: the share
+            of their pasted images that take the grey of what they cover
+            (`keras_ae.data.anomalies`). Default None: the recipe's for the
+            run's images, as `rectangles`.
         eval_noise_stddev: noise of the test inputs for the PSNR figures
             (`test_psnr_noisy`, `test_psnr_denoised`) and `denoising.png`; 0
             skips them. Default None: the training noise.
@@ -101,6 +105,7 @@ class DataConfig:
     masking_noise: float | None = None
     rectangles: float | None = None
     grain_at_place: bool | None = None
+    paste_at_place: float | None = None
     eval_noise_stddev: float | None = None
     seed: int = 0
     download: bool = True
@@ -125,10 +130,11 @@ class DataConfig:
                               f"{', '.join(choices.BUILT_IN_DATASETS)}, folder, or a TFDS name")
         checks.require_positive(self, "train_examples", "batch_size")
         checks.require_non_negative(self, "noise_stddev", "eval_noise_stddev", "masking_noise",
-                                    "rectangles")
-        if self.rectangles is not None and self.rectangles > 1:
-            raise checks.ConfigError("rectangles", f"{self.rectangles} is more than all of the "
-                                     "masks; give a share from 0 to 1, e.g. 0.5")
+                                    "rectangles", "paste_at_place")
+        for share, of in (("rectangles", "masks"), ("paste_at_place", "pastes")):
+            if getattr(self, share) is not None and getattr(self, share) > 1:
+                raise checks.ConfigError(share, f"{getattr(self, share)} is more than all of the "
+                                         f"{of}; give a share from 0 to 1, e.g. 0.5")
         if self.masking_noise is not None and self.masking_noise >= 1:
             raise checks.ConfigError("masking_noise", f"{self.masking_noise} would hide every "
                                      "square; give a share below 1, e.g. 0.25")

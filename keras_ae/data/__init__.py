@@ -138,7 +138,8 @@ def simulation(config):
     """The `anomalies.Simulation` a run of `config` (a `DataConfig`, its
     defaults written in) trains on, and checks its detector with."""
     return anomalies.Simulation(rectangles=config.rectangles or 0.0,
-                                grain_at_place=bool(config.grain_at_place))
+                                grain_at_place=bool(config.grain_at_place),
+                                paste_at_place=config.paste_at_place or 0.0)
 
 
 __all__ = [

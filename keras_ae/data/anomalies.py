@@ -14,7 +14,9 @@ Perlin noise, and learns to restore the image and to segment the paste.
   CutPaste's (Li et al., CVPR 2021), as straight-edged as a square part of
   another part pasted in; in half of the images, none in the rest;
 - the paste: another training image (the caller's `foreign`), turned by a
-  quarter turn, shifted, its contrast and brightness changed, and in four
+  quarter turn, shifted, its contrast and brightness changed (in the
+  caller's `paste_at_place` share of the images to about the grey of what
+  it covers, as a foreign texture of the same brightness), and in four
   fifths of the images inverted, blurred, one flat grey or a grain of
   smooth noise instead (DRAEM pastes photographs of other textures, which
   cannot be downloaded here), the grain about a random grey or (the
@@ -64,10 +66,15 @@ class Simulation:
             (within GRAIN_AT_PLACE), so that it differs from the image by its
             grain alone, as a foreign texture of the same brightness does;
             else about a random grey. Default False.
+        paste_at_place: the share of the images whose paste (and so its
+            inversion and blur) is about the grey of what it covers (within
+            GRAIN_AT_PLACE), as a foreign texture of the texture's own
+            brightness; the rest at least MIN_BRIGHTNESS off 0.5. Default 0.
     """
 
     rectangles: float = 0.0
     grain_at_place: bool = False
+    paste_at_place: float = 0.0
 
 
 def simulate(images, foreign, seed, first_row=0, rows=None, simulation=Simulation()):
@@ -84,16 +91,7 @@ def simulate(images, foreign, seed, first_row=0, rows=None, simulation=Simulatio
     keys = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(10)]
     draw = _drawer(images, first_row, rows)
     masks = _masks(draw, keys[:3], height, width, simulation.rectangles)
-    # The paste: a quarter turn and a shift, drawn per batch; contrast and
-    # brightness per image, the brightness at least MIN_BRIGHTNESS off.
-    turned = tf.image.rot90(foreign, _uniform_int(keys[3], 4)) if height == width else foreign
-    shift = tf.random.stateless_uniform([2], keys[4], 0, min(height, width), tf.int32)
-    turned = tf.roll(turned, shift, axis=[1, 2])
-    contrast = draw(keys[5], [1, 1, 1], 0.5, 1.5)
-    brightness = draw(keys[7], [1, 1, 1], -1.0, 1.0)
-    brightness = tf.sign(brightness) * (MIN_BRIGHTNESS
-                                        + (MAX_BRIGHTNESS - MIN_BRIGHTNESS) * tf.abs(brightness))
-    paste = tf.clip_by_value((turned - 0.5) * contrast + 0.5 + brightness, 0.0, 1.0)
+    paste = _paste(draw, keys, images, foreign, masks, simulation.paste_at_place)
     # Per image one of FILLS: the paste as it is, inverted, blurred (a smear),
     # one flat grey (a stain), or a grain of another scale about a grey (a
     # foreign texture): a paste of the same texture alone can be invisible.
@@ -112,6 +110,35 @@ def simulate(images, foreign, seed, first_row=0, rows=None, simulation=Simulatio
     return images * (1.0 - opacity) + paste * opacity, masks
 
 
+def _paste(draw, keys, images, foreign, masks, at_place):
+    """The paste fill: `foreign` turned by a quarter turn and shifted (drawn
+    per batch), its contrast and brightness changed per image, the brightness
+    at least MIN_BRIGHTNESS off 0.5, or in an `at_place` share of the images
+    at most GRAIN_AT_PLACE off the mean grey of what `masks` cover."""
+    height, width = images.shape[1], images.shape[2]
+    turned = tf.image.rot90(foreign, _uniform_int(keys[3], 4)) if height == width else foreign
+    shift = tf.random.stateless_uniform([2], keys[4], 0, min(height, width), tf.int32)
+    turned = tf.roll(turned, shift, axis=[1, 2])
+    contrast = draw(keys[5], [1, 1, 1], 0.5, 1.5)
+    brightness = draw(keys[7], [1, 1, 1], -1.0, 1.0)
+    brightness = tf.sign(brightness) * (MIN_BRIGHTNESS
+                                        + (MAX_BRIGHTNESS - MIN_BRIGHTNESS) * tf.abs(brightness))
+    paste = tf.clip_by_value((turned - 0.5) * contrast + 0.5 + brightness, 0.0, 1.0)
+    if not at_place:
+        return paste
+    placed = tf.clip_by_value(
+        (turned - _covered(turned, masks)) * contrast + _covered(images, masks)
+        + brightness * (GRAIN_AT_PLACE / MAX_BRIGHTNESS), 0.0, 1.0)
+    chosen = draw(tf.random.experimental.stateless_fold_in(keys[7], 3), [1, 1, 1]) < at_place
+    return tf.where(chosen, placed, paste)
+
+
+def _covered(images, masks):
+    """The mean grey `[n, 1, 1, 1]` of what `masks` cover in `images`."""
+    return tf.reduce_sum(images * masks, [1, 2, 3], keepdims=True) / (
+        tf.reduce_sum(masks, [1, 2, 3], keepdims=True) * images.shape[-1] + 1e-6)
+
+
 def _grain(draw, key, images, masks, grey, roughness, at_place):
     """The grain fill `[n, h, w, 1]`: smooth noise of GRAIN_CELLS cells about
     `grey` `[n, 1, 1, 1]`, or `at_place` about the mean of what `masks`
@@ -122,9 +149,7 @@ def _grain(draw, key, images, masks, grey, roughness, at_place):
     grain = _noise(draw, tf.random.experimental.stateless_fold_in(key, 1), height, width, cells,
                    most=GRAIN_CELLS[1])
     if at_place:
-        covered = tf.reduce_sum(images * masks, [1, 2, 3], keepdims=True) / (
-            tf.reduce_sum(masks, [1, 2, 3], keepdims=True) * images.shape[-1] + 1e-6)
-        grey = covered + (grey - 0.5) * 2.0 * GRAIN_AT_PLACE
+        grey = _covered(images, masks) + (grey - 0.5) * 2.0 * GRAIN_AT_PLACE
     return tf.clip_by_value(grey + (grain - 0.5) * (1.0 + 2.0 * roughness), 0.0, 1.0)
 
 

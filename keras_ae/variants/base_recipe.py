@@ -35,11 +35,12 @@ class Recipe:
     # Whether the input pipeline pastes simulated anomalies into training
     # images (`keras_ae.data.train_dataset`'s `anomalies`).
     simulated_anomalies = False
-    # With them: the share of their masks drawn as rectangles, not blobs, and
-    # whether their grain fill takes the grey of what it covers
-    # (`keras_ae.data.anomalies.Simulation`).
+    # With them: the share of their masks drawn as rectangles, not blobs,
+    # whether their grain fill takes the grey of what it covers, and the share
+    # of their paste fills that do (`keras_ae.data.anomalies.Simulation`).
     rectangles = 0.0
     grain_at_place = False
+    paste_at_place = 0.0
     batch_size = 64  # the global batch
     learning_rate = 1e-3
     # "constant", or "cosine": from `learning_rate` down to 0 at the last step.
