@@ -69,7 +69,8 @@ class Simulation:
         paste_at_place: the share of the images whose paste (and so its
             inversion and blur) is about the grey of what it covers (within
             GRAIN_AT_PLACE), as a foreign texture of the texture's own
-            brightness; the rest at least MIN_BRIGHTNESS off 0.5. Default 0.
+            brightness; the rest brightened or darkened by MIN_BRIGHTNESS to
+            MAX_BRIGHTNESS. Default 0.
     """
 
     rectangles: float = 0.0
@@ -112,9 +113,10 @@ def simulate(images, foreign, seed, first_row=0, rows=None, simulation=Simulatio
 
 def _paste(draw, keys, images, foreign, masks, at_place):
     """The paste fill: `foreign` turned by a quarter turn and shifted (drawn
-    per batch), its contrast and brightness changed per image, the brightness
-    at least MIN_BRIGHTNESS off 0.5, or in an `at_place` share of the images
-    at most GRAIN_AT_PLACE off the mean grey of what `masks` cover."""
+    per batch), its contrast changed per image and its brightness by
+    MIN_BRIGHTNESS to MAX_BRIGHTNESS either way, or in an `at_place` share of
+    the images its mean under `masks` moved to within GRAIN_AT_PLACE of what
+    they cover in `images`."""
     height, width = images.shape[1], images.shape[2]
     turned = tf.image.rot90(foreign, _uniform_int(keys[3], 4)) if height == width else foreign
     shift = tf.random.stateless_uniform([2], keys[4], 0, min(height, width), tf.int32)
@@ -128,7 +130,7 @@ def _paste(draw, keys, images, foreign, masks, at_place):
         return paste
     placed = tf.clip_by_value(
         (turned - _covered(turned, masks)) * contrast + _covered(images, masks)
-        + brightness * (GRAIN_AT_PLACE / MAX_BRIGHTNESS), 0.0, 1.0)
+        + brightness / MAX_BRIGHTNESS * GRAIN_AT_PLACE, 0.0, 1.0)
     chosen = draw(tf.random.experimental.stateless_fold_in(keys[7], 3), [1, 1, 1]) < at_place
     return tf.where(chosen, placed, paste)
 
