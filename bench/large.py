@@ -23,7 +23,6 @@ run's metrics (image and pixel AUROC, PRO), and the machine, in --out.
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -96,16 +95,26 @@ def write_layout(directory):
     open(os.path.join(directory, "complete"), "w").close()
 
 
+# Runs a command and writes its peak resident memory (KiB) to a file. A process
+# exec'd from a fork of this one starts its peak at this one's size (Linux keeps
+# the forked memory's high-water mark across exec), so this small one forks it.
+_PEAK_OF = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[2:]); "
+            "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN)"
+            ".ru_maxrss)); sys.exit(code)")
+
+
 def timed(command, cwd=None):
-    """Runs `command`; its exit code, seconds and peak resident memory (MiB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    start = time.perf_counter()
-    code = subprocess.run(command, cwd=cwd).returncode
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of the children is the largest of any one: a new peak, or no more than before.
-    return {"command": " ".join(command), "exit_code": code,
-            "seconds": time.perf_counter() - start,
-            "peak_memory_mib": peak / 1024 if peak > before else None}
+    """Runs `command`; its exit code, seconds and own peak resident memory (MiB)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        peak_file = os.path.join(scratch, "peak")
+        start = time.perf_counter()
+        code = subprocess.run([sys.executable, "-c", _PEAK_OF, peak_file, *command],
+                              cwd=cwd).returncode
+        seconds = time.perf_counter() - start
+        with open(peak_file) as f:
+            peak = int(f.read()) / 1024
+    return {"command": " ".join(command), "exit_code": code, "seconds": seconds,
+            "peak_memory_mib": peak}
 
 
 def served_map(export_dir, image_file):
