@@ -212,6 +212,7 @@ def parse():
         (["--noise_stddev=-0.1"], "noise_stddev", ">= 0"),
         (["--masking_noise=1"], "masking_noise", "below 1, e.g. 0.25"),
         (["--rectangles=1.5"], "rectangles", "from 0 to 1, e.g. 0.5"),
+        (["--paste_at_place=2"], "paste_at_place", "all of the pastes; give a share from 0 to 1"),
         (["--learning_rate=0"], "learning_rate", "> 0"),
         (["--upsampling=bilinear", "--variant=conv"], "upsampling", "nearest, transpose"),
         (["--upsampling=nearest"], "upsampling", "does not apply to variant 'linear'"),

@@ -37,7 +37,7 @@ class Recipe:
     simulated_anomalies = False
     # With them: the share of their masks drawn as rectangles, not blobs,
     # whether their grain fill takes the grey of what it covers, and the share
-    # of their paste fills that do (`keras_ae.data.anomalies.Simulation`).
+    # of their pastes that do (`keras_ae.data.anomalies.Simulation`).
     rectangles = 0.0
     grain_at_place = False
     paste_at_place = 0.0
