@@ -131,10 +131,11 @@ class DataConfig:
         checks.require_positive(self, "train_examples", "batch_size")
         checks.require_non_negative(self, "noise_stddev", "eval_noise_stddev", "masking_noise",
                                     "rectangles", "paste_at_place")
-        for share, of in (("rectangles", "masks"), ("paste_at_place", "pastes")):
-            if getattr(self, share) is not None and getattr(self, share) > 1:
-                raise checks.ConfigError(share, f"{getattr(self, share)} is more than all of the "
-                                         f"{of}; give a share from 0 to 1, e.g. 0.5")
+        for field, of in (("rectangles", "masks"), ("paste_at_place", "pastes")):
+            share = getattr(self, field)
+            if share is not None and share > 1:
+                raise checks.ConfigError(field, f"{share} is more than all of the {of}; give a "
+                                         "share from 0 to 1, e.g. 0.5")
         if self.masking_noise is not None and self.masking_noise >= 1:
             raise checks.ConfigError("masking_noise", f"{self.masking_noise} would hide every "
                                      "square; give a share below 1, e.g. 0.25")
