@@ -299,12 +299,15 @@ def defects(*sources, command="python bench/defects.py"):
 def textures(*sources, command="python bench/textures.py"):
     """Real texture photographs: per texture and variant image AUROC / pixel
     AUROC / PRO / TPR at the calibrated threshold / training seconds, and
-    each variant's means, from `sources`, `(results, file name)` pairs."""
+    each variant's means, from `sources`, `(results, file name)` pairs; a
+    variant run at several seeds shows their means, and each seed's."""
     runs = [r for results, _ in sources for r in results["runs"]]
     results = sources[0][0]
     variants = list(dict.fromkeys(r["variant"] for r in runs))
     textures = list(dict.fromkeys(r["texture"] for r in runs))
-    by = {(r["variant"], r["texture"]): r for r in runs}
+    by = {}
+    for r in runs:
+        by.setdefault((r["variant"], r["texture"]), []).append(r)
     keys = ("test_auroc", "test_pixel_auroc", "test_pro", "test_tpr_at_threshold")
 
     def cell(runs):
@@ -316,20 +319,21 @@ def textures(*sources, command="python bench/textures.py"):
     lines = ["| " + " | ".join(["variant", *textures, "**mean**"]) + " |",
              "| --- |" + " --- |" * (len(textures) + 1)]
     for v in variants:
-        runs = [by[v, t] for t in textures if (v, t) in by]
-        lines.append(f"| {v} | " + " | ".join(
-            cell([by[v, t]]) if (v, t) in by else "–" for t in textures)
-            + f" | **{cell(runs)}** |")
+        lines.append(f"| {v} | " + " | ".join(cell(by[v, t]) if (v, t) in by else "–"
+                                             for t in textures)
+                     + f" | **{cell([r for t in textures for r in by.get((v, t), [])])}** |")
     notes = [provenance(r, n, command) for r, n in sources]
     size = results["size"]
     highest = _per_texture(by, variants, textures, ("map_max_auroc",))
     checked = _per_texture(by, variants, textures,
                            ("validation_simulated_auroc", "validation_simulated_pixel_auroc"))
     flagged = _per_texture(by, variants, textures, ("test_fpr_at_threshold",))
-    intervals = _per_texture(by, variants, textures, ("test_auroc_interval",),
-                             lambda interval: "-".join(f"{100 * x:.0f}" for x in interval))
+    single = {(v, t): runs for (v, t), runs in by.items() if len(runs) == 1}
+    intervals = _per_texture(single, variants, textures, ("test_auroc_interval",),
+                             lambda intervals: "-".join(f"{100 * x:.0f}" for x in intervals[0]))
     lines += ["", (f"{size}x{size} crops; image AUROC / pixel AUROC / PRO / TPR at the "
                    f"threshold calibrated on the validation crops, in %, and training seconds. ")
+              + _by_seed(by, variants, textures)
               + (f"The image AUROC's 95% interval (a bootstrap of the test crops), "
                  f"{', '.join(textures)}: {intervals}. " if intervals else "")
               + (f"Good test crops the threshold flags (FPR, %), {', '.join(textures)}: "
@@ -342,12 +346,36 @@ def textures(*sources, command="python bench/textures.py"):
     return "\n".join(lines)
 
 
-def _per_texture(by, variants, textures, keys, shown=lambda value: f"{100 * value:.1f}"):
+def _by_seed(by, variants, textures):
+    """"A variant's cells are the means of seeds ...: image / pixel AUROC
+    by seed ..." for the variants run at several seeds (every texture's run
+    of a seed finished), else ""."""
+    notes = []
+    for v in variants:
+        runs = [r for t in textures for r in by.get((v, t), [])]
+        seeds = sorted({r.get("seed", 0) for r in runs})
+        if len(seeds) < 2:
+            continue
+        means = []
+        for seed in seeds:
+            ran = [r for r in runs if r.get("seed", 0) == seed]
+            means.append("–" if any("failed" in r for r in ran) else " / ".join(
+                f"{statistics.mean(100 * r[k] for r in ran):.1f}"
+                for k in ("test_auroc", "test_pixel_auroc")))
+        notes.append(f"{v}'s cells are the means of seeds {', '.join(map(str, seeds))} (its "
+                     f"mean image / pixel AUROC by seed: {', '.join(means)}). ")
+    return "".join(notes)
+
+
+def _per_texture(by, variants, textures, keys, shown=None):
     """"variant a / b, c / d; ...": each of `keys` per texture as `shown`
-    writes it (in %), for the variants whose runs of every texture have them."""
+    writes its runs' values (default: their mean, in %), for the variants
+    whose runs of every texture have them."""
+    shown = shown or (lambda values: f"{100 * statistics.mean(values):.1f}")
     return "; ".join(
-        f"{v} " + ", ".join(" / ".join(shown(by[v, t][k]) for k in keys) for t in textures)
-        for v in variants if all(by.get((v, t), {}).get(k) is not None
+        f"{v} " + ", ".join(" / ".join(shown([r[k] for r in by[v, t]]) for k in keys)
+                            for t in textures)
+        for v in variants if all((v, t) in by and all(r.get(k) is not None for r in by[v, t])
                                  for t in textures for k in keys))
 
 

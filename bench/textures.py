@@ -1,13 +1,15 @@
 """Defects on real photographs: scikit-image's textures, in MVTec AD's layout.
 
     python bench/textures.py [--variants=draem,conv,restoration] [--textures=brick,grass,gravel]
+                             [--seed=0,1,2]  # each seed's crops, defects and runs
     python bench/textures.py --layout_only   # write the folders, print train.py's command
                                              # and how alike the held-out region is
 
 scikit-image's wheel ships photographs of textures (`skimage/data/`: brick,
 grass, gravel; 512x512 grey). This reads their PNGs from --photos, or
 downloads the wheel once with `pip download --no-deps scikit-image` and
-unpacks them (scikit-image is never imported). For each texture it writes:
+unpacks them (scikit-image is never imported). For each texture and --seed it
+writes, into --root's TEXTURE-SIZE (seeds other than 0: TEXTURE-SIZE-seedN):
 
     train/good/        --train crops of --size px from the photograph above and
                        below a band across its middle, at random places, some
@@ -36,7 +38,7 @@ train.py would say it; the image AUROC of the map's highest pixel (`draem`
 serves the mean of its highest pixels); and `draem`'s check on simulated
 anomalies in its validation images (`keras_ae.anomaly.simulated_check`).
 Writes them, the command and the machine to --out; README's table is
-`bench/report.py`'s rendering of it.
+`bench/report.py`'s rendering of it (each cell the mean over the seeds).
 """
 
 import glob
@@ -80,7 +82,9 @@ def define_flags():
                          "training crops).")
     flags.DEFINE_integer("good", 60, "Good test crops per texture.")
     flags.DEFINE_integer("per_defect", 20, "Test crops of each defect per texture.")
-    flags.DEFINE_integer("seed", 0, "Seed of the crops, the defects and every run.")
+    flags.DEFINE_list("seed", ["0"], "Seeds of the crops, the defects and every run, each "
+                      "seed its own folders; the table averages them (a seed moves a "
+                      "texture's image AUROC by a few points).")
     flags.DEFINE_integer("epochs", None, "Epochs of each run. Default: the recipe's.")
     flags.DEFINE_integer("tile", None, "draem's --tile. Default: its own.")
     flags.DEFINE_integer("width", None, "draem's --width. Default: its own.")
@@ -241,21 +245,28 @@ def write_layout(photos, texture, directory, seed, size, train, good, per_defect
     open(done, "w").close()
 
 
-def run(variant, texture, directory):
+def folder(texture, seed):
+    """Where `texture`'s folder for `seed` goes: seed 0's without the seed."""
+    return os.path.join(FLAGS.root, f"{texture}-{FLAGS.size}" + (f"-seed{seed}" if seed else ""))
+
+
+def run(variant, texture, directory, seed):
     options = {name: value for name, value in (("tile", FLAGS.tile), ("width", FLAGS.width))
                if value and variant == "draem"}
-    config = defects.layout_config(directory, variant, FLAGS.seed, FLAGS.epochs, **options)
+    config = defects.layout_config(directory, variant, seed, FLAGS.epochs, **options)
     start = time.perf_counter()
     try:
         metrics = training.train(config, distribute.get_strategy("default"),
                                  data.load(config.data), verbose=0, overwrite=True)
     except training.TrainingDiverged as e:  # as train.py reports it, exit 1
-        return {"variant": variant, "texture": texture, "failed": str(e).split(":")[0]}
+        return {"variant": variant, "texture": texture, "seed": seed,
+                "failed": str(e).split(":")[0]}
     keys = ("test_auroc", "test_auroc_interval", "test_auroc_by_class", "test_pixel_auroc",
             "test_pro", "test_fpr_at_threshold", "test_tpr_at_threshold", "train_seconds",
             "epochs_trained", "peak_memory_mib", "validation_simulated_auroc",
             "validation_simulated_pixel_auroc")
-    return {"variant": variant, "texture": texture, "seconds": time.perf_counter() - start,
+    return {"variant": variant, "texture": texture, "seed": seed,
+            "seconds": time.perf_counter() - start,
             **{k: metrics.get(k) for k in keys},
             "map_max_auroc": map_max_auroc(config.train.model_dir, directory)}
 
@@ -272,30 +283,31 @@ def map_max_auroc(model_dir, directory):
 
 def main(argv):
     del argv  # environment.command() records the flags
+    seeds = [int(seed) for seed in FLAGS.seed]
     photos = photographs(FLAGS.photos or os.path.join(FLAGS.root, "photos"),
                          sorted(set(TEXTURES) | set(FLAGS.textures)))
-    directories = {}
     for texture in FLAGS.textures:
-        directories[texture] = os.path.join(FLAGS.root, f"{texture}-{FLAGS.size}")
-        write_layout(photos, texture, directories[texture], FLAGS.seed, FLAGS.size,
-                     FLAGS.train, FLAGS.good, FLAGS.per_defect, FLAGS.validation)
+        for seed in seeds:
+            write_layout(photos, texture, folder(texture, seed), seed, FLAGS.size,
+                         FLAGS.train, FLAGS.good, FLAGS.per_defect, FLAGS.validation)
         if FLAGS.layout_only:
             side = photos[texture].shape[0]
             print(f"{texture}: sharpness of the held-out region over the rest "
                   f"{sharpness_ratio(photos[texture], held_out_region(side, FLAGS.size)):.2f} "
                   f"(of the bottom-right quarter, the region until d027059: "
                   f"{sharpness_ratio(photos[texture], quarter(side)):.2f})")
-            print(defects.train_command(directories[texture]))
+            print(defects.train_command(folder(texture, seeds[0])))
     if FLAGS.layout_only:
         return
     results = {"command": environment.command(), "machine": environment.machine(),
-               "size": FLAGS.size, "defects": list(DEFECTS), "runs": []}
-    for variant in FLAGS.variants:
-        for texture in FLAGS.textures:
-            results["runs"].append(run(variant, texture, directories[texture]))
-            print(json.dumps(results["runs"][-1]), flush=True)
-            with open(FLAGS.out, "w") as f:
-                json.dump(results, f, indent=1)
+               "size": FLAGS.size, "defects": list(DEFECTS), "seeds": seeds, "runs": []}
+    for seed in seeds:
+        for variant in FLAGS.variants:
+            for texture in FLAGS.textures:
+                results["runs"].append(run(variant, texture, folder(texture, seed), seed))
+                print(json.dumps(results["runs"][-1]), flush=True)
+                with open(FLAGS.out, "w") as f:
+                    json.dump(results, f, indent=1)
 
 
 if __name__ == "__main__":
