@@ -50,7 +50,8 @@ _NOT_COMPARED = {"train.model_dir", "data.cache_dir"}
 # Settings a run written before they existed lacks, and the value that does
 # what it did then: given that value, such a run resumes.
 _BEFORE = {"data.grain_at_place": False,  # 467a001; before, the grain about a random grey
-           "data.paste_at_place": 0.0}  # 39fc3bd; before, no paste at its place's grey
+           "data.paste_at_place": 0.0,  # 39fc3bd; before, no paste at its place's grey
+           "data.cells": False}  # the cells fill (BUILD.md, "Cells"); before, five fills
 
 
 class RunDirError(config_lib.ConfigError):

@@ -176,9 +176,28 @@ def test_a_grain_and_a_paste_at_place_are_as_bright_as_what_they_cover():
             for share in (0.0, 0.5, 1.0)]  # among pastes, their inversions, blurs, stains
     assert 2 * near[0] < near[2] and near[0] < near[1] < near[2]
     # What training, the self-check and the int8 calibration draw, from a run's config:
-    assert data.simulation(config_lib.DataConfig(
-        rectangles=0.5, grain_at_place=True, paste_at_place=0.5)) == anomalies.Simulation(
-        rectangles=0.5, grain_at_place=True, paste_at_place=0.5)
+    drawn = dict(rectangles=0.5, grain_at_place=True, paste_at_place=0.5, cells=True)
+    assert data.simulation(config_lib.DataConfig(**drawn)) == anomalies.Simulation(**drawn)
+
+
+def test_cells_are_a_sixth_fill_about_the_grey_at_place():
+    """On flat greys every fill is flat but the grain and the cells: with
+    `cells` about twice as many anomalies vary (two fills of six against one
+    of five), at place about the grey they cover as the grain is."""
+    greys = np.linspace(0.2, 0.8, 512, dtype=np.float32)
+    images = np.broadcast_to(greys[:, None, None, None], (512, 32, 32, 1))
+
+    def offsets(**simulation):  # per varied fill: its mean's offset from the grey it covers
+        pasted, masks = anomalies.simulate(images, images[::-1], [0, 1],
+                                           simulation=anomalies.Simulation(**simulation))
+        pasted, masks = pasted.numpy()[..., 0], masks.numpy()[..., 0] > 0.5
+        return np.array([abs(image[mask].mean() - grey)
+                         for image, mask, grey in zip(pasted, masks, greys)
+                         if mask.any() and np.ptp(image[mask]) > 0.01])
+
+    five, six = offsets(grain_at_place=True), offsets(grain_at_place=True, cells=True)
+    assert len(five) > 20 and 1.4 * len(five) < len(six) < 2.6 * len(five)
+    assert np.median(six) < 0.07 < np.median(offsets(cells=True))
 
 
 def _rectangles(masks):
@@ -517,18 +536,19 @@ def test_images_smaller_than_the_tile_train_longer_and_on_rectangles(tmp_path):
         masks = np.concatenate([y[..., 1:] for _, y in stream.take(8)])  # 64 images
         return (len(loaded.train_images), config.train.epochs), (
             config.anomaly.anomaly_map_sigma, _rectangles(masks), config.data.grain_at_place,
-            config.data.paste_at_place)
+            config.data.paste_at_place, config.data.cells)
 
     recipe = keras_ae.variants.recipe("draem")
     (images, whole), tiled = run(draem.TILE)
     assert whole == -(-recipe.images_shown // images)
-    assert tiled == (0, 0, True, recipe.paste_at_place) and recipe.paste_at_place > 0
+    assert tiled == (0, 0, True, recipe.paste_at_place, True) and recipe.paste_at_place > 0
     assert run(draem.TILE * 2) == ((images, whole), tiled)  # trained on crops of the tile
-    (_, small), (sigma, rectangles, grain_at_place, paste_at_place) = run(draem.TILE // 2)
+    (_, small), (sigma, rectangles, grain_at_place, paste_at_place, cells) = run(
+        draem.TILE // 2)
     # Twice the images shown, each a quarter of the pixels, the epochs rounded up:
     assert small == -(-recipe.on_small_images["images_shown"] * 4 // images)
     assert small >= 8 * whole - 8
     assert sigma == draem.TILE // 2 / 16 and 0 < rectangles < 32  # of about 32 anomalies
-    assert not grain_at_place and paste_at_place == 0
+    assert not grain_at_place and paste_at_place == 0 and not cells
     assert run(draem.TILE // 2 + 1, tile=draem.TILE // 2 + 1) == ((images, whole), tiled)
     assert run(draem.TILE, rectangles=1.0)[1][1] > 16  # of about 32 anomalies, all rectangles

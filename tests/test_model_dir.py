@@ -70,7 +70,8 @@ def test_a_setting_older_runs_lack_is_what_they_did_or_else_refused_as_absent(
     old, new = {"data": {"rectangles": 0.0}}, {"data": {"rectangles": 0.0, "grain_at_place": True}}
     assert model_dir.differences(old, new) == ["data.grain_at_place: False → True"]
     assert model_dir.differences(old, {"data": {"rectangles": 0.0, "grain_at_place": False,
-                                                "paste_at_place": 0.0}}) == []
+                                                "paste_at_place": 0.0,
+                                                "cells": False}}) == []
 
     config = tiny_config(tmp_path, tiny_mnist_dir)
     written = json.loads(config.to_json())

@@ -291,11 +291,11 @@ def test_config_json_has_every_default_that_ran_written_in(variant, tmp_path):
     assert config.data.noise_stddev == config.data.eval_noise_stddev == recipe.noise_stddev
     assert config.data.masking_noise == recipe.masking_noise == 0  # conv's is on defects only
     # Written in by the data (`with_data`):
-    assert (config.data.rectangles, config.data.grain_at_place, config.data.paste_at_place) == (
-        None, None, None)
+    assert (config.data.rectangles, config.data.grain_at_place, config.data.paste_at_place,
+            config.data.cells) == (None, None, None, None)
     if not recipe.simulated_anomalies:
         for field, value in (("rectangles", 0.5), ("grain_at_place", True),
-                             ("paste_at_place", 0.5)):
+                             ("paste_at_place", 0.5), ("cells", True)):
             asked = tiny_run_config(tmp_path, "unused", variant)
             asked = dataclasses.replace(asked, data=dataclasses.replace(asked.data,
                                                                         **{field: value}))

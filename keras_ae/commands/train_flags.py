@@ -170,6 +170,10 @@ flags.DEFINE_float(
     "paste_at_place", None, "draem: share of the simulated anomalies' pasted images about "
     "the grey of what they cover" + RECIPE + ", which sets it by the image size."
 )
+flags.DEFINE_bool(
+    "cells", None, "draem: a sixth of the simulated anomalies filled with cells of Worley "
+    "noise (pebbles, scales, cracks)" + RECIPE + ", which sets it by the image size."
+)
 flags.DEFINE_float(
     "eval_noise_stddev", None,
     "Noise of the test inputs for the PSNR metrics and denoising.png "

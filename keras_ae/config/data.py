@@ -46,6 +46,9 @@ class DataConfig:
             of their pasted images that take the grey of what they cover
             (`keras_ae.data.anomalies`). Default None: the recipe's for the
             run's images, as `rectangles`.
+        cells: a recipe trained on simulated anomalies: whether a sixth of
+            their fills are cells of Worley noise (`keras_ae.data.anomalies`).
+            Default None: the recipe's for the run's images, as `rectangles`.
         eval_noise_stddev: noise of the test inputs for the PSNR figures
             (`test_psnr_noisy`, `test_psnr_denoised`) and `denoising.png`; 0
             skips them. Default None: the training noise.
@@ -106,6 +109,7 @@ class DataConfig:
     rectangles: float | None = None
     grain_at_place: bool | None = None
     paste_at_place: float | None = None
+    cells: bool | None = None
     eval_noise_stddev: float | None = None
     seed: int = 0
     download: bool = True

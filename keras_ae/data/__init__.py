@@ -139,7 +139,8 @@ def simulation(config):
     defaults written in) trains on, and checks its detector with."""
     return anomalies.Simulation(rectangles=config.rectangles or 0.0,
                                 grain_at_place=bool(config.grain_at_place),
-                                paste_at_place=config.paste_at_place or 0.0)
+                                paste_at_place=config.paste_at_place or 0.0,
+                                cells=bool(config.cells))
 
 
 __all__ = [

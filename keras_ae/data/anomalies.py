@@ -18,10 +18,11 @@ Perlin noise, and learns to restore the image and to segment the paste.
   caller's `paste_at_place` share of the images to about the grey of what
   it covers, as a foreign texture of the same brightness), and in four
   fifths of the images inverted, blurred, one flat grey or a grain of
-  smooth noise instead (DRAEM pastes photographs of other textures, which
-  cannot be downloaded here), the grain about a random grey or (the
-  caller's `grain_at_place`) about the grey of what it covers, blended with
-  the image by a random opacity (the flat grey, a stain, opaque).
+  smooth noise or (the caller's `cells`) Worley noise's cells instead
+  (DRAEM pastes photographs of other textures, which cannot be downloaded
+  here), the grain and cells about a random grey or (`grain_at_place`)
+  the grey of what they cover, blended with the image by a random opacity
+  (the flat grey, a stain, opaque).
 
 What is drawn besides the seed is a `Simulation`: the recipe's for the
 run's images (`keras_ae.variants.base_recipe.Recipe.on_images`).
@@ -50,8 +51,10 @@ RECTANGLE_SIDES = (0.1, 0.4)  # shares of the image's sides
 THRESHOLD = (0.7, 0.9)  # of the noise, in [0, 1]: masks of under 1% to ~15% of the image
 OPACITY = (0.4, 1.0)  # of the paste over the image (DRAEM: 1 - beta, beta in [0, 0.8])
 MIN_BRIGHTNESS, MAX_BRIGHTNESS = 0.1, 0.3  # of the paste's change of brightness
-FILLS = ("paste", "inverted", "blurred", "grey", "grain")
+FILLS = ("paste", "inverted", "blurred", "grey", "grain", "cells")  # cells: if asked
 GRAIN_CELLS = (16, 64)  # the grain fill's cells along the shorter side
+CELL_POINTS = 16  # the cells fill's points, on a torus of the shorter side's square
+CELL_ZOOM = (0.5, 2.0)  # the torus' periods along the shorter side: cells of 1/8 to 1/2 of it
 GRAIN_AT_PLACE = 0.1  # at place: the grain's grey at most this off the covered grey
 
 
@@ -71,11 +74,15 @@ class Simulation:
             GRAIN_AT_PLACE), as a foreign texture of the texture's own
             brightness; the rest brightened or darkened by MIN_BRIGHTNESS to
             MAX_BRIGHTNESS. Default 0.
+        cells: a sixth fill, cells of Worley noise (`_cells`), as a foreign
+            texture of pebbles, scales or cracks; about the grain's grey (so
+            at place with `grain_at_place`). Default False: five fills.
     """
 
     rectangles: float = 0.0
     grain_at_place: bool = False
     paste_at_place: float = 0.0
+    cells: bool = False
 
 
 def simulate(images, foreign, seed, first_row=0, rows=None, simulation=Simulation()):
@@ -94,15 +101,18 @@ def simulate(images, foreign, seed, first_row=0, rows=None, simulation=Simulatio
     masks = _masks(draw, keys[:3], height, width, simulation.rectangles)
     paste = _paste(draw, keys, images, foreign, masks, simulation.paste_at_place)
     # Per image one of FILLS: the paste as it is, inverted, blurred (a smear),
-    # one flat grey (a stain), or a grain of another scale about a grey (a
-    # foreign texture): a paste of the same texture alone can be invisible.
-    kind = tf.one_hot(tf.cast(draw(keys[6], []) * len(FILLS), tf.int32), len(FILLS))
+    # one flat grey (a stain), a grain of another scale about a grey, or cells
+    # (foreign textures): a paste of the same texture alone can be invisible.
     grey, strength, roughness = tf.split(draw(keys[8], [1, 1, 3]), 3, axis=-1)
     small = (max(1, height // 8), max(1, width // 8))
     blurred = tf.image.resize(tf.image.resize(paste, small, "area"), (height, width), "bilinear")
     grain = _grain(draw, keys[9], images, masks, grey, roughness, simulation.grain_at_place)
-    flat, grain = tf.broadcast_to(grey, tf.shape(paste)), tf.broadcast_to(grain, tf.shape(paste))
-    fills = tf.stack([paste, 1.0 - paste, blurred, flat, grain])
+    fills = [paste, 1.0 - paste, blurred, grey, grain]
+    if simulation.cells:  # its own stream: the other draws are the same without it
+        fills.append(_cells(draw, tf.random.experimental.stateless_fold_in(keys[9], 5), images,
+                            masks, grey, roughness, simulation.grain_at_place))
+    kind = tf.one_hot(tf.cast(draw(keys[6], []) * len(fills), tf.int32), len(fills))
+    fills = tf.stack([tf.broadcast_to(fill, tf.shape(paste)) for fill in fills])
     paste = tf.einsum("knhwc,nk->nhwc", fills, kind)
     # A stain (the flat grey) covers what it is on: opaque, and so flat, as
     # the LocalContrast channel of the detector can tell (BUILD.md).
@@ -153,6 +163,36 @@ def _grain(draw, key, images, masks, grey, roughness, at_place):
     if at_place:
         grey = _covered(images, masks) + (grey - 0.5) * 2.0 * GRAIN_AT_PLACE
     return tf.clip_by_value(grey + (grain - 0.5) * (1.0 + 2.0 * roughness), 0.0, 1.0)
+
+
+def _cells(draw, key, images, masks, grey, roughness, at_place):
+    """The cells fill `[n, h, w, 1]`, Worley noise (pebbles, scales, cracks):
+    CELL_POINTS random points on a torus repeated CELL_ZOOM times along the
+    shorter side, each pixel its nearest point's cell's grey, lighter toward
+    the point and darker toward the cell's edge, about `grey` `[n, 1, 1, 1]`
+    or `at_place` the mean of what `masks` cover, as `_grain`."""
+    height, width = images.shape[1], images.shape[2]
+    side = min(height, width)
+    points = draw(key, [CELL_POINTS, 3])  # y, x on the torus, and the cell's grey
+    zoom = draw(tf.random.experimental.stateless_fold_in(key, 1), [1], *CELL_ZOOM)
+
+    def on_torus(length, axis):  # [n, length, 1, k] or [n, 1, length, k]: to each point
+        position = (tf.range(length, dtype=tf.float32) + 0.5) / side
+        position = tf.math.floormod(position[None, :, None] * zoom[:, :, None], 1.0)
+        offset = tf.abs(position - points[:, None, :, axis])
+        offset = tf.minimum(offset, 1.0 - offset)
+        return offset[:, :, None] if axis == 0 else offset[:, None]
+
+    dy, dx = on_torus(height, 0), on_torus(width, 1)
+    distance = tf.sqrt(dy * dy + dx * dx + 1e-8)  # [n, h, w, k]
+    nearest = -tf.math.top_k(-distance, 2).values
+    inside = (nearest[..., 1] - nearest[..., 0]) / (nearest[..., 1] + nearest[..., 0])
+    which = tf.one_hot(tf.argmin(distance, -1), CELL_POINTS)
+    cell = tf.einsum("nhwk,nk->nhw", which, points[..., 2])
+    value = (cell - 0.5) * 0.6 + (tf.sqrt(inside) - 0.5) * 0.6
+    if at_place:
+        grey = _covered(images, masks) + (grey - 0.5) * 2.0 * GRAIN_AT_PLACE
+    return tf.clip_by_value(grey + value[..., None] * (0.5 + roughness), 0.0, 1.0)
 
 
 def _drawer(images, first_row, rows):

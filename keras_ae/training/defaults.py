@@ -24,7 +24,7 @@ def resolve(config):
         # ... learning_rate=0.003, learning_rate_schedule="cosine", latent_dim=32, ...
     """
     recipe = variants.recipe(config.model.variant)
-    for name in ("rectangles", "grain_at_place", "paste_at_place"):
+    for name in ("rectangles", "grain_at_place", "paste_at_place", "cells"):
         if getattr(config.data, name) and not recipe.simulated_anomalies:
             raise config_lib.ConfigError(
                 name, f"shapes simulated anomalies, which variant {config.model.variant!r} "
@@ -80,6 +80,7 @@ def with_data(config, data):
         rectangles=_or(config.data.rectangles, recipe.on_images("rectangles", share)),
         grain_at_place=_or(config.data.grain_at_place, recipe.on_images("grain_at_place", share)),
         paste_at_place=_or(config.data.paste_at_place, recipe.on_images("paste_at_place", share)),
+        cells=_or(config.data.cells, recipe.on_images("cells", share)),
         test_mask_dir=masks or config.data.test_mask_dir,
         validation_dir=_validation_dir(config, data)))
 

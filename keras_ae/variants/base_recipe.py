@@ -36,11 +36,13 @@ class Recipe:
     # images (`keras_ae.data.train_dataset`'s `anomalies`).
     simulated_anomalies = False
     # With them: the share of their masks drawn as rectangles, not blobs,
-    # whether their grain fill takes the grey of what it covers, and the share
-    # of their pastes that do (`keras_ae.data.anomalies.Simulation`).
+    # whether their grain fill takes the grey of what it covers, the share
+    # of their pastes that do, and whether cells are a sixth fill
+    # (`keras_ae.data.anomalies.Simulation`).
     rectangles = 0.0
     grain_at_place = False
     paste_at_place = 0.0
+    cells = False
     batch_size = 64  # the global batch
     learning_rate = 1e-3
     # "constant", or "cosine": from `learning_rate` down to 0 at the last step.

@@ -30,6 +30,10 @@ class DraemRecipe(Recipe):
     # grass gained 2.0 image AUROC, gravel lost 1.0; on small images, as the
     # grain, not (BUILD.md, "The paste as bright as its place").
     paste_at_place = 0.5
+    # Cells of Worley noise as a sixth fill, a foreign texture of pebbles or
+    # scales, as DRAEM's pastes of other photographs are: on crops of textures
+    # grass and gravel gained over five seeds (BUILD.md, "Cells").
+    cells = True
     # Images smaller than the tile are whole small parts, as bench/defects.py's
     # 28 px garments: there three quarters of the masks are rectangles
     # (CutPaste's patch, straight-edged), the map is smoothed as conv's, and
@@ -38,7 +42,7 @@ class DraemRecipe(Recipe):
     # grass and gravel, and longer training grass (BUILD.md, "Small whole images").
     on_small_images = {"rectangles": 0.75, "anomaly_map_smoothing": 1 / 16,
                        "images_shown": 2 * images_shown, "grain_at_place": False,
-                       "paste_at_place": 0.0}
+                       "paste_at_place": 0.0, "cells": False}
 
 
 RECIPE = DraemRecipe()
