@@ -170,7 +170,7 @@ def _cells(draw, key, images, masks, grey, roughness, at_place):
     CELL_POINTS random points on a torus repeated CELL_ZOOM times along the
     shorter side, each pixel its nearest point's cell's grey, lighter toward
     the point and darker toward the cell's edge, about `grey` `[n, 1, 1, 1]`
-    or `at_place` the mean of what `masks` cover, as `_grain`."""
+    or `at_place` the mean of what `masks` cover, as `_grain`, its contrast by `roughness`."""
     height, width = images.shape[1], images.shape[2]
     side = min(height, width)
     points = draw(key, [CELL_POINTS, 3])  # y, x on the torus, and the cell's grey
