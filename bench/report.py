@@ -347,9 +347,9 @@ def textures(*sources, command="python bench/textures.py"):
 
 
 def _by_seed(by, variants, textures):
-    """"A variant's cells are the means of seeds ...: image / pixel AUROC
-    by seed ..." for the variants run at several seeds (every texture's run
-    of a seed finished), else ""."""
+    """"V's cells are the means of seeds ... (its mean image / pixel AUROC
+    by seed: ...)" for each variant run at several seeds (– for a seed with
+    a failed run), else ""."""
     notes = []
     for v in variants:
         runs = [r for t in textures for r in by.get((v, t), [])]

@@ -106,11 +106,13 @@ def simulate(images, foreign, seed, first_row=0, rows=None, simulation=Simulatio
     grey, strength, roughness = tf.split(draw(keys[8], [1, 1, 3]), 3, axis=-1)
     small = (max(1, height // 8), max(1, width // 8))
     blurred = tf.image.resize(tf.image.resize(paste, small, "area"), (height, width), "bilinear")
-    grain = _grain(draw, keys[9], images, masks, grey, roughness, simulation.grain_at_place)
-    fills = [paste, 1.0 - paste, blurred, grey, grain]
+    # The grain's and the cells' grey: at place within GRAIN_AT_PLACE of what they cover.
+    textured = (_covered(images, masks) + (grey - 0.5) * 2.0 * GRAIN_AT_PLACE
+                if simulation.grain_at_place else grey)
+    fills = [paste, 1.0 - paste, blurred, grey, _grain(draw, keys[9], images, textured, roughness)]
     if simulation.cells:  # its own stream: the other draws are the same without it
         fills.append(_cells(draw, tf.random.experimental.stateless_fold_in(keys[9], 5), images,
-                            masks, grey, roughness, simulation.grain_at_place))
+                            textured, roughness))
     kind = tf.one_hot(tf.cast(draw(keys[6], []) * len(fills), tf.int32), len(fills))
     fills = tf.stack([tf.broadcast_to(fill, tf.shape(paste)) for fill in fills])
     paste = tf.einsum("knhwc,nk->nhwc", fills, kind)
@@ -151,26 +153,24 @@ def _covered(images, masks):
         tf.reduce_sum(masks, [1, 2, 3], keepdims=True) * images.shape[-1] + 1e-6)
 
 
-def _grain(draw, key, images, masks, grey, roughness, at_place):
-    """The grain fill `[n, h, w, 1]`: smooth noise of GRAIN_CELLS cells about
-    `grey` `[n, 1, 1, 1]`, or `at_place` about the mean of what `masks`
-    cover (within GRAIN_AT_PLACE of it), its contrast by `roughness`."""
+def _grain(draw, key, images, grey, roughness):
+    """The grain fill `[n, h, w, 1]` for `images`: smooth noise of
+    GRAIN_CELLS cells about `grey` `[n, 1, 1, 1]`, its contrast by
+    `roughness`."""
     height, width = images.shape[1], images.shape[2]
     side = min(height, width)
     cells = draw(key, [2], *GRAIN_CELLS) * [height / side, width / side]
     grain = _noise(draw, tf.random.experimental.stateless_fold_in(key, 1), height, width, cells,
                    most=GRAIN_CELLS[1])
-    if at_place:
-        grey = _covered(images, masks) + (grey - 0.5) * 2.0 * GRAIN_AT_PLACE
     return tf.clip_by_value(grey + (grain - 0.5) * (1.0 + 2.0 * roughness), 0.0, 1.0)
 
 
-def _cells(draw, key, images, masks, grey, roughness, at_place):
-    """The cells fill `[n, h, w, 1]`, Worley noise (pebbles, scales, cracks):
-    CELL_POINTS random points on a torus repeated CELL_ZOOM times along the
-    shorter side, each pixel its nearest point's cell's grey, lighter toward
-    the point and darker toward the cell's edge, about `grey` `[n, 1, 1, 1]`
-    or `at_place` the mean of what `masks` cover, as `_grain`, its contrast by `roughness`."""
+def _cells(draw, key, images, grey, roughness):
+    """The cells fill `[n, h, w, 1]` for `images`, Worley noise (pebbles,
+    scales, cracks): CELL_POINTS random points on a torus repeated CELL_ZOOM
+    times along the shorter side, each pixel its nearest point's cell's
+    grey, lighter toward the point and darker toward the cell's edge, about
+    `grey` `[n, 1, 1, 1]`, its contrast by `roughness`."""
     height, width = images.shape[1], images.shape[2]
     side = min(height, width)
     points = draw(key, [CELL_POINTS, 3])  # y, x on the torus, and the cell's grey
@@ -184,14 +184,11 @@ def _cells(draw, key, images, masks, grey, roughness, at_place):
         return offset[:, :, None] if axis == 0 else offset[:, None]
 
     dy, dx = on_torus(height, 0), on_torus(width, 1)
-    distance = tf.sqrt(dy * dy + dx * dx + 1e-8)  # [n, h, w, k]
-    nearest = -tf.math.top_k(-distance, 2).values
-    inside = (nearest[..., 1] - nearest[..., 0]) / (nearest[..., 1] + nearest[..., 0])
-    which = tf.one_hot(tf.argmin(distance, -1), CELL_POINTS)
-    cell = tf.einsum("nhwk,nk->nhw", which, points[..., 2])
+    nearest = tf.math.top_k(-(dy * dy + dx * dx + 1e-8), 2)  # [n, h, w, 2]: squared, negated
+    near, next_near = tf.unstack(tf.sqrt(-nearest.values), axis=-1)
+    inside = (next_near - near) / (next_near + near)
+    cell = tf.gather(points[..., 2], nearest.indices[..., 0], batch_dims=1)
     value = (cell - 0.5) * 0.6 + (tf.sqrt(inside) - 0.5) * 0.6
-    if at_place:
-        grey = _covered(images, masks) + (grey - 0.5) * 2.0 * GRAIN_AT_PLACE
     return tf.clip_by_value(grey + value[..., None] * (0.5 + roughness), 0.0, 1.0)
 
 
