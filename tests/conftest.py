@@ -25,13 +25,21 @@ def pytest_configure(config):
         "converts to TFLite, trains on real data or for many steps to show an effect; "
         "CI runs it, the fast tier (-m 'not slow') leaves it out",
     )
+    # pytest-xdist (3.6 on) sorts `--dist loadfile`'s files by their count of
+    # tests unless told not to, which put test_multi_worker.py (3 tests, a
+    # minute) last: keep LONGEST_FIRST's order instead.
+    if getattr(config.option, "loadscopereorder", None):
+        config.option.loadscopereorder = False
 
 
-# The files that take longest (BUILD.md, "Tests"), run first: pytest-xdist
-# hands out files in collection order, so a long one started last would leave
-# the other worker idle at the end.
-LONGEST_FIRST = ("test_train.py", "test_multi_worker.py", "test_anomaly.py",
-                 "test_restoration.py", "test_export.py", "test_images.py")
+# The files that take longest, longest first (per-file seconds summed from
+# `--durations=0`, BUILD.md "Tests"): pytest-xdist's `--dist loadfile` hands out
+# files in this order, so no long one is started last while the other worker
+# idles (`pytest_configure` keeps xdist from reordering them).
+LONGEST_FIRST = ("test_train.py", "test_draem.py", "test_export.py", "test_restoration.py",
+                 "test_multi_worker.py", "test_anomaly.py", "test_images.py", "test_masks.py",
+                 "test_linear.py", "test_stream.py", "test_sparse.py", "test_contractive.py",
+                 "test_denoising.py", "test_vae.py", "test_conv.py")
 
 
 def pytest_collection_modifyitems(items):
