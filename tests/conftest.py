@@ -25,9 +25,9 @@ def pytest_configure(config):
         "converts to TFLite, trains on real data or for many steps to show an effect; "
         "CI runs it, the fast tier (-m 'not slow') leaves it out",
     )
-    # pytest-xdist (3.6 on) sorts `--dist loadfile`'s files by their count of
-    # tests unless told not to, which put test_multi_worker.py (3 tests, a
-    # minute) last: keep LONGEST_FIRST's order instead.
+    # pytest-xdist (since 3.5) sorts `--dist loadfile`'s files by their count
+    # of tests unless told not to (since 3.8), which ran test_multi_worker.py
+    # (3 tests, a minute) last: keep LONGEST_FIRST's order instead.
     if getattr(config.option, "loadscopereorder", None):
         config.option.loadscopereorder = False
 
