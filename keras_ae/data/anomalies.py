@@ -99,7 +99,8 @@ def simulate(images, foreign, seed, first_row=0, rows=None, simulation=Simulatio
     keys = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(10)]
     draw = _drawer(images, first_row, rows)
     masks = _masks(draw, keys[:3], height, width, simulation.rectangles)
-    paste = _paste(draw, keys, images, foreign, masks, simulation.paste_at_place)
+    covered = _covered(images, masks)  # the grey the fills at place follow
+    paste = _paste(draw, keys, foreign, masks, covered, simulation.paste_at_place)
     # Per image one of FILLS: the paste as it is, inverted, blurred (a smear),
     # one flat grey (a stain), a grain of another scale about a grey, or cells
     # (foreign textures): a paste of the same texture alone can be invisible.
@@ -107,7 +108,7 @@ def simulate(images, foreign, seed, first_row=0, rows=None, simulation=Simulatio
     small = (max(1, height // 8), max(1, width // 8))
     blurred = tf.image.resize(tf.image.resize(paste, small, "area"), (height, width), "bilinear")
     # The grain's and the cells' grey: at place within GRAIN_AT_PLACE of what they cover.
-    textured = (_covered(images, masks) + (grey - 0.5) * 2.0 * GRAIN_AT_PLACE
+    textured = (covered + (grey - 0.5) * 2.0 * GRAIN_AT_PLACE
                 if simulation.grain_at_place else grey)
     fills = [paste, 1.0 - paste, blurred, grey, _grain(draw, keys[9], images, textured, roughness)]
     if simulation.cells:  # its own stream: the other draws are the same without it
@@ -123,13 +124,13 @@ def simulate(images, foreign, seed, first_row=0, rows=None, simulation=Simulatio
     return images * (1.0 - opacity) + paste * opacity, masks
 
 
-def _paste(draw, keys, images, foreign, masks, at_place):
+def _paste(draw, keys, foreign, masks, covered, at_place):
     """The paste fill: `foreign` turned by a quarter turn and shifted (drawn
     per batch), its contrast changed per image and its brightness by
     MIN_BRIGHTNESS to MAX_BRIGHTNESS either way, or in an `at_place` share of
-    the images its mean under `masks` moved to within GRAIN_AT_PLACE of what
-    they cover in `images`."""
-    height, width = images.shape[1], images.shape[2]
+    the images its mean under `masks` moved to within GRAIN_AT_PLACE of
+    `covered`, the grey they cover in the images."""
+    height, width = foreign.shape[1], foreign.shape[2]
     turned = tf.image.rot90(foreign, _uniform_int(keys[3], 4)) if height == width else foreign
     shift = tf.random.stateless_uniform([2], keys[4], 0, min(height, width), tf.int32)
     turned = tf.roll(turned, shift, axis=[1, 2])
@@ -141,7 +142,7 @@ def _paste(draw, keys, images, foreign, masks, at_place):
     if not at_place:
         return paste
     placed = tf.clip_by_value(
-        (turned - _covered(turned, masks)) * contrast + _covered(images, masks)
+        (turned - _covered(turned, masks)) * contrast + covered
         + brightness / MAX_BRIGHTNESS * GRAIN_AT_PLACE, 0.0, 1.0)
     chosen = draw(tf.random.experimental.stateless_fold_in(keys[7], 3), [1, 1, 1]) < at_place
     return tf.where(chosen, placed, paste)
