@@ -5,11 +5,7 @@
 See keras_ae/commands/train.py, or `python train.py --help`.
 """
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
-
-from keras_ae.commands import train  # noqa: E402
+from keras_ae.commands import train  # sets TensorFlow's environment first
 
 if __name__ == "__main__":
     train.run()

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from keras_ae import commands  # noqa: E402,F401  first: TensorFlow's environment, as train.py's
 
 from absl import app
 from absl import flags

@@ -50,7 +50,7 @@ import tempfile
 import time
 import zipfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from keras_ae import commands  # noqa: E402,F401  first: TensorFlow's environment, as train.py's
 
 from absl import app
 from absl import flags

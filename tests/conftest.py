@@ -7,7 +7,7 @@ import struct
 import numpy as np
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from keras_ae import commands  # noqa: E402,F401  first: TensorFlow's environment, as train.py's
 
 from keras_ae import distribute  # noqa: E402
 

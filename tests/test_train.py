@@ -241,6 +241,15 @@ def test_flags_make_the_config_and_the_export_config(parse):
                 ("1", "trouser"), 0.2, 0.05, "top_k")
 
 
+def test_the_commands_turn_tensorflows_onednn_kernels_on():
+    # conftest imports keras_ae.commands before TensorFlow, as train.py does.
+    # TensorFlow alone leaves them off on CPUs without AVX-512 VNNI (an AMD
+    # EPYC with AVX2), where this fails if the commands stop turning them on.
+    from tensorflow.python.util import _pywrap_util_port
+
+    assert _pywrap_util_port.IsMklEnabled()
+
+
 def test_an_unreachable_tpu_is_a_tpu_flag_error():
     config = config_lib.RunConfig(
         data=config_lib.DataConfig(), model=config_lib.ModelConfig(),
